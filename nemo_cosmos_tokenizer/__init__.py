@@ -14,12 +14,15 @@ NeMo and the data pipeline are imported lazily: importing this package needs onl
 
 from .config import TokenizerConfig
 from .registry import UnknownModelError, get_config, list_models, resolve_name
+from .networks import CosmosTokenizer, build_tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CosmosTokenizer",
     "TokenizerConfig",
     "UnknownModelError",
+    "build_tokenizer",
     "get_config",
     "list_models",
     "resolve_name",

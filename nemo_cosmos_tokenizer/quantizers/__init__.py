@@ -1,0 +1,5 @@
+"""Quantizers of the discrete tokenizers."""
+
+from .fsq import FSQuantizer
+
+__all__ = ["FSQuantizer"]
