@@ -39,6 +39,22 @@ class Upsample2d(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+def _avg_pool_hw(x: torch.Tensor) -> torch.Tensor:
+    """``F.avg_pool3d(x, (1, 2, 2))`` (floor mode, same summation order) for every dtype.
+
+    CPU ``avg_pool3d`` has no bfloat16 kernel; strided slices work everywhere and compile to one fused kernel.
+    """
+    h, w = x.shape[3] // 2 * 2, x.shape[4] // 2 * 2
+    x = x[:, :, :, :h, :w]
+    return (x[:, :, :, 0::2, 0::2] + x[:, :, :, 0::2, 1::2] + x[:, :, :, 1::2, 0::2] + x[:, :, :, 1::2, 1::2]) / 4
+
+
+def _avg_pool_t(x: torch.Tensor) -> torch.Tensor:
+    """``F.avg_pool3d(x, (2, 1, 1))`` (floor mode) for every dtype."""
+    t = x.shape[2] // 2 * 2
+    return (x[:, :, 0:t:2] + x[:, :, 1:t:2]) / 2
+
+
 class CausalHybridDownsample3d(nn.Module):
     """``[B, C, T, H, W]`` -> ``[B, C, T', H', W']`` with ``H' = H/2`` if ``spatial``, ``T' = (T+1)/2`` if ``temporal``.
 
@@ -63,10 +79,10 @@ class CausalHybridDownsample3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spatial:
             x = F.pad(x, (0, 1, 0, 1, 0, 0))  # [B, C, T, H+1, W+1]
-            x = self.conv1(x) + F.avg_pool3d(x, kernel_size=(1, 2, 2), stride=(1, 2, 2))  # [B, C, T, H/2, W/2]
+            x = self.conv1(x) + _avg_pool_hw(x)  # [B, C, T, H/2, W/2]
         if self.temporal:
             x = torch.cat([x[:, :, :1], x], dim=2)  # [B, C, T+1, H, W]
-            x = self.conv2(x) + F.avg_pool3d(x, kernel_size=(2, 1, 1), stride=(2, 1, 1))  # [B, C, (T+1)/2, H, W]
+            x = self.conv2(x) + _avg_pool_t(x)  # [B, C, (T+1)/2, H, W]
         return self.conv3(x)
 
 
@@ -94,8 +110,8 @@ class CausalHybridUpsample3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.temporal:
-            if x.shape[2] > 1:
-                x = x.repeat_interleave(2, dim=2)[:, :, 1:]  # [B, C, 2t-1, h, w]
+            # Repeat every frame twice, drop the first copy of frame 0; a single frame stays single (no branch).
+            x = x.repeat_interleave(2, dim=2)[:, :, 1:]  # [B, C, 2t-1, h, w]
             x = self.conv1(x) + x
         if self.spatial:
             x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")  # [B, C, t, 2h, 2w]

@@ -17,6 +17,7 @@ Per channel with ``L`` levels: ``half_l = (L - 1) * (1 + 1e-3) / 2``, ``offset =
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import torch
@@ -59,7 +60,10 @@ class FSQuantizer(nn.Module):
     def embedding_dim(self) -> int:
         return len(self.levels)
 
-    def _autocast_off(self, t: torch.Tensor) -> torch.autocast:
+    @staticmethod
+    def _autocast_off(t: torch.Tensor) -> contextlib.AbstractContextManager:
+        if not torch.amp.is_autocast_available(t.device.type):  # e.g. meta: no autocast to turn off
+            return contextlib.nullcontext()
         return torch.autocast(device_type=t.device.type, enabled=False)
 
     def bound(self, z: torch.Tensor) -> torch.Tensor:
