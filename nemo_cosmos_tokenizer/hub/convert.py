@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
@@ -175,7 +176,9 @@ def load_cosmos_state_dict(model: "CosmosTokenizer", state_dict: Mapping[str, to
 
 def load_jit_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "OrderedDict[str, torch.Tensor]":
     """The state_dict of one of NVIDIA's TorchScript files (``encoder.jit``, ``decoder.jit``, ``autoencoder.jit``)."""
-    module = torch.jit.load(str(path), map_location=map_location)
+    with warnings.catch_warnings():  # NVIDIA ships TorchScript; torch's deprecation notice is expected
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(path), map_location=map_location)
     return OrderedDict((k, v.detach()) for k, v in module.state_dict().items())
 
 
