@@ -1,0 +1,1 @@
+"""Command-line entry points (``nemo-cosmos-tokenizer <command>`` / ``python -m nemo_cosmos_tokenizer.cli``)."""

@@ -1,0 +1,77 @@
+"""``list-models``: the released Cosmos tokenizers with their compression and parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "list the 18 released tokenizers with compression and parameter counts"
+DESCRIPTION = """List the released Cosmos tokenizers: name, family, compression (T x H x W for video, H x W for
+images), Haar patch size and the parameters of the encoder (encoder + quant_conv), decoder
+(post_quant_conv + decoder) and both. Counts come from building each network at real size on the meta
+device (no memory, no download).
+
+examples:
+  nemo-cosmos-tokenizer list-models
+  nemo-cosmos-tokenizer list-models --json
+"""
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "model_rows"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+
+
+def model_rows() -> list[dict]:
+    """One dict per released model: name, family, compression, patch_size, hub_repo, *_params."""
+    import torch
+
+    from ..networks import build_tokenizer
+    from ..registry import get_spec, list_models
+
+    rows = []
+    for name in list_models():
+        spec = get_spec(name)
+        c = spec.config
+        with torch.device("meta"):
+            model = build_tokenizer(c)
+        s = c.spatial_compression
+        rows.append(
+            {
+                "name": name,
+                "family": c.family,
+                "compression": f"{c.temporal_compression}x{s}x{s}" if c.is_video else f"{s}x{s}",
+                "patch_size": c.patch_size,
+                "hub_repo": spec.hub_repo,
+                "encoder_params": model.num_parameters("encoder"),
+                "decoder_params": model.num_parameters("decoder"),
+                "total_params": model.num_parameters("autoencoder"),
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = model_rows()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    header = ("name", "family", "compression", "patch", "encoder", "decoder", "total")
+    table = [header] + [
+        (
+            r["name"],
+            r["family"],
+            r["compression"],
+            str(r["patch_size"]),
+            f"{r['encoder_params'] / 1e6:.2f}M",
+            f"{r['decoder_params'] / 1e6:.2f}M",
+            f"{r['total_params'] / 1e6:.2f}M",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+    return 0
