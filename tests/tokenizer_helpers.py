@@ -4,7 +4,7 @@
   ``hf_hub_download`` (HEAD/GET ``/{repo}/resolve/{rev}/{file}`` with ``X-Repo-Commit`` / ``ETag`` /
   ``Content-Length``, ``X-Error-Code`` on 404s) and ``/api/models/{repo}/tree|revision/{rev}``; it logs requests.
 * :func:`write_hf_cache`: lay out a repository in an HF cache folder by hand (``refs/``, ``snapshots/``, ``blobs/``).
-* :func:`export_case`: NVIDIA-layout ``.jit`` files (and a ``config.json`` describing the reduced architecture)
+* :func:`export_case` / the ``jit_case_dir`` fixture: NVIDIA-layout ``.jit`` files (and a ``config.json`` describing the reduced architecture)
   made from a conformance-weight model, named like a released model.
 """
 
@@ -17,6 +17,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
+
+import pytest
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -40,7 +42,7 @@ def case_kwargs(conformance_dir: Path, case: str) -> dict:
     return json.loads((Path(conformance_dir) / case / "config.json").read_text())["kwargs"]
 
 
-def export_case(conformance_dir: Path, case: str, directory: Path, dtype=None) -> Path:
+def export_case(load_conformance_model, conformance_dir: Path, case: str, directory: Path, dtype=None) -> Path:
     """Write ``encoder.jit``, ``decoder.jit``, ``autoencoder.jit`` and ``config.json`` of a conformance case.
 
     ``config.json`` holds the reduced architecture as NVIDIA's reference kwargs (plus the ``architectures`` key
@@ -48,7 +50,6 @@ def export_case(conformance_dir: Path, case: str, directory: Path, dtype=None) -
     """
     import torch
 
-    from conftest import load_conformance_model  # tests/conftest.py (the networks engineer's fixture module)
     from nemo_cosmos_tokenizer.hub.jit_export import export_jit
 
     directory = Path(directory)
@@ -200,3 +201,17 @@ def go_offline(monkeypatch, cache_dir: Path) -> None:
     # Any request would fail loudly: there is no server here.
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
+
+
+@pytest.fixture(scope="session")
+def jit_case_dir(tmp_path_factory, conformance_dir, load_conformance_model):
+    """``jit_case_dir(case)`` -> a directory with float32 ``encoder/decoder/autoencoder.jit`` + ``config.json`` of a
+    conformance case (exported once per session and worker)."""
+    cache: dict[str, Path] = {}
+
+    def get(case: str) -> Path:
+        if case not in cache:
+            cache[case] = export_case(load_conformance_model, conformance_dir, case, tmp_path_factory.mktemp(f"jit-{case}"))
+        return cache[case]
+
+    return get

@@ -19,6 +19,7 @@ The architecture (a :class:`~nemo_cosmos_tokenizer.config.TokenizerConfig`) come
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field, fields
@@ -170,44 +171,39 @@ def check_family(family: str | None, allowed: Iterable[str], what: str, cls_name
     )
 
 
-_PART_PREFIXES = {
-    "encoder": ("encoder.", "quant_conv.", "quantizer."),
-    "decoder": ("decoder.", "post_quant_conv.", "quantizer."),
-    "autoencoder": ("",),
-}
+@functools.lru_cache(maxsize=None)
+def _released_shapes(config: TokenizerConfig) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Key names and shapes of each part of an architecture, in NVIDIA's file layouts (do not modify)."""
+    import torch
 
+    from ..networks import build_tokenizer
+    from .convert import cosmos_state_dict
 
-def _shape_signature(state_dict: Mapping[str, Any], part: str) -> dict[str, tuple[int, ...]]:
-    prefixes = _PART_PREFIXES[part]
-    out = {}
-    for key, value in state_dict.items():
-        key = key.removeprefix("inv_quant.")  # decoder.jit keeps a copy of the FSQ buffers under inv_quant.
-        if key.startswith(prefixes):
-            out[key] = tuple(value.shape)
-    return out
+    try:
+        with torch.device("meta"):  # no memory, no initialisation
+            network = build_tokenizer(config)
+    except RuntimeError:  # a module that cannot be built on the meta device: build it for real (about 1 s)
+        network = build_tokenizer(config)
+    return {
+        part: {key: tuple(value.shape) for key, value in cosmos_state_dict(network, part).items()}
+        for part in PART_FILES
+    }
 
 
 def match_released_config(state_dict: Mapping[str, Any], part: str) -> TokenizerConfig | None:
     """The released architecture whose ``part`` weights have exactly these key names and shapes, or ``None``.
 
     ``part`` is ``"encoder"``, ``"decoder"`` or ``"autoencoder"`` (the content of the matching ``.jit`` file).
-    Candidates are built on the meta device (no memory, no weights).
     """
-    import torch
-
-    from ..networks import build_tokenizer
-
     family = family_from_state_dict(state_dict)
-    target = _shape_signature(state_dict, part)
+    target = {key: tuple(value.shape) for key, value in state_dict.items()}
     seen: set[TokenizerConfig] = set()
     for spec in MODELS.values():
         config = spec.config
         if config in seen or (family is not None and config.family != family):
             continue
         seen.add(config)
-        with torch.device("meta"):
-            network = build_tokenizer(config)
-        if _shape_signature(network.state_dict(), part) == target:
+        if _released_shapes(config)[part] == target:
             return config
     return None
 

@@ -1,0 +1,571 @@
+"""``CausalVideoTokenizer`` and ``ImageTokenizer``: the inference API of the original Cosmos-Tokenizer README.
+
+Both call styles of that README work unchanged::
+
+    enc = CausalVideoTokenizer(checkpoint_enc="ckpts/Cosmos-0.1-Tokenizer-DV4x8x8/encoder.jit")
+    (indices, codes) = enc.encode(x)              # x: [B, 3, T, H, W] in [-1, 1]
+    dec = CausalVideoTokenizer(checkpoint_dec="ckpts/Cosmos-0.1-Tokenizer-DV4x8x8/decoder.jit")
+    y = dec.decode(indices)
+
+    tok = CausalVideoTokenizer.from_pretrained("Cosmos-0.1-Tokenizer-CV4x8x8")
+    (latent,) = tok.encode(x)
+
+Each object wraps either our :class:`~nemo_cosmos_tokenizer.networks.CosmosTokenizer` with the checkpoint's weights
+(``mode="torch"``, the default: it reproduces the TorchScript files exactly, and runs on any device and dtype), or
+NVIDIA's TorchScript modules as they are (``mode="jit"``). ``device`` and ``dtype`` are chosen once here; inputs are
+moved and cast at this boundary, so callers may pass CPU float32 tensors to a CUDA bfloat16 tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import TokenizerConfig
+from . import preprocess as pp
+
+__all__ = ["CausalVideoTokenizer", "ImageTokenizer", "resolve_device", "resolve_dtype"]
+
+_MODES = {"torch": "torch", "native": "torch", "pytorch": "torch", "jit": "jit"}
+# Alignments the reference uses for every model; only needed when a JIT file's architecture is unknown.
+_FALLBACK_SPATIAL_ALIGN = 16
+_FALLBACK_TEMPORAL_ALIGN = 8
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> ``cuda`` when available, else ``cpu``."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` ... -> a floating ``torch.dtype``."""
+    if isinstance(dtype, torch.dtype):
+        resolved = dtype
+    else:
+        aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32",
+                   "fp64": "float64", "double": "float64"}
+        name = aliases.get(str(dtype).lower().removeprefix("torch."), str(dtype).lower().removeprefix("torch."))
+        resolved = getattr(torch, name, None)
+        if not isinstance(resolved, torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32")
+    if not resolved.is_floating_point:
+        raise ValueError(f"dtype must be a floating type, got {resolved}")
+    return resolved
+
+
+def _normalise_mode(mode: str | None) -> str | None:
+    if mode is None:
+        return None
+    key = str(mode).lower()
+    if key not in _MODES:
+        raise ValueError(f"mode must be 'torch' (native) or 'jit', got {mode!r}")
+    return _MODES[key]
+
+
+def _first(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+class _CosmosInference(nn.Module):
+    """Shared implementation; use :class:`CausalVideoTokenizer` or :class:`ImageTokenizer`."""
+
+    #: Families this class loads.
+    FAMILIES: tuple[str, ...] = ()
+    #: Default name for ``from_pretrained()`` with no name (NeMo's signature has one for video).
+    DEFAULT_MODEL: str | None = None
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_enc: str | os.PathLike | None = None,
+        checkpoint_dec: str | os.PathLike | None = None,
+        tokenizer_config: TokenizerConfig | Mapping[str, Any] | str | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype = "bfloat16",
+        mode: str | None = None,
+    ) -> None:
+        """Load a tokenizer from checkpoint files.
+
+        Args:
+            checkpoint: the full model (``autoencoder.jit``), used by :meth:`autoencode`; in native mode it also
+                provides the encoder and decoder weights.
+            checkpoint_enc: ``encoder.jit`` (enables :meth:`encode`).
+            checkpoint_dec: ``decoder.jit`` (enables :meth:`decode`).
+                Each of the three may also be a directory: our safetensors format (``config.json`` +
+                ``model.safetensors``, all parts) or a folder holding the matching ``.jit`` file.
+            tokenizer_config: the architecture (a :class:`TokenizerConfig`, a released name, or NVIDIA's
+                reference kwargs dict). Optional: otherwise read from a ``config.json`` next to the files, a
+                released name in their path, or matched from the weights' key names and shapes.
+            device: ``"cuda"``, ``"cpu"``, ... (default: CUDA when available, else CPU).
+            dtype: compute dtype of the network (``"bfloat16"`` default, as the reference; ``"float32"`` for
+                exact comparisons). FSQ always rounds in float32.
+            mode: ``"torch"`` (native, our network with the checkpoint's weights) or ``"jit"`` (run the TorchScript
+                files as they are, on their traced code paths). Default: native, or jit when the architecture
+                cannot be determined.
+        """
+        super().__init__()
+        self._init_empty(device, dtype)
+        files = {"autoencoder": checkpoint, "encoder": checkpoint_enc, "decoder": checkpoint_dec}
+        files = {part: path for part, path in files.items() if path is not None}
+        if not files:
+            raise ValueError(
+                f"{type(self).__name__} needs checkpoint, checkpoint_enc and/or checkpoint_dec; to download a released "
+                f"model use {type(self).__name__}.from_pretrained(name)"
+            )
+        config = None
+        if tokenizer_config is not None:
+            from ..hub.resolve import parse_tokenizer_config
+
+            config = parse_tokenizer_config(tokenizer_config)
+        self._load_files(files, config, _normalise_mode(mode))
+
+    def _init_empty(self, device, dtype) -> None:
+        self._device = resolve_device(device)
+        self._dtype = resolve_dtype(dtype)
+        self.config = None
+        self.name = None
+        self.network = self.jit_encoder = self.jit_decoder = self.jit_autoencoder = None
+        self._has_encoder = self._has_decoder = self._has_autoencoder = False
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the weights (follows ``.to()`` / ``.cuda()``); inputs are moved here."""
+        for tensor in self.parameters():
+            return tensor.device
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype of the weights (follows ``.to()``); float inputs are cast to it."""
+        for tensor in self.parameters():
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return self._dtype
+
+    # ------------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def from_network(
+        cls,
+        network: nn.Module,
+        *,
+        parts: Iterable[str] = ("encoder", "decoder"),
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype = "bfloat16",
+        name: str | None = None,
+    ) -> "_CosmosInference":
+        """Wrap a built (and loaded) :class:`~nemo_cosmos_tokenizer.networks.CosmosTokenizer`.
+
+        ``parts`` says which weights are real: ``"encoder"``, ``"decoder"`` (``"autoencoder"`` = both). The other
+        side is dropped to save memory, and calling it raises a clear error.
+        """
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        self._init_empty(device, dtype)
+        self.name = name
+        self.config = network.config
+        self._check_family(network.config.family, name or "this network")
+        self._set_network(network, set(parts))
+        return self
+
+    def _set_network(self, network: nn.Module, parts: set[str]) -> None:
+        if "autoencoder" in parts:
+            parts = parts | {"encoder", "decoder"}
+        self._has_encoder = "encoder" in parts
+        self._has_decoder = "decoder" in parts
+        self._has_autoencoder = self._has_encoder and self._has_decoder
+        # Drop the side whose weights were not loaded (it would hold random weights): an encoder-only tokenizer
+        # for dataset building needs about 40% of the memory. The FSQ (no weights) stays for decode of indices.
+        if not self._has_encoder:
+            network.encoder = None
+            network.quant_conv = None
+        if not self._has_decoder:
+            network.decoder = None
+            network.post_quant_conv = None
+        self.network = network.to(device=self._device, dtype=self._dtype).eval().requires_grad_(False)
+
+    def _check_family(self, family: str | None, what: str) -> None:
+        from ..hub.resolve import check_family
+
+        check_family(family, self.FAMILIES, what, type(self).__name__)
+
+    def _load_files(self, files: dict[str, Any], config: TokenizerConfig | None, mode: str | None) -> None:
+        from ..hub.resolve import (
+            WEIGHTS_FILE,
+            PART_FILES,
+            CheckpointNotFoundError,
+            config_from_path,
+            family_from_state_dict,
+            match_released_config,
+        )
+
+        paths: dict[str, Path] = {}
+        safetensors_dir: Path | None = None
+        for part, value in files.items():
+            path = Path(os.fspath(value)).expanduser()
+            if path.is_dir():
+                if (path / WEIGHTS_FILE).is_file() and mode != "jit":
+                    safetensors_dir = path
+                    continue
+                path = path / PART_FILES[part]
+            if not path.is_file():
+                raise CheckpointNotFoundError(f"checkpoint file not found: {path}")
+            paths[part] = path
+
+        if safetensors_dir is not None:
+            from ..hub.convert import load_pretrained
+
+            network = load_pretrained(safetensors_dir)
+            if config is not None and network.config != config:
+                raise ValueError(f"{safetensors_dir} holds {network.config}, which differs from tokenizer_config {config}")
+            _, self.name = config_from_path(safetensors_dir)
+            self._check_family(network.config.family, str(safetensors_dir))
+            self.config = network.config
+            self._set_network(network, {"encoder", "decoder"})
+            return
+
+        first = next(iter(paths.values()))
+        if config is None:
+            config, self.name = config_from_path(first)
+        else:
+            _, self.name = config_from_path(first)
+        if config is not None:
+            self._check_family(config.family, f"{first.parent} ({config.family})")
+
+        if mode == "jit":
+            self._load_jit(paths, config)
+            return
+        from ..hub.convert import load_jit_state_dict
+
+        state_dicts = {part: load_jit_state_dict(path) for part, path in paths.items()}
+        for part, state_dict in state_dicts.items():
+            self._check_family(family_from_state_dict(state_dict), str(paths[part]))
+        if config is None:
+            part, state_dict = next(iter(state_dicts.items()))
+            config = match_released_config(state_dict, part)
+            if config is None:
+                if mode == "torch":
+                    raise ValueError(
+                        f"cannot tell the architecture of {paths[part]}: its weights match no released model. Pass "
+                        "tokenizer_config= (a TokenizerConfig or NVIDIA's kwargs) or put a config.json next to it."
+                    )
+                self._load_jit(paths, None)  # unknown architecture: the TorchScript file still runs as is
+                return
+        from ..networks import build_tokenizer
+
+        network = build_tokenizer(config)
+        for part, state_dict in state_dicts.items():
+            try:
+                network.load_cosmos_state_dict(state_dict, part=part)
+            except (RuntimeError, ValueError, KeyError) as err:
+                raise ValueError(
+                    f"{paths[part]} does not fit the {config.family} architecture {config}: {err}. If it is another "
+                    "size of model, pass tokenizer_config= or put a config.json next to it."
+                ) from err
+        self.config = config
+        self._set_network(network, set(paths))
+
+    def _load_jit(self, paths: dict[str, Path], config: TokenizerConfig | None) -> None:
+        from ..hub.resolve import family_from_state_dict, match_released_config
+
+        dtype = self._dtype
+        for part, path in paths.items():
+            module = torch.jit.load(str(path), map_location=self.device).eval()
+            state_dict = module.state_dict()
+            self._check_family(family_from_state_dict(state_dict), str(path))
+            if config is None:  # only for the padding multiples; the TorchScript code runs as is
+                config = match_released_config(state_dict, part)
+            module = module.to(dtype)
+            for param in module.parameters():  # ScriptModules have no requires_grad_()
+                param.requires_grad_(False)
+            setattr(self, f"jit_{part}", module)
+        self.config = config
+        self._has_encoder = self.jit_encoder is not None
+        self._has_decoder = self.jit_decoder is not None
+        self._has_autoencoder = self.jit_autoencoder is not None
+
+    def to_native(self) -> "_CosmosInference":
+        """This tokenizer in native mode: our network with the weights of the loaded TorchScript modules."""
+        if self.network is not None:
+            return self
+        if self.config is None:
+            raise ValueError("the architecture of these JIT files is unknown; load them with tokenizer_config=")
+        from ..networks import build_tokenizer
+
+        network = build_tokenizer(self.config)
+        parts = set()
+        for part in ("encoder", "decoder", "autoencoder"):
+            module = getattr(self, f"jit_{part}")
+            if module is not None:
+                network.load_cosmos_state_dict(module.state_dict(), part=part)
+                parts.add(part)
+        return type(self).from_network(network, parts=parts, device=self.device, dtype=self.dtype, name=self.name)
+
+    @property
+    def mode(self) -> str:
+        """``"torch"`` (native network) or ``"jit"`` (TorchScript files)."""
+        return "torch" if self.network is not None else "jit"
+
+    @property
+    def is_discrete(self) -> bool:
+        if self.config is not None:
+            return self.config.is_discrete
+        modules = [m for m in (self.jit_encoder, self.jit_decoder, self.jit_autoencoder) if m is not None]
+        return any(k.endswith("quantizer._levels") for m in modules for k in m.state_dict())
+
+    @property
+    def spatial_multiple(self) -> int:
+        """H and W are padded to multiples of this (the model's spatial compression)."""
+        return self.config.spatial_compression if self.config is not None else _FALLBACK_SPATIAL_ALIGN
+
+    @property
+    def temporal_multiple(self) -> int:
+        """Videos are padded to ``1 + k * temporal_multiple`` frames (the model's temporal compression)."""
+        return self.config.temporal_compression if self.config is not None else _FALLBACK_TEMPORAL_ALIGN
+
+    # ---------------------------------------------------------------------------------------- from_pretrained
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        load_encoder: bool = True,
+        load_decoder: bool = True,
+        load_full_model: bool = False,
+        use_pytorch: bool | None = None,
+        dtype: str | torch.dtype = "bfloat16",
+        device: str | torch.device | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        tokenizer_config: TokenizerConfig | Mapping[str, Any] | str | None = None,
+        *,
+        tokenizer_type: str | None = None,
+    ) -> "_CosmosInference":
+        """Load a released model by name (downloaded once into the Hugging Face cache) or from a local directory.
+
+        A superset of NeMo's ``CausalVideoTokenizer.from_pretrained`` signature.
+
+        Args:
+            name_or_path: a released name (``Cosmos-0.1-Tokenizer-DV4x8x8``, with or without ``nvidia/``, or a
+                legacy ``Cosmos-Tokenizer-DV4x8x8`` alias), another Hub repo ``org/name`` with the same files, or a
+                local directory of ``.jit`` files or of our safetensors format. ``tokenizer_type=`` is NeMo's
+                name for the same argument.
+            load_encoder / load_decoder: fetch and load ``encoder.jit`` / ``decoder.jit`` (only those files
+                are downloaded).
+            load_full_model: fetch ``autoencoder.jit`` for :meth:`autoencode` (in native mode it alone
+                provides encoder and decoder weights, so the other files are not fetched).
+            use_pytorch: ``True`` native, ``False`` jit, ``None`` (default) native where the architecture is known.
+            dtype / device: see the constructor (device default: CUDA when available, else CPU).
+            cache_dir / revision / token / local_files_only: as in ``huggingface_hub.hf_hub_download``;
+                ``HF_HUB_OFFLINE=1`` works from the cache.
+            tokenizer_config: architecture override for checkpoints that are not released sizes.
+        """
+        from ..hub.resolve import check_family, resolve_pretrained
+        from ..registry import get_spec, is_known_model
+
+        if tokenizer_type is not None:
+            if name_or_path is not None:
+                raise TypeError("pass the model as name_or_path or tokenizer_type, not both")
+            name_or_path = tokenizer_type
+        if name_or_path is None:
+            if cls.DEFAULT_MODEL is None:
+                raise TypeError(f"{cls.__name__}.from_pretrained() needs a model name or directory")
+            name_or_path = cls.DEFAULT_MODEL
+        if not (load_encoder or load_decoder or load_full_model):
+            raise ValueError("nothing to load: set load_encoder, load_decoder and/or load_full_model")
+        mode = None if use_pytorch is None else ("torch" if use_pytorch else "jit")
+        if isinstance(name_or_path, str) and is_known_model(name_or_path) and not Path(name_or_path).is_dir():
+            # Refuse a released model of the wrong family before downloading anything.
+            spec = get_spec(name_or_path)
+            check_family(spec.config.family, cls.FAMILIES, spec.name, cls.__name__)
+        if mode == "jit":
+            parts = {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder),
+                                     ("autoencoder", load_full_model)) if on}
+        elif load_full_model:
+            parts = {"autoencoder"}
+        else:
+            parts = {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder)) if on}
+        resolved = resolve_pretrained(
+            name_or_path,
+            parts,
+            jit=mode == "jit",
+            tokenizer_config=tokenizer_config,
+            cache_dir=cache_dir,
+            revision=revision,
+            token=token,
+            local_files_only=local_files_only,
+        )
+        if resolved.format == "safetensors":
+            files = {"autoencoder": resolved.files["directory"]}
+        else:
+            files = dict(resolved.files)
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        self._init_empty(device, dtype)
+        self._load_files(files, resolved.config, mode)
+        if resolved.name is not None:
+            self.name = resolved.name
+        if self.mode == "torch" and not load_full_model:
+            # Keep only what was asked for (the safetensors format holds every part).
+            self._set_network(self.network, {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder)) if on})
+        return self
+
+    # --------------------------------------------------------------------------------------- tensor API
+    def _require(self, side: str) -> None:
+        if not getattr(self, f"_has_{side}"):
+            flag = {"encoder": "checkpoint_enc (from_pretrained: load_encoder=True)",
+                    "decoder": "checkpoint_dec (from_pretrained: load_decoder=True)",
+                    "autoencoder": "checkpoint (from_pretrained: load_full_model=True)"}[side]
+            raise RuntimeError(f"this {type(self).__name__} was loaded without {side} weights; pass {flag}")
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        ndim = 5 if "CV" in self.FAMILIES else 4
+        layout = "B x 3 x T x H x W" if ndim == 5 else "B x 3 x H x W"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a tensor {layout} in [-1, 1], got {type(x).__name__} (use forward() for uint8 arrays)")
+        if x.ndim != ndim:
+            raise ValueError(f"{type(self).__name__} takes {layout} input, got shape {tuple(x.shape)}")
+        return x.to(device=self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Encode ``x`` (``[B, 3, T, H, W]`` video / ``[B, 3, H, W]`` image, values in [-1, 1], any device/dtype).
+
+        Returns ``(latent,)`` for continuous models (``[B, 16, (t), h, w]`` in the tokenizer's dtype) and
+        ``(indices, codes)`` for discrete ones (int32 ``[B, (t), h, w]`` and float ``[B, 6, (t), h, w]``), on the
+        tokenizer's device. H, W must be multiples of the spatial compression and T ``1 + k * temporal``
+        compression; :meth:`forward` pads for you.
+        """
+        self._require("encoder")
+        x = self._input(x)
+        if self.network is not None:
+            return tuple(self.network.encode(x))
+        out = self.jit_encoder(x)
+        if isinstance(out, (tuple, list)):
+            # NVIDIA's encoder.jit returns (latent, stats) / (indices, codes, loss): drop the last element.
+            return tuple(out[:-1]) if len(out) > 1 else (out[0],)
+        return (out,)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode a latent (continuous) or integer indices (discrete) to a reconstruction in about [-1, 1]
+        (``[B, 3, (T), H, W]``, not clamped, tokenizer dtype and device)."""
+        self._require("decoder")
+        if z.is_floating_point():
+            z = z.to(device=self.device, dtype=self.dtype)
+        else:
+            z = z.to(device=self.device)
+        if self.network is not None:
+            return self.network.decode(z)
+        return _first(self.jit_decoder(z))
+
+    @torch.no_grad()
+    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
+        """``decode(encode(x)[0])`` (or the full ``autoencoder.jit`` when loaded in jit mode)."""
+        if self.jit_autoencoder is not None:
+            return _first(self.jit_autoencoder(self._input(x)))
+        if not (self._has_encoder and self._has_decoder):
+            self._require("autoencoder")
+        return self.decode(self.encode(x)[0])
+
+    # ---------------------------------------------------------------------------------------- uint8 API
+    def _autoencode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 channel-last pixels already padded -> uint8 reconstruction (same shape), on the CPU."""
+        x = pp.to_unit_range(pixels.to(self.device, non_blocking=True), self.dtype)
+        return pp.to_uint8(self.autoencode(x)).cpu()
+
+    def __repr__(self) -> str:
+        what = self.name or (self.config.family if self.config else "?")
+        return f"{type(self).__name__}({what}, mode={self.mode}, device={self.device}, dtype={self.dtype})"
+
+
+class CausalVideoTokenizer(_CosmosInference):
+    """Causal video tokenizer (CV: continuous latents, DV: discrete FSQ indices)."""
+
+    FAMILIES = ("CV", "DV")
+    DEFAULT_MODEL = "Cosmos-Tokenizer-DV4x8x8"  # NeMo's default for from_pretrained()
+
+    @torch.no_grad()
+    def forward(self, video: np.ndarray, temporal_window: int | None = 17, batch_windows: int = 4) -> np.ndarray:
+        """Reconstruct uint8 videos ``[B, T, H, W, 3]`` (numpy, RGB) -> uint8 ``[B, T, H, W, 3]``.
+
+        The clip is cut into ``temporal_window``-frame windows (the last may be shorter; ``None`` = one window),
+        each padded to ``1 + k * t`` frames by repeating its last frame and to multiples of the spatial compression
+        with black, autoencoded, and cropped back. Up to ``batch_windows`` windows of equal length (times the
+        batch size) go through the network per call.
+        """
+        pixels = pp.as_uint8_array(video, 5, "B x T x H x W x 3")
+        batch, frames = pixels.shape[:2]
+        windows = pp.temporal_windows(frames, temporal_window)
+        out = torch.empty_like(pixels)
+        for length, indices in pp.group_by_length(windows, self.temporal_multiple).items():
+            for i in range(0, len(indices), max(1, batch_windows)):
+                chunk = [windows[j] for j in indices[i:i + max(1, batch_windows)]]
+                # [W*B, T', H, W, 3]: each window padded in time, then all padded in space together.
+                stacked = torch.cat([pp.pad_frames(pixels[:, a:b], self.temporal_multiple) for a, b in chunk])
+                padded, crop = pp.pad_spatial(stacked, self.spatial_multiple)
+                recon = pp.crop(self._autoencode_pixels(padded), crop)
+                for k, (a, b) in enumerate(chunk):
+                    out[:, a:b] = recon[k * batch:(k + 1) * batch, : b - a]
+        return out.numpy()
+
+    @torch.no_grad()
+    def encode_uint8(self, video: np.ndarray, temporal_window: int | None = 17,
+                     batch_windows: int = 4) -> tuple[torch.Tensor, ...]:
+        """Tokenize uint8 videos ``[B, T, H, W, 3]`` window by window (padded as in :meth:`forward`).
+
+        Returns :meth:`encode`'s tuple with the windows concatenated along time, on the CPU: continuous
+        ``(latent [B, C, t, h, w],)``, discrete ``(indices [B, t, h, w], codes [B, 6, t, h, w])``, where window ``i``
+        of ``n_i`` frames contributes ``1 + ceil((n_i - 1) / temporal_compression)`` latent frames and h, w are the
+        padded size over the spatial compression.
+        """
+        pixels = pp.as_uint8_array(video, 5, "B x T x H x W x 3")
+        batch, frames = pixels.shape[:2]
+        windows = pp.temporal_windows(frames, temporal_window)
+        results: list[tuple[torch.Tensor, ...] | None] = [None] * len(windows)
+        for _, indices in pp.group_by_length(windows, self.temporal_multiple).items():
+            for i in range(0, len(indices), max(1, batch_windows)):
+                chunk = indices[i:i + max(1, batch_windows)]
+                stacked = torch.cat([pp.pad_frames(pixels[:, windows[j][0]:windows[j][1]], self.temporal_multiple)
+                                     for j in chunk])
+                padded, _ = pp.pad_spatial(stacked, self.spatial_multiple)
+                x = pp.to_unit_range(padded.to(self.device, non_blocking=True), self.dtype)
+                outputs = [o.cpu() for o in self.encode(x)]
+                for k, j in enumerate(chunk):
+                    results[j] = tuple(o[k * batch:(k + 1) * batch] for o in outputs)
+        time_dim = [2 if o.ndim == 5 else 1 for o in results[0]]
+        return tuple(torch.cat([r[n] for r in results], dim=d) for n, d in enumerate(time_dim))
+
+
+class ImageTokenizer(_CosmosInference):
+    """Image tokenizer (CI: continuous latents, DI: discrete FSQ indices)."""
+
+    FAMILIES = ("CI", "DI")
+
+    @torch.no_grad()
+    def forward(self, image: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Reconstruct uint8 images ``[B, H, W, 3]`` (numpy, RGB) -> uint8 ``[B, H, W, 3]``.
+
+        Images are padded with black to multiples of the spatial compression and cropped back; ``batch_size``
+        images go through the network per call (default: all).
+        """
+        pixels = pp.as_uint8_array(image, 4, "B x H x W x 3")
+        padded, crop = pp.pad_spatial(pixels, self.spatial_multiple)
+        step = batch_size or len(padded)
+        recon = torch.cat([self._autoencode_pixels(padded[i:i + step]) for i in range(0, len(padded), step)])
+        return pp.crop(recon, crop).contiguous().numpy()
+
+    @torch.no_grad()
+    def encode_uint8(self, image: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Tokenize uint8 images ``[B, H, W, 3]`` (padded as in :meth:`forward`); :meth:`encode`'s tuple on the CPU."""
+        pixels = pp.as_uint8_array(image, 4, "B x H x W x 3")
+        padded, _ = pp.pad_spatial(pixels, self.spatial_multiple)
+        x = pp.to_unit_range(padded.to(self.device, non_blocking=True), self.dtype)
+        return tuple(o.cpu() for o in self.encode(x))
