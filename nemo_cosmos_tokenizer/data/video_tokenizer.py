@@ -1,0 +1,237 @@
+"""The discrete video (or image) tokenizer the dataset builder runs: uint8 clips in, FSQ index grids out.
+
+Everything that loads a model goes through :func:`load_video_tokenizer`, which takes
+
+* a built-in name (no download): ``tiny-random-dv8x16x16``, a reduced-width DV8x16x16 architecture with
+  deterministic seeded random weights. Its tokens exercise the whole pipeline and the Megatron format, but they
+  carry **no visual meaning**; use a released model for real data;
+* a released name or alias (``Cosmos-1.0-Tokenizer-DV8x16x16``, ``nvidia/...``, ``Cosmos-Tokenizer-DV4x8x8``),
+  downloaded once into the Hugging Face cache (only the files needed);
+* a local directory: our safetensors format (``config.json`` + ``model.safetensors``) or a folder of NVIDIA's
+  ``.jit`` files (the architecture comes from a ``config.json``, a released name in the path, or the weights).
+
+Only discrete families (DV, DI) give tokens. An image tokenizer (DI) encodes every frame of a clip on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..config import DEFAULT_FSQ_LEVELS, TokenizerConfig
+
+#: Built-in tokenizers (name -> architecture); weights from a fixed seed: no download, and no visual meaning.
+BUILTIN_TOKENIZERS: dict[str, TokenizerConfig] = {
+    "tiny-random-dv8x16x16": TokenizerConfig(
+        family="DV",
+        spatial_compression=16,
+        temporal_compression=8,
+        channels=8,
+        channels_mult=(2, 4, 4),
+        num_res_blocks=1,
+        z_channels=16,
+        levels=DEFAULT_FSQ_LEVELS,
+    ),
+}
+DEFAULT_TOKENIZER = "tiny-random-dv8x16x16"
+_BUILTIN_SEED = 0
+# Random weights give a nearly constant FSQ input; without its bias and scaled up, it spreads over many codes.
+_BUILTIN_QUANT_SCALE = 20.0
+
+
+def is_builtin_tokenizer(name: str) -> bool:
+    return str(name).strip().lower() in BUILTIN_TOKENIZERS
+
+
+def build_builtin_network(name: str):
+    """The network of a built-in tokenizer (float32, CPU), weights from a fixed seed."""
+    from ..networks import build_tokenizer
+
+    key = str(name).strip().lower()
+    if key not in BUILTIN_TOKENIZERS:
+        raise KeyError(f"no built-in tokenizer {name!r}; built-ins: {', '.join(BUILTIN_TOKENIZERS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_BUILTIN_SEED)
+        network = build_tokenizer(BUILTIN_TOKENIZERS[key])
+    with torch.no_grad():
+        for param in network.quant_conv.parameters():
+            if param.ndim == 1:
+                param.zero_()
+            else:
+                param.mul_(_BUILTIN_QUANT_SCALE)
+    return network.eval().requires_grad_(False)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 on CUDA (the models' training precision), float32 elsewhere."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def state_dict_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of ``tensors`` in key order."""
+    digest = hashlib.sha256()
+    for name, tensor in tensors.items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+class VideoTokenizer:
+    """A loaded discrete tokenizer for dataset building (wraps the inference API's tokenizer object).
+
+    ``encode(uint8 [B, T, H, W, 3]) -> int32 [B, T', H', W']`` and, when decoder weights were loaded,
+    ``decode(int32 [B, T', H', W']) -> uint8 [B, T, H, W, 3]``.
+    """
+
+    def __init__(self, inference, name: str) -> None:
+        config = inference.config
+        if config is None or not config.is_discrete:
+            family = config.family if config is not None else "unknown"
+            raise ValueError(
+                f"{name} is a {family} tokenizer; tokens need a discrete one (DV for video, DI for images), "
+                "e.g. Cosmos-1.0-Tokenizer-DV8x16x16"
+            )
+        self.inference = inference
+        self.name = name
+        self.config: TokenizerConfig = config
+        self._checksum: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.inference.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.inference.dtype
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def temporal_compression(self) -> int:
+        return self.config.temporal_compression if self.config.is_video else 1
+
+    @property
+    def spatial_compression(self) -> int:
+        return self.config.spatial_compression
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the encoder weights as run (names, dtypes, shapes, bytes), whatever file they came from."""
+        if self._checksum is None:
+            self._checksum = state_dict_sha256(self.inference.network.cosmos_state_dict("encoder"))
+        return self._checksum
+
+    def grid_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+        """``(T', H', W')`` of a clip."""
+        s = self.spatial_compression
+        t = 1 + (num_frames - 1) // self.temporal_compression if self.config.is_video else num_frames
+        return t, height // s, width // s
+
+    def describe(self) -> dict[str, object]:
+        """What the sidecar records about this tokenizer."""
+        return {
+            "name": self.name,
+            "family": self.config.family,
+            "config": self.config.to_dict(),
+            "codebook_size": self.codebook_size,
+            "encoder_sha256": self.checksum,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    @torch.no_grad()
+    def encode(self, clips: np.ndarray | torch.Tensor) -> np.ndarray:
+        """uint8 ``[B, T, H, W, 3]`` clips -> int32 FSQ indices ``[B, T', H', W']`` (numpy, CPU)."""
+        from ..inference.preprocess import to_unit_range
+
+        pixels = torch.as_tensor(clips)
+        if pixels.dtype != torch.uint8 or pixels.ndim != 5 or pixels.shape[-1] != 3:
+            raise ValueError(f"expected uint8 [B, T, H, W, 3] clips, got {pixels.dtype} {tuple(pixels.shape)}")
+        b, t = pixels.shape[:2]
+        pixels = pixels.to(self.device, non_blocking=True)
+        if self.config.is_video:
+            indices = self.inference.encode(to_unit_range(pixels, self.dtype))[0]  # [B, T', H', W']
+        else:
+            flat = pixels.reshape(b * t, *pixels.shape[2:])  # frames as images [B*T, H, W, 3]
+            indices = self.inference.encode(to_unit_range(flat, self.dtype))[0]  # [B*T, H', W']
+            indices = indices.reshape(b, t, *indices.shape[1:])
+        return indices.to(torch.int32).cpu().numpy()
+
+    @torch.no_grad()
+    def decode(self, grids: np.ndarray | torch.Tensor) -> np.ndarray:
+        """int FSQ indices ``[B, T', H', W']`` -> uint8 ``[B, T, H, W, 3]`` (needs decoder weights)."""
+        from ..inference.preprocess import to_uint8
+
+        indices = torch.as_tensor(np.asarray(grids), dtype=torch.int32).to(self.device)
+        b, t = indices.shape[:2]
+        if self.config.is_video:
+            return to_uint8(self.inference.decode(indices)).cpu().numpy()  # [B, T, H, W, 3]
+        frames = to_uint8(self.inference.decode(indices.reshape(b * t, *indices.shape[2:])))  # [B*T, H, W, 3]
+        return frames.reshape(b, t, *frames.shape[1:]).cpu().numpy()
+
+
+def _resolve_device_dtype(device, dtype) -> tuple[torch.device, torch.dtype]:
+    from ..inference.tokenizers import resolve_device, resolve_dtype
+
+    dev = resolve_device(None if device in (None, "auto") else device)
+    dt = default_dtype(dev) if dtype in (None, "auto") else resolve_dtype(dtype)
+    return dev, dt
+
+
+def load_video_tokenizer(
+    name_or_path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    *,
+    parts: Sequence[str] = ("encoder",),
+    local_files_only: bool = False,
+) -> VideoTokenizer:
+    """Load a discrete tokenizer for the dataset builder (or the inspector).
+
+    Args:
+        name_or_path: a built-in name (:data:`BUILTIN_TOKENIZERS`), a released name or alias, a Hub repo id, or a
+            local directory (safetensors format or NVIDIA ``.jit`` files).
+        device: ``"cuda"``, ``"cpu"``, ... (``None``/``"auto"``: CUDA when available).
+        dtype: compute dtype (``None``/``"auto"``: bfloat16 on CUDA, float32 on CPU). FSQ rounds in float32.
+        parts: ``("encoder",)`` to tokenize, ``("decoder",)`` to reconstruct, or both.
+        local_files_only: never download (use the Hugging Face cache only).
+    """
+    from ..hub.resolve import WrongFamilyError
+    from ..inference.tokenizers import CausalVideoTokenizer, ImageTokenizer
+
+    dev, dt = _resolve_device_dtype(device, dtype)
+    parts = tuple(parts)
+    if is_builtin_tokenizer(str(name_or_path)):
+        network = build_builtin_network(str(name_or_path))
+        cls = CausalVideoTokenizer if network.config.is_video else ImageTokenizer
+        name = str(name_or_path).strip().lower()
+        return VideoTokenizer(cls.from_network(network, parts=parts, device=dev, dtype=dt, name=name), name)
+    kwargs = dict(
+        load_encoder="encoder" in parts,
+        load_decoder="decoder" in parts,
+        use_pytorch=True,
+        device=dev,
+        dtype=dt,
+        local_files_only=local_files_only,
+    )
+    try:
+        inference = CausalVideoTokenizer.from_pretrained(name_or_path, **kwargs)
+    except WrongFamilyError:
+        inference = ImageTokenizer.from_pretrained(name_or_path, **kwargs)
+    return VideoTokenizer(inference, inference.name or str(name_or_path))
+
+
+def wrap_network(network, name: str, device=None, dtype=None, parts: Sequence[str] = ("encoder", "decoder")) -> VideoTokenizer:
+    """A :class:`VideoTokenizer` around an already built and loaded ``CosmosTokenizer`` (tests, notebooks)."""
+    from ..inference.tokenizers import CausalVideoTokenizer, ImageTokenizer
+
+    dev, dt = _resolve_device_dtype(device, dtype)
+    cls = CausalVideoTokenizer if network.config.is_video else ImageTokenizer
+    return VideoTokenizer(cls.from_network(network, parts=tuple(parts), device=dev, dtype=dt, name=name), name)
