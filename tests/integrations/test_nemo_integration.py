@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +17,8 @@ def test_core_imports_do_not_import_nemo():
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('nemo', 'lightning', 'omegaconf', 'av', 'decord'))\n"
         "assert not heavy, heavy\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    repo_root = str(Path(__file__).resolve().parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root)
 
 
 @pytest.fixture(scope="module")
