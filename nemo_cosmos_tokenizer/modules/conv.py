@@ -55,6 +55,26 @@ class CausalConv3d(nn.Module):
             x = torch.cat([first, x], dim=2)  # [B, C, time_pad + T, H, W]
         return self.conv3d(x)
 
+    def forward_chunk(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Streaming :meth:`forward`: ``x`` ``[B, C_in, n, H, W]`` is the next chunk of a longer input.
+
+        ``past`` is what the previous call returned (``None`` for the first chunk, which is padded with copies
+        of its frame 0 exactly as :meth:`forward` pads). Returns ``(y, past')``: the output frames this chunk
+        completes and the trailing input frames the next output window starts with (``kt - 1`` frames for
+        stride 1; for ``time_stride=2`` it also keeps the stride phase). Concatenating the ``y`` of successive
+        chunks along T gives :meth:`forward` of the concatenated input. ``past'`` is a detached copy (not a
+        view that would keep the whole chunk alive).
+        """
+        if past is None:
+            if self.time_pad > 0:
+                first = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)  # [B, C, time_pad, H, W]
+                x = torch.cat([first, x], dim=2)  # [B, C, time_pad + n, H, W]
+        elif past.shape[2] > 0:
+            x = torch.cat([past, x], dim=2)  # [B, C, len(past) + n, H, W]
+        y = self.conv3d(x)  # [B, C_out, n_out, H', W']
+        consumed = y.shape[2] * self.conv3d.stride[0]  # the next output window starts at this input frame
+        return y, x[:, :, consumed:].detach().clone()
+
 
 class FactorizedCausalConv3d(nn.Sequential):
     """A 3x3x3 causal convolution split into spatial ``(1, 3, 3)`` then temporal ``(3, 1, 1)``.

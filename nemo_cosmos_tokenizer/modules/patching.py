@@ -110,6 +110,21 @@ class HaarPatcher3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = x[:, :, :1].expand(-1, -1, self.patch_size - 1, -1, -1)
         x = torch.cat([first, x], dim=2)  # [B, C, T - 1 + p, H, W]
+        return self._transform(x)
+
+    def forward_chunk(self, x: torch.Tensor, first_chunk: bool) -> torch.Tensor:
+        """Streaming :meth:`forward`: frame 0 is repeated in the first chunk only; a later chunk must hold a
+        multiple of ``p`` frames (each output frame is one aligned group of ``p`` input frames, so no state is
+        carried). ``[B, C, n, H, W]`` -> ``[B, C*p^3, n/p (+1 in the first chunk), H/p, W/p]``."""
+        if first_chunk:
+            return self(x)
+        if x.shape[2] % self.patch_size:
+            raise ValueError(f"after the first chunk the Haar patcher takes multiples of {self.patch_size} frames, "
+                             f"got {x.shape[2]}")
+        return self._transform(x)
+
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``log2(p)`` Haar levels on ``[B, C, T, H, W]`` (T a multiple of p) -> ``[B, C*p^3, T/p, H/p, W/p]``."""
         for _ in range(self.num_levels):
             low_t, high_t = _analysis(x, dim=2)
             bands = []
@@ -131,6 +146,15 @@ class HaarUnpatcher3d(nn.Module):
         _register_haar_buffers(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._transform(x)[:, :, self.patch_size - 1 :]  # [B, C, T, H, W]: drop the repeated first frames
+
+    def forward_chunk(self, x: torch.Tensor, first_chunk: bool) -> torch.Tensor:
+        """Streaming :meth:`forward`: the ``p - 1`` repeated frames are dropped from the first chunk only.
+        ``[B, C*p^3, n, h, w]`` -> ``[B, C, n*p (- p + 1 in the first chunk), h*p, w*p]``; no state."""
+        return self(x) if first_chunk else self._transform(x)
+
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``log2(p)`` inverse Haar levels: ``[B, C*p^3, t, h, w]`` -> ``[B, C, t*p, h*p, w*p]``."""
         for _ in range(self.num_levels):
             lll, llh, lhl, lhh, hll, hlh, hhl, hhh = torch.chunk(x, 8, dim=1)  # 8 x [B, C/8, t, h, w]
             ll = _synthesis(lll, llh, dim=4)  # W first
@@ -140,4 +164,4 @@ class HaarUnpatcher3d(nn.Module):
             low = _synthesis(ll, lh, dim=3)  # then H
             high = _synthesis(hl, hh, dim=3)
             x = _synthesis(low, high, dim=2) * _SCALE_3D  # [B, C/8, 2t, 2h, 2w]
-        return x[:, :, self.patch_size - 1 :]  # [B, C, T, H, W]: drop the repeated first frames
+        return x

@@ -85,6 +85,31 @@ class CausalHybridDownsample3d(nn.Module):
             x = self.conv2(x) + _avg_pool_t(x)  # [B, C, (T+1)/2, H, W]
         return self.conv3(x)
 
+    def forward_chunk(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Streaming :meth:`forward` (see :meth:`CausalConv3d.forward_chunk`); ``past`` is ``None`` in the first chunk.
+
+        Temporal: the first chunk (odd length ``n``) is handled as in :meth:`forward` and gives ``(n+1)/2`` frames;
+        a later chunk must have an even length ``n`` and gives ``n/2`` frames, so the stride phase of the whole
+        clip is kept: the pool pairs stay aligned and ``conv2`` continues from the frame ``past`` holds.
+        Spatial work is per frame and needs no state. Returns ``(y, past')`` (``past'`` is ``None`` when the
+        module does not sample in time).
+        """
+        if self.spatial:
+            x = F.pad(x, (0, 1, 0, 1, 0, 0))  # [B, C, n, H+1, W+1]
+            x = self.conv1(x) + _avg_pool_hw(x)  # [B, C, n, H/2, W/2]
+        if self.temporal:
+            first_chunk = past is None
+            if x.shape[2] % 2 != (1 if first_chunk else 0):
+                raise ValueError(
+                    f"temporal downsample: the {'first' if first_chunk else 'a later'} chunk needs an "
+                    f"{'odd' if first_chunk else 'even'} number of frames, got {x.shape[2]}"
+                )
+            if first_chunk:
+                x = torch.cat([x[:, :, :1], x], dim=2)  # [B, C, n+1, H, W]
+            h, past = self.conv2.forward_chunk(x, past)
+            x = h + _avg_pool_t(x)  # [B, C, (n+1)/2 or n/2, H, W]
+        return self.conv3(x), past
+
 
 class CausalHybridUpsample3d(nn.Module):
     """``[B, C, t, h, w]`` -> ``[B, C, t', h', w']`` with ``t' = 2t - 1`` if ``temporal`` (and ``t > 1``), ``h' = 2h`` if ``spatial``.
@@ -117,3 +142,22 @@ class CausalHybridUpsample3d(nn.Module):
             x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")  # [B, C, t, 2h, 2w]
             x = self.conv2(x) + x
         return self.conv3(x)
+
+    def forward_chunk(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Streaming :meth:`forward`; ``past`` is ``None`` in the first chunk.
+
+        Temporal: every frame is repeated twice and the first copy of frame 0 is dropped in the first chunk only
+        (``n -> 2n - 1``, later chunks ``n -> 2n``); ``conv1`` continues from the frames ``past`` holds. Returns
+        ``(y, past')`` (``past'`` is ``None`` when the module does not sample in time).
+        """
+        if self.temporal:
+            first_chunk = past is None
+            x = x.repeat_interleave(2, dim=2)  # [B, C, 2n, h, w]
+            if first_chunk:
+                x = x[:, :, 1:]  # [B, C, 2n-1, h, w]
+            h, past = self.conv1.forward_chunk(x, past)
+            x = h + x
+        if self.spatial:
+            x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")  # [B, C, n', 2h, 2w]
+            x = self.conv2(x) + x
+        return self.conv3(x), past
