@@ -236,7 +236,7 @@ class _CosmosInference(nn.Module):
         else:
             _, self.name = config_from_path(first)
         if config is not None:
-            self._check_family(config.family, f"{first.parent} ({config.family})")
+            self._check_family(config.family, str(first.parent))
 
         if mode == "jit":
             self._load_jit(paths, config)

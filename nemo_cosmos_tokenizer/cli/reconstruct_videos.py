@@ -1,0 +1,8 @@
+"""``reconstruct-videos`` (see :mod:`.reconstruct`)."""
+
+from .reconstruct import VIDEOS_DESCRIPTION as DESCRIPTION
+from .reconstruct import VIDEOS_HELP as HELP
+from .reconstruct import add_video_arguments_ as add_arguments
+from .reconstruct import run_videos as run
+
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
