@@ -27,6 +27,9 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 #: command name -> module implementing it.
 SUBCOMMANDS: dict[str, str] = {
     "list-models": "nemo_cosmos_tokenizer.cli.list_models",
+    "reconstruct-images": "nemo_cosmos_tokenizer.cli.reconstruct_images",
+    "reconstruct-videos": "nemo_cosmos_tokenizer.cli.reconstruct_videos",
+    "encode": "nemo_cosmos_tokenizer.cli.encode",
 }
 
 
