@@ -46,7 +46,15 @@ from .manifest import Manifest, Sample, read_manifest
 from .text import TextTokenizer, load_text_tokenizer
 from .video import BACKENDS, RESIZE_MODES, SHORT_VIDEO_POLICIES, ClipSpec, SampleClips, read_sample
 from .video_tokenizer import DEFAULT_TOKENIZER, VideoTokenizer, is_builtin_tokenizer, load_video_tokenizer
-from .writer import ShardWriter, merge_shards, read_json, shard_files, sidecar_path, write_json_atomic
+from .writer import (
+    ShardWriter,
+    merge_shards,
+    read_json,
+    require_megatron,
+    shard_files,
+    sidecar_path,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +277,7 @@ def prepare_build(
     different configuration.
     """
     config.require_paths()
+    require_megatron()  # fail before any encoding if megatron-core is missing (and keep its import out of timings)
     manifest = read_manifest(config.input)
     if text_tokenizer is None:
         text_tokenizer = load_text_tokenizer(config.text_tokenizer)

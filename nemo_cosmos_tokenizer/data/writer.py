@@ -24,6 +24,11 @@ import torch
 INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[data]"'
 
 
+def require_megatron():
+    """Import megatron-core's indexed dataset module (slow, a few seconds) or raise an ImportError with a hint."""
+    return _indexed_dataset()
+
+
 def _indexed_dataset():
     try:
         from megatron.core.datasets import indexed_dataset

@@ -1,0 +1,150 @@
+"""``build-dataset``: videos + captions -> Megatron ``.bin/.idx`` of interleaved caption and video tokens.
+
+Thin: parses arguments, fills a :class:`~nemo_cosmos_tokenizer.data.builder.BuildConfig` (defaults < ``--config``
+YAML < command-line flags) and calls :func:`~nemo_cosmos_tokenizer.data.builder.build`.
+Also run as ``python scripts/build_video_token_dataset.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+HELP = "build a Megatron dataset of caption + video tokens from videos and captions"
+DESCRIPTION = """Tokenize videos (and images, as 1-frame videos) with a discrete Cosmos tokenizer and their captions
+with a text tokenizer, and write Megatron indexed shards (<prefix>.bin/.idx) of interleaved documents, plus
+<prefix>.json (vocab size, token layout, tokenizers, frame sampling, counts) and <prefix>.failures.jsonl
+(skipped inputs with reasons). Work is done in chunks under <prefix>.chunks/: rerunning the same command
+resumes; a run with other settings on the same prefix is refused.
+
+examples:
+  # offline quickstart: generate sample clips + captions + a text tokenizer, tokenize with the built-in
+  # random-weight tokenizer (tokens without visual meaning; no download)
+  python scripts/build_video_token_dataset.py --demo --output-prefix demo/tokens
+
+  # a real dataset with a released tokenizer (downloaded once into the Hugging Face cache)
+  python scripts/build_video_token_dataset.py --input captions.jsonl --output-prefix data/clips \\
+      --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16 --text-tokenizer tokenizer.model \\
+      --resolution 256 448 --num-frames 33 --fps 12 --layout generic
+
+  # NeMo's Emu3 token ids (give Emu3's tokenizer.json), settings from YAML, one flag overridden
+  python scripts/build_video_token_dataset.py --config recipe.yaml --layout emu3 --text-tokenizer emu3/tokenizer.json
+
+manifest (JSONL, one sample per line; paths relative to the manifest's folder):
+  {"path": "clips/a.mp4", "text": "a caption"}
+  {"path": "b.mp4", "text": "...", "id": "b-2", "start": 2.0, "end": 6.5}
+or a folder of videos/images with sidecar .txt captions (a.mp4 + a.txt).
+"""
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main", "config_from_args"]
+
+#: (flag, BuildConfig field, argparse kwargs); every default is "not given" so YAML values survive.
+_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--input", "input", dict(metavar="MANIFEST_OR_DIR", help="JSONL manifest or folder of media with .txt captions")),
+    ("--output-prefix", "output_prefix", dict(metavar="PREFIX", help="output path without extension")),
+    ("--tokenizer", "tokenizer", dict(metavar="NAME_OR_PATH", help="discrete video/image tokenizer: released name "
+     "(e.g. Cosmos-1.0-Tokenizer-DV8x16x16), local directory, or the built-in tiny-random-dv8x16x16 (default; random "
+     "weights, no download, tokens carry no visual meaning)")),
+    ("--text-tokenizer", "text_tokenizer", dict(metavar="PATH", help="sentencepiece .model or HF tokenizer.json")),
+    ("--layout", "layout", dict(choices=("generic", "emu3"), help="token id layout (default generic)")),
+    ("--template", "template", dict(choices=("caption_first", "caption_last", "both"),
+                                    help="caption before or after the video, or both (two documents)")),
+    ("--video-backend", "video_backend", dict(choices=("auto", "decord", "pyav"), help="default auto")),
+    ("--num-frames", "num_frames", dict(type=int, help="frames per clip, 1 + k*t (default 17)")),
+    ("--fps", "fps", dict(type=float, help="target frame rate of the clips (default: source rate)")),
+    ("--stride", "stride", dict(type=int, help="take every N-th source frame instead of --fps")),
+    ("--clips-per-video", "clips_per_video", dict(type=int, help="non-overlapping clips per video (default 1)")),
+    ("--short-videos", "short_videos", dict(choices=("skip", "shorten"), help="too-short videos (default skip)")),
+    ("--resolution", "resolution", dict(type=int, nargs="+", metavar="PX",
+                                        help="HEIGHT [WIDTH], multiples of the spatial compression (default 256 256)")),
+    ("--resize-mode", "resize_mode", dict(choices=("crop", "pad"), help="cover + centre crop (default) or fit + pad")),
+    ("--device", "device", dict(help="auto (default), cuda, cuda:N, cpu")),
+    ("--dtype", "dtype", dict(help="auto (default: bfloat16 on CUDA, float32 on CPU), bfloat16, float32")),
+    ("--batch-size", "batch_size", dict(type=int, help="clips per encoder call (default 8)")),
+    ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0)")),
+    ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512)")),
+)
+
+DEMO_RESOLUTION = [96, 128]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="YAML", help="settings file (BuildConfig fields); flags override it")
+    for flag, dest, kwargs in _OPTIONS:
+        parser.add_argument(flag, dest=dest, default=argparse.SUPPRESS, **kwargs)
+    parser.add_argument("--local-files-only", dest="local_files_only", action="store_true", default=argparse.SUPPRESS,
+                        help="never download tokenizer weights (Hugging Face cache only)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                        help="no progress bar")
+    parser.add_argument("--demo", action="store_true", help="generate sample clips, captions.jsonl and a text "
+                        "tokenizer under <prefix>.demo-inputs/ and use them (unless --input/--text-tokenizer are given)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`BuildConfig` of parsed arguments (YAML under flags); ``--demo`` fills in the sample inputs."""
+    from ..data.builder import load_build_config
+
+    overrides = {dest: getattr(args, dest) for _, dest, _ in _OPTIONS if hasattr(args, dest)}
+    for dest in ("local_files_only", "progress"):
+        if hasattr(args, dest):
+            overrides[dest] = getattr(args, dest)
+    if getattr(args, "demo", False):
+        from ..data.samples import make_sample_inputs
+
+        prefix = overrides.get("output_prefix") or (load_build_config(args.config).output_prefix if args.config else None)
+        if not prefix:
+            raise ValueError("--demo needs --output-prefix (the sample inputs go to <prefix>.demo-inputs/)")
+        inputs = make_sample_inputs(Path(f"{prefix}.demo-inputs"))
+        overrides.setdefault("input", str(inputs.manifest))
+        overrides.setdefault("text_tokenizer", str(inputs.text_tokenizer))
+        overrides.setdefault("resolution", DEMO_RESOLUTION)
+    return load_build_config(args.config, overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("megatron").setLevel(logging.WARNING)  # one INFO line per shard read
+    warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.builder import ConfigMismatchError, IncompleteBuildError, build
+    from ..data.layout import LayoutError
+    from ..data.manifest import ManifestError
+
+    _setup_logging(args.log_level)
+    try:
+        config = config_from_args(args)
+        summary = build(config)
+    except (ConfigMismatchError, ManifestError, LayoutError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except IncompleteBuildError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(summary.format())
+    print(f"Megatron: --data-path {config.output_prefix} --vocab-size {summary.vocab_size} (see {config.output_prefix}.json)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="build_video_token_dataset.py",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""``inspect-dataset``: show one document of a built dataset; with a decoder, write its video back as mp4.
+
+Also run as ``python scripts/inspect_video_token_dataset.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from typing import Sequence
+
+HELP = "print the caption and token grid of a dataset document; decode it back to video"
+DESCRIPTION = """Print the caption text and the T' x H' x W' token grid shape of document N of a dataset built
+by build-dataset (reads <prefix>.bin/.idx and <prefix>.json). With --decoder, reconstruct the document's video
+with that tokenizer's decoder and write it as mp4 (a .png output for one-frame documents).
+
+examples:
+  python scripts/inspect_video_token_dataset.py demo/tokens --index 0
+  python scripts/inspect_video_token_dataset.py demo/tokens --index 0 --decoder tiny-random-dv8x16x16 --output doc0.mp4
+  python scripts/inspect_video_token_dataset.py data/clips --index 42 --decoder Cosmos-1.0-Tokenizer-DV8x16x16
+"""
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prefix", metavar="PREFIX", help="dataset prefix (without .bin/.idx)")
+    parser.add_argument("--index", type=int, default=0, help="document number (default 0; negative from the end)")
+    parser.add_argument("--decoder", metavar="NAME_OR_PATH", help="tokenizer whose decoder reconstructs the video "
+                        "(the one the dataset was built with)")
+    parser.add_argument("--output", metavar="PATH", help="video to write (default <prefix>.doc<N>.mp4)")
+    parser.add_argument("--fps", type=float, help="frame rate of the written video (default: the dataset's, else 24)")
+    parser.add_argument("--device", help="device of the decoder (default: CUDA when available)")
+    parser.add_argument("--text-tokenizer", metavar="PATH", help="override the text tokenizer recorded in the sidecar")
+    parser.add_argument("--tokens", action="store_true", help="also print the token ids")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.reader import VideoTokenDataset, inspect_document
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("megatron").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
+    try:
+        info = inspect_document(
+            args.prefix, args.index, decoder=args.decoder, output=args.output, fps=args.fps, device=args.device,
+            text_tokenizer=args.text_tokenizer,
+        )
+    except (FileNotFoundError, IndexError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.tokens:
+        info["tokens"] = VideoTokenDataset(args.prefix, args.text_tokenizer).tokens(args.index).tolist()
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    t, h, w = info["grid_shape"]
+    print(f"document {info['index']}: {info['num_tokens']} tokens")
+    print(f"text: {info['text']}")
+    print(f"grid: {t} x {h} x {w} (T' x H' x W'), caption {'before' if info['caption_first'] else 'after'} the video")
+    if info["video"]:
+        print(f"video: {info['video']}")
+    if args.tokens:
+        print(f"tokens: {info['tokens']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inspect_video_token_dataset.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
