@@ -426,7 +426,7 @@ class _CosmosInference(nn.Module):
             raise RuntimeError(f"this {type(self).__name__} was loaded without {side} weights; pass {flag}")
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        ndim = 5 if "CV" in self.FAMILIES else 4
+        ndim = 5 if self.FAMILIES[0].endswith("V") else 4
         layout = "B x 3 x T x H x W" if ndim == 5 else "B x 3 x H x W"
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"expected a tensor {layout} in [-1, 1], got {type(x).__name__} (use forward() for uint8 arrays)")
