@@ -30,6 +30,8 @@ SUBCOMMANDS: dict[str, str] = {
     "reconstruct-images": "nemo_cosmos_tokenizer.cli.reconstruct_images",
     "reconstruct-videos": "nemo_cosmos_tokenizer.cli.reconstruct_videos",
     "encode": "nemo_cosmos_tokenizer.cli.encode",
+    "build-dataset": "nemo_cosmos_tokenizer.cli.build_dataset",
+    "inspect-dataset": "nemo_cosmos_tokenizer.cli.inspect_dataset",
 }
 
 
