@@ -512,18 +512,20 @@ def _process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, 
     return record
 
 
-def run_chunks(context: BuildContext, chunk_ids: Iterable[int], *, progress: bool | None = None) -> list[dict[str, Any]]:
+def run_chunks(context: BuildContext, chunk_ids: Iterable[int], *, progress: Any = None) -> list[dict[str, Any]]:
     """Process ``chunk_ids`` (skipping complete ones); returns the record of each chunk, in the given order.
 
-    ``progress`` defaults to ``context.config.progress``.
+    ``progress``: ``True``/``False`` for this process's own tqdm bar (default ``context.config.progress``), or an
+    object whose ``update(n)`` is called once per sample read (the distributed runner's global bar; not closed here).
     """
     chunk_ids = list(chunk_ids)
     show = context.config.progress if progress is None else progress
     todo = [c for c in chunk_ids if not context.is_chunk_complete(c)]
     if len(todo) < len(chunk_ids):
         log.info("resuming: %d of %d chunks already complete", len(chunk_ids) - len(todo), len(chunk_ids))
-    bar = None
-    if show and todo:
+    own_bar = isinstance(show, bool)
+    bar = None if own_bar else show
+    if own_bar and show and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=sum(len(context.chunk_samples(c)) for c in todo), unit="sample", desc="tokenizing")
@@ -531,21 +533,23 @@ def run_chunks(context: BuildContext, chunk_ids: Iterable[int], *, progress: boo
     try:
         for chunk_id in todo:
             records[chunk_id] = _process_chunk(context, chunk_id, bar)
-            if bar is not None:
+            if own_bar and bar is not None:
                 rec = records[chunk_id]
                 bar.set_postfix(chunk=chunk_id, failed=rec["num_failed_samples"], refresh=False)
     finally:
-        if bar is not None:
+        if own_bar and bar is not None:
             bar.close()
     return [records[c] if c in records else _chunk_record(context.config, c, context.config_hash) for c in chunk_ids]
 
 
 # ---------------------------------------------------------------------------------------------------- merge
-def merge(config: BuildConfig) -> dict[str, Any]:
+def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
     """Join every chunk shard, in order, into ``<prefix>.{bin,idx}``; write the sidecar and the failures file.
 
     Needs only the files under ``<prefix>.chunks/`` (no model). Returns the sidecar content. Raises
-    :class:`IncompleteBuildError` naming the chunks still missing.
+    :class:`IncompleteBuildError` naming the chunks still missing. With ``concatenate=False`` (``--no-merge``) the
+    chunk shards stay as they are: no ``<prefix>.{bin,idx}`` is written and the sidecar's ``megatron.data_path``
+    lists the non-empty chunk prefixes in order (relative to the sidecar's folder) for Megatron's ``--data-path``.
     """
     if not config.plan_path.is_file():
         raise IncompleteBuildError(f"{config.plan_path} not found: run the chunks first")
@@ -561,6 +565,22 @@ def merge(config: BuildConfig) -> dict[str, Any]:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
         raise IncompleteBuildError(f"{len(missing)} of {plan['num_chunks']} chunks are not complete: {shown}")
 
+    # A merge of exactly these chunk records is already in place (a rerun of a finished build): keep it.
+    prefix = config.output_prefix
+    chunks_digest = _sha256_json([[r["chunk"], r["bin_bytes"], r["idx_bytes"], r["seconds"]] for r in records])
+    if Path(sidecar_path(prefix)).is_file():
+        done = read_json(sidecar_path(prefix))
+        bin_path, idx_path = shard_files(prefix)
+        if (
+            done.get("config_hash") == config_hash
+            and done.get("chunks", {}).get("digest") == chunks_digest
+            and os.path.isfile(bin_path)
+            and os.path.getsize(bin_path) == done.get("bin_bytes")
+            and os.path.isfile(idx_path)
+            and os.path.getsize(idx_path) == done.get("idx_bytes")
+        ):
+            return done
+
     failures = [f for r in records for f in r["failures"]]
     counts = {
         "samples": sum(r["num_samples"] for r in records),
@@ -572,19 +592,22 @@ def merge(config: BuildConfig) -> dict[str, Any]:
         "tokens": sum(r["num_tokens"] for r in records),
         "failures_by_reason": dict(sorted(Counter(f["reason"] for f in failures).items())),
     }
-    prefix = config.output_prefix
     _write_failures(config.failures_path, failures)
     if counts["documents"] == 0:
         raise IncompleteBuildError(
             f"no sample could be tokenized ({counts['failed_samples']} failed); see {config.failures_path}"
         )
     layout = TokenLayout.from_dict(plan["layout"])
-    merge_shards(
-        [config.chunk_prefix(c) for c, r in enumerate(records) if r["num_documents"]], prefix, layout.dtype
-    )
+    shards = [config.chunk_prefix(c) for c, r in enumerate(records) if r["num_documents"]]
+    if concatenate:
+        merge_shards(shards, prefix, layout.dtype)
+    folder = os.path.dirname(os.path.abspath(prefix))
+    bin_path, idx_path = shard_files(prefix)
     sidecar = {
         "format": DATASET_FORMAT,
         "version": FORMAT_VERSION,
+        "bin_bytes": os.path.getsize(bin_path),
+        "idx_bytes": os.path.getsize(idx_path),
         "vocab_size": layout.vocab_size,
         "dtype": np.dtype(layout.dtype).name,
         "eod_id": layout.eod_id,
@@ -594,9 +617,16 @@ def merge(config: BuildConfig) -> dict[str, Any]:
         **{k: plan[k] for k in ("layout", "text_tokenizer", "video_tokenizer", "frames", "encoding", "manifest")},
         "config_hash": config_hash,
         "fingerprint": plan["fingerprint"],
-        "chunks": {"directory": config.chunks_dir.name, "chunk_size": plan["chunk_size"], "count": plan["num_chunks"]},
+        "chunks": {
+            "directory": config.chunks_dir.name,
+            "chunk_size": plan["chunk_size"],
+            "count": plan["num_chunks"],
+            "digest": chunks_digest,
+        },
         "megatron": {
-            "data_path": os.path.basename(prefix),
+            "data_path": (
+                os.path.basename(prefix) if concatenate else [os.path.relpath(os.path.abspath(p), folder) for p in shards]
+            ),
             "vocab_size": layout.vocab_size,
             "note": "every document ends with eod_id; Megatron pads --vocab-size up to a multiple of 128 x TP",
         },
