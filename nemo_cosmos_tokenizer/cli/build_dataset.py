@@ -1,7 +1,8 @@
 """``build-dataset``: videos + captions -> Megatron ``.bin/.idx`` of interleaved caption and video tokens.
 
 Thin: parses arguments, fills a :class:`~nemo_cosmos_tokenizer.data.builder.BuildConfig` (defaults < ``--config``
-YAML < command-line flags) and calls :func:`~nemo_cosmos_tokenizer.data.builder.build`.
+YAML < command-line flags) and calls :func:`~nemo_cosmos_tokenizer.data.distributed_build.run_build` (one process,
+or every rank of a torchrun / srun job).
 Also run as ``python scripts/build_video_token_dataset.py``.
 """
 
@@ -33,6 +34,11 @@ examples:
 
   # NeMo's Emu3 token ids (give Emu3's tokenizer.json), settings from YAML, one flag overridden
   python scripts/build_video_token_dataset.py --config recipe.yaml --layout emu3 --text-tokenizer emu3/tokenizer.json
+
+  # every GPU of a node (multi-node: torchrun rendezvous, SLURM, NeMo-Run: see recipes/ and the README);
+  # the same command resumes, and the merged bytes do not depend on the number of GPUs
+  torchrun --nproc-per-node 8 scripts/build_video_token_dataset.py --config recipes/dv8x16x16_720p.yaml \
+      --input captions.jsonl --output-prefix data/clips --text-tokenizer tokenizer.model
 
 manifest (JSONL, one sample per line; paths relative to the manifest's folder):
   {"path": "clips/a.mp4", "text": "a caption"}
@@ -80,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="never download tokenizer weights (Hugging Face cache only)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                         help="no progress bar")
+    parser.add_argument("--no-merge", action="store_true", help="keep the chunk shards (no <prefix>.bin/.idx) and "
+                        "write their prefixes to <prefix>.data_paths.txt for Megatron's --data-path")
     parser.add_argument("--demo", action="store_true", help="generate sample clips, captions.jsonl and a text "
                         "tokenizer under <prefix>.demo-inputs/ and use them (unless --input/--text-tokenizer are given)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -113,22 +121,23 @@ def _setup_logging(level: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.builder import ConfigMismatchError, IncompleteBuildError, build
+    from ..data.builder import ConfigMismatchError, IncompleteBuildError
+    from ..data.distributed_build import run_build
     from ..data.layout import LayoutError
     from ..data.manifest import ManifestError
 
     _setup_logging(args.log_level)
     try:
         config = config_from_args(args)
-        summary = build(config)
+        summary = run_build(config, merge=not args.no_merge)  # one process, or every rank under torchrun/srun
     except (ConfigMismatchError, ManifestError, LayoutError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except IncompleteBuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(summary.format())
-    print(f"Megatron: --data-path {config.output_prefix} --vocab-size {summary.vocab_size} (see {config.output_prefix}.json)")
+    if summary is not None:  # rank 0 (the others return None)
+        print(summary.format())
     return 0
 
 
