@@ -69,6 +69,13 @@ def _normalise_mode(mode: str | None) -> str | None:
     return _MODES[key]
 
 
+def _temporal_mode(mode: str) -> str:
+    """``"windows"`` (each call encodes its input in one network pass) or ``"streaming"`` (exact chunked encoding)."""
+    if mode not in ("windows", "streaming"):
+        raise ValueError(f'mode must be "windows" or "streaming", got {mode!r}')
+    return mode
+
+
 def _first(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 
@@ -492,6 +499,58 @@ class CausalVideoTokenizer(_CosmosInference):
     FAMILIES = ("CV", "DV")
     DEFAULT_MODEL = "Cosmos-Tokenizer-DV4x8x8"  # NeMo's default for from_pretrained()
 
+    # ------------------------------------------------------------------------------ exact streaming (long clips)
+    def _streaming_network(self, side: str):
+        self._require(side)
+        if self.network is None:
+            raise ValueError('mode="streaming" needs the native network; this tokenizer runs TorchScript files '
+                             "(jit mode): use .to_native() first")
+        return self.network
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, mode: str = "windows", *, chunk_frames: int = 16,
+               max_context_frames: int | None = None) -> tuple[torch.Tensor, ...]:
+        """Encode ``x`` ``[B, 3, T, H, W]`` in [-1, 1], ``T = 1 + k * temporal_compression`` (see the base class).
+
+        ``mode="windows"`` (default): ``x`` is one window, encoded in one network call. ``mode="streaming"``: ``x``
+        is encoded as one causal sequence chunk by chunk (``1 + chunk_frames`` frames, then ``chunk_frames``; each
+        chunk is moved to the device only when it is encoded), in memory that does not grow with T, with the result
+        of encoding the whole clip at once (:mod:`nemo_cosmos_tokenizer.networks.streaming`; ``max_context_frames``
+        bounds the temporal attention, the one place where it can differ). Native mode only.
+        """
+        if _temporal_mode(mode) == "windows":
+            return super().encode(x)
+        from ..networks.streaming import stream_encode
+
+        network = self._streaming_network("encoder")
+        if not isinstance(x, torch.Tensor) or x.ndim != 5:
+            self._input(x)  # raises the layout error
+        network.config.check_input_shape(tuple(x.shape))  # before any work: T = 1 + k*t, H, W multiples
+        chunks = (self._input(x[:, :, s:s + chunk_frames]) for s in range(0, x.shape[2], chunk_frames))
+        return stream_encode(network, chunks, chunk_frames, max_context_frames=max_context_frames)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, mode: str = "windows", *, chunk_latent_frames: int = 2,
+               max_context_frames: int | None = None) -> torch.Tensor:
+        """Decode a latent (CV) or integer indices (DV) (see the base class).
+
+        ``mode="streaming"`` decodes ``chunk_latent_frames`` latent frames at a time (moved to the device only when
+        decoded), in memory that does not grow with the clip, with the result of decoding it at once.
+        """
+        if _temporal_mode(mode) == "windows":
+            return super().decode(z)
+        from ..networks.streaming import stream_decode
+
+        network = self._streaming_network("decoder")
+        dim = z.ndim - 3  # time: dim 2 of a latent [B, C, t, h, w], dim 1 of indices [B, t, h, w]
+
+        def pieces():
+            for s in range(0, z.shape[dim], chunk_latent_frames):
+                piece = z.narrow(dim, s, min(chunk_latent_frames, z.shape[dim] - s))
+                yield piece.to(device=self.device, dtype=self.dtype if piece.is_floating_point() else None)
+
+        return stream_decode(network, pieces(), chunk_latent_frames, max_context_frames=max_context_frames)
+
     @torch.no_grad()
     def forward(self, video: np.ndarray, temporal_window: int | None = 17, batch_windows: int = 4) -> np.ndarray:
         """Reconstruct uint8 videos ``[B, T, H, W, 3]`` (numpy, RGB) -> uint8 ``[B, T, H, W, 3]``.
@@ -518,15 +577,30 @@ class CausalVideoTokenizer(_CosmosInference):
 
     @torch.no_grad()
     def encode_uint8(self, video: np.ndarray, temporal_window: int | None = 17,
-                     batch_windows: int = 4) -> tuple[torch.Tensor, ...]:
+                     batch_windows: int = 4, mode: str = "windows", *, chunk_frames: int = 16,
+                     max_context_frames: int | None = None) -> tuple[torch.Tensor, ...]:
         """Tokenize uint8 videos ``[B, T, H, W, 3]`` window by window (padded as in :meth:`forward`).
 
         Returns :meth:`encode`'s tuple with the windows concatenated along time, on the CPU: continuous
         ``(latent [B, C, t, h, w],)``, discrete ``(indices [B, t, h, w], codes [B, 6, t, h, w])``, where window ``i``
         of ``n_i`` frames contributes ``1 + ceil((n_i - 1) / temporal_compression)`` latent frames and h, w are the
         padded size over the spatial compression.
+
+        ``mode="streaming"`` ignores ``temporal_window``/``batch_windows``: the whole clip, padded at its end to
+        ``1 + k * t`` frames by repeating its last frame, is one causal sequence (``1 + ceil((T - 1) / t)`` latent
+        frames), streamed through the encoder in chunks (see :meth:`encode`).
         """
         pixels = pp.as_uint8_array(video, 5, "B x T x H x W x 3")
+        if _temporal_mode(mode) == "streaming":
+            from ..networks.streaming import stream_encode
+
+            network = self._streaming_network("encoder")
+            padded, _ = pp.pad_spatial(pp.pad_frames(pixels, self.temporal_multiple), self.spatial_multiple)
+            # [B, T', H, W, 3] uint8 -> [B, 3, n, H, W] in [-1, 1] on the device, one chunk at a time.
+            chunks = (pp.to_unit_range(padded[:, s:s + chunk_frames].to(self.device, non_blocking=True), self.dtype)
+                      for s in range(0, padded.shape[1], chunk_frames))
+            outputs = stream_encode(network, chunks, chunk_frames, max_context_frames=max_context_frames)
+            return tuple(o.cpu() for o in outputs)
         batch, frames = pixels.shape[:2]
         windows = pp.temporal_windows(frames, temporal_window)
         results: list[tuple[torch.Tensor, ...] | None] = [None] * len(windows)
