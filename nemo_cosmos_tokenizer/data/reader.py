@@ -27,7 +27,7 @@ class VideoTokenDataset:
     """A built dataset: ``len(ds)`` documents, ``ds.tokens(i)``, ``ds.decode(i)``.
 
     The text tokenizer is the one named in the sidecar unless ``text_tokenizer`` is given (a path, or a loaded
-    tokenizer); a checksum that differs from the recorded one is logged as a warning.
+    tokenizer); :attr:`text_tokenizer_matches` says whether it is the file the dataset was built with.
     """
 
     def __init__(self, prefix: str | os.PathLike, text_tokenizer: str | os.PathLike | TextTokenizer | None = None) -> None:
@@ -39,9 +39,9 @@ class VideoTokenDataset:
         recorded = self.sidecar["text_tokenizer"]
         if text_tokenizer is None or isinstance(text_tokenizer, (str, os.PathLike)):
             text_tokenizer = load_text_tokenizer(text_tokenizer or recorded["path"])
-        if text_tokenizer.checksum != recorded.get("sha256"):
-            log.warning("text tokenizer %s differs from the one the dataset was built with", text_tokenizer.path)
         self.text_tokenizer = text_tokenizer
+        self.text_tokenizer_matches = text_tokenizer.checksum == recorded.get("sha256")
+        """False when the text tokenizer is not the file the dataset was built with (captions may decode wrong)."""
         self._dataset = IndexedDataset(self.prefix)
 
     def __len__(self) -> int:
@@ -93,6 +93,8 @@ def inspect_document(
     dataset's target fps, else 24.
     """
     ds = VideoTokenDataset(prefix, text_tokenizer)
+    if not ds.text_tokenizer_matches:
+        log.warning("text tokenizer %s differs from the one the dataset was built with", ds.text_tokenizer.path)
     tokens = ds.tokens(index)
     index %= len(ds)
     doc = ds.layout.decode_document(tokens, ds.text_tokenizer)

@@ -31,12 +31,11 @@ class TextTokenizer:
     """
 
     kind: str = ""
+    vocab_size: int
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = str(Path(path).resolve())
         self.checksum = file_sha256(self.path)
-
-    vocab_size: int
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
@@ -80,7 +79,7 @@ class HFTokenizer(TextTokenizer):
         try:
             from tokenizers import Tokenizer
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError(f"tokenizer.json files need the tokenizers package: pip install tokenizers") from err
+            raise ImportError(f"tokenizer.json files need the tokenizers package: {INSTALL_HINT}") from err
         self._tok = Tokenizer.from_file(self.path)
         self.vocab_size = int(self._tok.get_vocab_size(with_added_tokens=True))
 

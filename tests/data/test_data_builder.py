@@ -183,6 +183,10 @@ def test_resume_redoes_only_incomplete_chunks(work, reference, tmp_path):
     summary = build(copy, video_tokenizer=work["tokenizer"])
     assert summary.chunks_run == 2 and summary.documents == 25
     assert _bytes(copy.output_prefix) == _bytes(config.output_prefix)
+    # A finished build reruns as a no-op: no chunk, and the merged files are not rewritten.
+    stamp = Path(f"{copy.output_prefix}.bin").stat().st_mtime_ns
+    assert build(copy, video_tokenizer=work["tokenizer"]).chunks_run == 0
+    assert Path(f"{copy.output_prefix}.bin").stat().st_mtime_ns == stamp
 
 
 def test_changed_configuration_is_refused(work, media_dir, reference, tmp_path):
@@ -234,7 +238,7 @@ def test_emu3_both_orders_and_shorten(work, media_dir, tmp_path):
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = _config(
         work, media_dir, tmp_path / "emu" / "ds", input=str(manifest), layout="emu3", template="both",
-        short_videos="shorten", fps=10.0, clips_per_video=2,
+        short_videos="shorten", fps=10.0, clips_per_video=2, num_workers=1,  # decoding in a DataLoader worker
     )
     summary = build(config, video_tokenizer=work["tokenizer"])
     assert (summary.clips, summary.documents) == (4, 8)
