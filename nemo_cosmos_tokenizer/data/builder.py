@@ -606,8 +606,8 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
     sidecar = {
         "format": DATASET_FORMAT,
         "version": FORMAT_VERSION,
-        "bin_bytes": os.path.getsize(bin_path),
-        "idx_bytes": os.path.getsize(idx_path),
+        "bin_bytes": os.path.getsize(bin_path) if concatenate else None,
+        "idx_bytes": os.path.getsize(idx_path) if concatenate else None,
         "vocab_size": layout.vocab_size,
         "dtype": np.dtype(layout.dtype).name,
         "eod_id": layout.eod_id,
