@@ -206,12 +206,25 @@ def go_offline(monkeypatch, cache_dir: Path) -> None:
 @pytest.fixture(scope="session")
 def jit_case_dir(tmp_path_factory, conformance_dir, load_conformance_model):
     """``jit_case_dir(case)`` -> a directory with float32 ``encoder/decoder/autoencoder.jit`` + ``config.json`` of a
-    conformance case (exported once per session and worker)."""
-    cache: dict[str, Path] = {}
+    conformance case, exported once per test run (shared by the xdist workers of the run; tests must not write
+    into it)."""
+    import shutil
+
+    from filelock import FileLock  # a dependency of torch and huggingface_hub
+
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's basetemp is <run dir>/popen-gwN: share the run dir, never a previous run's.
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "nct-jit-cases"
+    root.mkdir(parents=True, exist_ok=True)
 
     def get(case: str) -> Path:
-        if case not in cache:
-            cache[case] = export_case(load_conformance_model, conformance_dir, case, tmp_path_factory.mktemp(f"jit-{case}"))
-        return cache[case]
+        target = root / case
+        with FileLock(str(root / f"{case}.lock")):
+            if not (target / "config.json").is_file():
+                partial = root / f"{case}.partial"
+                shutil.rmtree(partial, ignore_errors=True)
+                export_case(load_conformance_model, conformance_dir, case, partial)
+                partial.rename(target)
+        return target
 
     return get
