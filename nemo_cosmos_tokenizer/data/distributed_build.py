@@ -321,6 +321,7 @@ def run_build(
     merge: bool = True,
     video_tokenizer=None,
     text_tokenizer=None,
+    env: dist_utils.DistEnv | None = None,
     report_interval: float = REPORT_INTERVAL_S,
 ) -> RunSummary | None:
     """Build (or resume) the dataset of ``config`` with every process of the job; see the module docstring.
@@ -332,10 +333,10 @@ def run_build(
     raised (after all other chunks are done).
 
     ``video_tokenizer`` / ``text_tokenizer``: already loaded tokenizers (tests, notebooks) instead of loading the
-    ones ``config`` names.
+    ones ``config`` names. ``env``: where this process sits (default: read from the launcher's environment).
     """
     started = time.perf_counter()
-    env = dist_utils.get_dist_env()
+    env = env or dist_utils.get_dist_env()
     device = dist_utils.select_device(config.device, env)
     created = dist_utils.init_distributed(env, device)
     try:
@@ -412,12 +413,15 @@ def _finish(config, context, env, device, backend, merge, pending, ranks, chunk_
         sidecar = builder.merge(config, concatenate=merge)
     prefix = str(config.output_prefix)
     data_path: list[str] = []
+    merged = False
     if sidecar is not None:
-        if merge:
+        listed = sidecar["megatron"]["data_path"]  # the merged prefix's name, or the chunk prefixes (--no-merge)
+        merged = isinstance(listed, str)  # (a finished merge is kept, even when this run says --no-merge)
+        if merged:
             data_path = [prefix]
         else:
             folder = os.path.dirname(os.path.abspath(prefix))
-            data_path = [os.path.join(folder, p) for p in sidecar["megatron"]["data_path"]]
+            data_path = [os.path.join(folder, p) for p in listed]
             tmp = f"{data_paths_path(prefix)}.tmp-{os.getpid()}"
             Path(tmp).write_text(" ".join(data_path) + "\n", encoding="utf-8")
             os.replace(tmp, data_paths_path(prefix))
@@ -432,7 +436,7 @@ def _finish(config, context, env, device, backend, merge, pending, ranks, chunk_
     summary = RunSummary(
         status="complete" if not chunk_errors else "chunks_failed",
         output_prefix=prefix,
-        merged=bool(merge and sidecar is not None),
+        merged=merged,
         data_path=data_path,
         vocab_size=sidecar["vocab_size"] if sidecar else context.layout.vocab_size,
         world_size=env.world_size,
@@ -467,7 +471,7 @@ def _finish(config, context, env, device, backend, merge, pending, ranks, chunk_
     if totals.get("samples", 0) != run_counts["samples"] and not chunk_errors:  # pragma: no cover - a bug if so
         log.warning("progress counted %d samples, chunk records %d", totals.get("samples", 0), run_counts["samples"])
     write_json_atomic(summary_path(prefix), summary.to_dict())
-    log.info("%s", summary.format())
+    log.info("run summary written to %s", summary_path(prefix))
     if chunk_errors:
         raise ChunkFailedError(summary.format().splitlines()[0] + f" (details in {summary_path(prefix)})")
     return summary
