@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
