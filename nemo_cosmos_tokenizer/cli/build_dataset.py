@@ -71,6 +71,8 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--device", "device", dict(help="auto (default), cuda, cuda:N, cpu")),
     ("--dtype", "dtype", dict(help="auto (default: bfloat16 on CUDA, float32 on CPU), bfloat16, float32")),
     ("--batch-size", "batch_size", dict(type=int, help="clips per encoder call (default 8)")),
+    ("--temporal-mode", "temporal_mode", dict(choices=("windows", "whole"), help="windows (default): each clip in "
+     "one encoder call; whole: each clip streamed as one causal sequence in bounded memory (long --num-frames)")),
     ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0)")),
     ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512)")),
 )

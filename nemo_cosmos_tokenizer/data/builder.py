@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 DATASET_FORMAT = "nemo-cosmos-tokenizer/video-token-dataset"
 FORMAT_VERSION = 1
 CHUNK_NAME = "chunk-{:06d}"
+TEMPORAL_MODES = ("windows", "whole")
 
 
 class ConfigMismatchError(RuntimeError):
@@ -128,6 +129,11 @@ class BuildConfig:
     batch_size: int = 8
     """Clips per encoder call (always full: the last batch of a shape is padded)."""
 
+    temporal_mode: str = "windows"
+    """``windows``: each clip goes through the encoder in one call (``batch_size`` clips at a time). ``whole``: each
+    clip is one causal sequence streamed through the encoder chunk by chunk (one clip at a time, memory independent
+    of ``num_frames``, so clips can be long); same tokens as encoding the clip at once (equal in float32)."""
+
     num_workers: int = 0
     """DataLoader worker processes decoding videos while the model encodes (0: decode inline)."""
 
@@ -147,6 +153,7 @@ class BuildConfig:
             "video_backend": BACKENDS,
             "short_videos": SHORT_VIDEO_POLICIES,
             "resize_mode": RESIZE_MODES,
+            "temporal_mode": TEMPORAL_MODES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -315,7 +322,9 @@ def prepare_build(
         "layout": _sha256_json(layout.to_dict()),
         "frames": _sha256_json({**dataclasses.asdict(clip_spec), "video_backend": config.video_backend}),
         "encoding": _sha256_json(
-            {"dtype": str(video_tokenizer.dtype), "batch_size": config.batch_size}
+            {"dtype": str(video_tokenizer.dtype), "batch_size": config.batch_size,
+             # only when not the default, so the hashes of builds made before this option stay valid
+             **({"temporal_mode": config.temporal_mode} if config.temporal_mode != "windows" else {})}
         ),
         "chunking": _sha256_json({"chunk_size": config.chunk_size}),
     }
@@ -416,9 +425,10 @@ def _iter_samples(samples: Sequence[Sample], spec: ClipSpec, backend: str, num_w
 class _Encoder:
     """Groups clips of equal shape into full batches, in arrival order, and encodes them."""
 
-    def __init__(self, tokenizer: VideoTokenizer, batch_size: int) -> None:
+    def __init__(self, tokenizer: VideoTokenizer, batch_size: int, temporal_mode: str = "windows") -> None:
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
+        self.batch_size = 1 if temporal_mode == "whole" else batch_size  # whole: one streamed clip per call
+        self.encode = tokenizer.encode_streaming if temporal_mode == "whole" else tokenizer.encode
         self.pending: dict[tuple[int, ...], list[tuple[Any, np.ndarray]]] = {}
         self.grids: dict[Any, np.ndarray] = {}
         self.encoded_clips = 0
@@ -438,7 +448,7 @@ class _Encoder:
         group = self.pending.pop(shape)
         clips = [clip for _, clip in group]
         clips += [clips[-1]] * (self.batch_size - len(clips))  # always a full batch (see the module docstring)
-        grids = self.tokenizer.encode(np.stack(clips))  # [batch, T', H', W']
+        grids = self.encode(np.stack(clips))  # [batch, T', H', W']
         for (key, _), grid in zip(group, grids):
             self.grids[key] = grid
         self.encoded_clips += len(group)
@@ -454,7 +464,7 @@ def _process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, 
     config, layout, text = context.config, context.layout, context.text_tokenizer
     samples = context.chunk_samples(chunk_id)
     started = time.perf_counter()
-    encoder = _Encoder(context.video_tokenizer, config.batch_size)
+    encoder = _Encoder(context.video_tokenizer, config.batch_size, config.temporal_mode)
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
     for item in _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers):

@@ -164,6 +164,22 @@ class VideoTokenizer:
         return indices.to(torch.int32).cpu().numpy()
 
     @torch.no_grad()
+    def encode_streaming(self, clips: np.ndarray | torch.Tensor, chunk_frames: int = 16) -> np.ndarray:
+        """:meth:`encode` with each clip as one causal sequence streamed through the encoder (``--temporal-mode
+        whole``): ``1 + chunk_frames`` frames first, then ``chunk_frames`` at a time (rounded to the temporal
+        compression), so memory does not grow with the clip length; the tokens are those of encoding the clip at
+        once (equal in float32). Image tokenizers fall back to :meth:`encode`."""
+        if not self.config.is_video:
+            return self.encode(clips)
+        pixels = torch.as_tensor(clips)
+        if pixels.dtype != torch.uint8 or pixels.ndim != 5 or pixels.shape[-1] != 3:
+            raise ValueError(f"expected uint8 [B, T, H, W, 3] clips, got {pixels.dtype} {tuple(pixels.shape)}")
+        t = self.temporal_compression
+        chunk = max(t, chunk_frames // t * t)
+        indices = self.inference.encode_uint8(pixels, mode="streaming", chunk_frames=chunk)[0]  # [B, T', H', W']
+        return indices.to(torch.int32).numpy()
+
+    @torch.no_grad()
     def decode(self, grids: np.ndarray | torch.Tensor) -> np.ndarray:
         """int FSQ indices ``[B, T', H', W']`` -> uint8 ``[B, T, H, W, 3]`` (needs decoder weights)."""
         from ..inference.preprocess import to_uint8
