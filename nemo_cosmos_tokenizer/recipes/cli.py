@@ -16,10 +16,12 @@ No ``from __future__ import annotations`` here: NeMo-Run reads the factories' re
 """
 
 import os
+import typing
 from typing import Optional
 
 import nemo_run as run
 
+from ..data.builder import BuildConfig
 from .build import build_recipe, build_video_tokens
 from .presets import PRESETS
 
@@ -70,7 +72,20 @@ def slurm_torchrun(
     )
 
 
+def _evaluate_annotations(function, owner=None) -> None:
+    """Replace postponed (string) annotations by the types they name.
+
+    ``BuildConfig`` and the task are written with ``from __future__ import annotations``; NeMo-Run's parser reads
+    ``inspect.signature`` without evaluating strings and refuses ``config.input=...`` as "Unsupported type:
+    Optional[str]". The evaluated annotations mean the same to Python; only introspection sees objects.
+    """
+    hints = typing.get_type_hints(owner or function)
+    function.__annotations__ = {k: hints.get(k, v) for k, v in function.__annotations__.items()}
+
+
 def register() -> None:
+    _evaluate_annotations(BuildConfig.__init__, BuildConfig)
+    _evaluate_annotations(build_video_tokens)
     run.cli.entrypoint(
         namespace=NAMESPACE,
         name="build",
