@@ -138,10 +138,14 @@ def slurm_executor(
     ssh_host: Optional[str] = None,
     ssh_user: Optional[str] = None,
     env_vars: Optional[dict[str, str]] = None,
+    setup_lines: Optional[str] = None,
 ):
     """A SLURM job of ``nodes`` x ``gpus_per_node`` GPUs: one ``srun`` task per node starts torchrun, which starts
     one process per GPU (NeMo-Run's ``launcher="torchrun"``). Submitted from this machine (``sbatch`` here) or
-    through SSH to ``ssh_host``; ``job_dir`` holds NeMo-Run's job files on the cluster."""
+    through SSH to ``ssh_host``; ``job_dir`` holds NeMo-Run's job files on the cluster.
+
+    Nothing is packaged: ``nemo-cosmos-tokenizer[data]`` must be installed in ``container_image`` or in the Python
+    that ``setup_lines`` (shell lines run before srun, e.g. ``source /shared/venv/bin/activate``) puts on PATH."""
     run = nemo_run()
     job_dir = job_dir or os.path.join(os.getcwd(), "nemo_run_jobs")
     if ssh_host:
@@ -160,4 +164,6 @@ def slurm_executor(
         tunnel=tunnel,
         launcher="torchrun",
         env_vars=dict(env_vars or {}),
+        packager=run.Packager(),
+        setup_lines=setup_lines,
     )

@@ -69,6 +69,7 @@ def slurm_torchrun(
         container_image=container_image,
         tunnel=run.Config(run.LocalTunnel, job_dir=os.path.abspath(job_dir)),
         launcher="torchrun",
+        packager=run.Config(run.Packager),  # the package is installed on the cluster (or in the container)
     )
 
 
