@@ -9,8 +9,9 @@ Every process:
 1. reads its rank from the launcher (:mod:`nemo_cosmos_tokenizer.distributed`), takes the GPU of its local rank
    and, when the world holds more than one process, joins a process group (NCCL on GPU, gloo on CPU);
 2. prepares the build (:func:`.builder.prepare_build`: tokenizers, layout, the config hash checked against
-   ``<prefix>.chunks/plan.json`` and the merged sidecar). The ranks compare outcomes, so a changed manifest,
-   tokenizer or layout is refused by every rank with the same message before any work, and ranks that would
+   ``<prefix>.chunks/plan.json`` and the merged sidecar), rank 0 first (one download of missing weights into a
+   shared cache, one writer of the plan), then the others. The ranks compare outcomes, so a changed manifest,
+   tokenizer or layout is refused by every rank with the same error before any work, and ranks that would
    disagree on the hash (different weights on different nodes) are refused too;
 3. rank 0 lists the chunks not yet complete (resume: complete chunks are skipped, incomplete ones redone),
    removes temporary files killed writers left for them, and broadcasts the list; rank ``r`` of ``W`` takes
@@ -46,6 +47,7 @@ import dataclasses
 import glob
 import logging
 import os
+import pickle
 import socket
 import threading
 import time
@@ -287,27 +289,43 @@ def _remove_stale_temporaries(config: BuildConfig, chunk_ids: list[int]) -> int:
     return removed
 
 
-def _prepare_everywhere(config: BuildConfig, env: dist_utils.DistEnv, **tokenizers) -> builder.BuildContext:
-    """:func:`prepare_build` on every rank; all ranks raise together if any failed or if their hashes differ."""
-    context, error = None, None
+def _shareable(err: Exception) -> Exception:
+    """``err`` if it pickles (to be raised again by the other ranks), else a RuntimeError with its message."""
     try:
-        context = builder.prepare_build(config, **tokenizers)
-        status = ("ok", context.config_hash, socket.gethostname())
-    except Exception as err:  # noqa: BLE001 - shared with the other ranks, then re-raised
-        error = err
-        status = ("error", f"{type(err).__name__}: {err}", socket.gethostname())
-    statuses = dist_utils.all_gather_object(status)
-    if error is not None:
-        raise error
-    failed = [(r, s) for r, s in enumerate(statuses) if s[0] == "error"]
-    if failed:
-        rank, (_, message, host) = failed[0]
-        raise RuntimeError(f"rank {rank} on {host} could not prepare the build: {message}")
-    hashes = {s[1] for s in statuses}
-    if len(hashes) > 1:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(err).__name__}: {err}")
+
+
+def _prepare_everywhere(config: BuildConfig, env: dist_utils.DistEnv, **tokenizers) -> builder.BuildContext:
+    """:func:`prepare_build` on rank 0 first (it downloads missing weights into the cache once and records the plan),
+    then on the other ranks. If a rank fails, every rank raises its exception (so a refused configuration gives
+    the same :class:`ConfigMismatchError` everywhere); ranks whose config hashes differ are refused."""
+    context = None
+    hashes: dict[int, str] = {}
+    for first in (True, False):
+        status: tuple = ("wait", None, socket.gethostname())
+        if (env.rank == 0) == first:
+            try:
+                context = builder.prepare_build(config, **tokenizers)
+                status = ("ok", context.config_hash, socket.gethostname())
+            except Exception as err:  # noqa: BLE001 - shared with the other ranks, then raised by all
+                status = ("error", _shareable(err), socket.gethostname())
+        statuses = dist_utils.all_gather_object(status)
+        for rank, (state, value, host) in enumerate(statuses):
+            if state == "error":
+                if rank != env.rank:
+                    log.error("rank %d on %s could not prepare the build", rank, host)
+                raise value
+            if state == "ok":
+                hashes[rank] = value
+        if not env.is_distributed:
+            break
+    if len(set(hashes.values())) > 1:
         by_hash: dict[str, list[int]] = {}
-        for r, s in enumerate(statuses):
-            by_hash.setdefault(s[1][:12], []).append(r)
+        for rank, value in sorted(hashes.items()):
+            by_hash.setdefault(value[:12], []).append(rank)
         raise ConfigMismatchError(
             f"the ranks compute different config hashes ({by_hash}): every process must see the same manifest, "
             "tokenizer weights, text tokenizer and settings (and the same dtype)"
