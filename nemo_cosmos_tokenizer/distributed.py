@@ -17,7 +17,8 @@ Launchers understood, first match wins:
 * otherwise a single process (rank 0 of 1).
 
 Devices: ``auto`` picks ``cuda:<local rank>`` when CUDA is available (``cuda:0`` if each process sees exactly one
-GPU, as with ``srun --gpus-per-task=1``), else the CPU. The backend follows the device: NCCL on CUDA, gloo on CPU.
+GPU, as with ``srun --gpus-per-task=1``), else the CPU. The backend follows the device: NCCL on CUDA with a GPU per
+local rank, gloo on CPU or when ranks share a GPU.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "DistEnv",
     "get_dist_env",
     "select_device",
+    "default_backend",
     "init_distributed",
     "destroy_distributed",
     "distributed_session",
@@ -225,6 +227,21 @@ def is_initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def default_backend(device_type: str, env: DistEnv, cuda_device_count: int) -> str:
+    """NCCL when every local rank has a GPU of its own, else gloo.
+
+    NCCL refuses two ranks on one GPU, and the builder's collectives only move small Python objects (chunk lists,
+    counters), so gloo costs nothing there; it lets several processes share a GPU (more CPU decode per GPU).
+    ``NCT_DIST_BACKEND`` overrides the choice.
+    """
+    if device_type == "cuda" and env.local_world_size <= cuda_device_count:
+        return "nccl"
+    if device_type == "cuda":
+        log.info("%d local ranks share %d GPU(s): using gloo (NCCL needs one GPU per rank)",
+                 env.local_world_size, cuda_device_count)
+    return "gloo"
+
+
 def init_distributed(
     env: DistEnv | None = None,
     device=None,
@@ -234,7 +251,8 @@ def init_distributed(
 ) -> bool:
     """Create the default process group when the world holds more than one process.
 
-    ``backend`` defaults to NCCL for a CUDA ``device`` and gloo otherwise. Returns ``True`` if this call created
+    ``backend`` defaults to ``$NCT_DIST_BACKEND``, else :func:`default_backend` (NCCL for a CUDA ``device`` with a GPU
+    per local rank, gloo otherwise). Returns ``True`` if this call created
     the group (the caller then owns :func:`destroy_distributed`), ``False`` for a single process or an existing
     group (whose size must match ``env``).
     """
@@ -254,7 +272,8 @@ def init_distributed(
             )
         return False
     device = torch.device(device) if device is not None else torch.device("cpu")
-    backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+    cuda_count = torch.cuda.device_count() if device.type == "cuda" else 0
+    backend = backend or os.environ.get("NCT_DIST_BACKEND") or default_backend(device.type, env, cuda_count)
     kwargs = dict(backend=backend, rank=env.rank, world_size=env.world_size, timeout=collective_timeout(timeout))
     if env.launcher == "slurm":  # torchrun provides MASTER_ADDR/PORT (env://); srun alone does not
         if not env.master_addr:

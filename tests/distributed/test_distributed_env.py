@@ -12,6 +12,7 @@ import torch
 from nemo_cosmos_tokenizer.distributed import (
     DistEnv,
     all_gather_object,
+    default_backend,
     broadcast_object,
     expand_slurm_nodelist,
     get_dist_env,
@@ -93,6 +94,13 @@ def test_device_per_local_rank(monkeypatch):
     with pytest.raises(RuntimeError, match="only 2 GPUs are visible"):
         select_device("auto", env)
     assert select_device("cuda:1", env) == torch.device("cuda", 1)  # explicit wins
+
+
+def test_backend_is_nccl_only_with_a_gpu_per_local_rank():
+    two_local = DistEnv(rank=1, world_size=2, local_rank=1, local_world_size=2)
+    assert default_backend("cuda", two_local, cuda_device_count=2) == "nccl"
+    assert default_backend("cuda", two_local, cuda_device_count=1) == "gloo"  # NCCL refuses two ranks on one GPU
+    assert default_backend("cpu", two_local, cuda_device_count=0) == "gloo"
 
 
 def test_single_process_needs_no_group():
