@@ -1,0 +1,441 @@
+"""Fast layers on *folded frames*: every video activation is ``[N = B*T, C, H, W]``, channels-last.
+
+The plain video networks run ``nn.Conv3d`` on ``[B, C, T, H, W]``. Here the frames of all windows are folded into
+the batch so that
+
+* a spatial ``(1, k, k)`` causal conv is an ``F.conv2d`` over the folded frames (cuDNN's NHWC kernels);
+* a temporal ``(k, 1, 1)`` causal conv is an ``F.conv2d`` with a ``(k, 1)`` kernel over the *same memory* viewed
+  as ``[B, C, T, H*W]`` (channels-last ``[B, T, H*W, C]``): an implicit GEMM with ``K = k*C``; the causal
+  replicate-padding is one ``cat`` of the first frame in front (fused into neighbouring kernels by
+  ``torch.compile``);
+* per-frame ``GroupNorm(1)`` (+ SiLU) is a per-row reduction over the contiguous ``[H, W, C]`` block of a frame;
+* the spatial attention is one fused ``qkv`` GEMM + ``F.scaled_dot_product_attention`` per frame, the causal
+  temporal attention the same over ``[B, H*W, T, C]`` views with ``is_causal=True``.
+
+Nothing here copies data to change layout except where noted. Every layer is built from the corresponding plain
+module (``from_plain``) and computes the same function; ``tests/fast`` checks that on CPU in float32.
+The image networks (CI/DI) reuse the same layers with ``T = 1`` (``GroupNorm(32)``, no temporal convs).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..modules.attention import AttnBlock2d, CausalSpatialAttnBlock3d, CausalTemporalAttnBlock3d
+from ..modules.conv import CausalConv3d
+from ..modules.resample import CausalHybridDownsample3d, CausalHybridUpsample3d, Downsample2d, Upsample2d
+from ..modules.resnet import CausalResnetBlock3d, ResnetBlock2d
+
+__all__ = [
+    "ATTENTION",
+    "Attention",
+    "ConvFrames",
+    "FastDownsample",
+    "FastResBlock",
+    "FastUpsample",
+    "FrameNorm",
+    "SpatialAttention",
+    "TemporalAttention",
+    "TemporalConv",
+    "frames_from_seq",
+    "frames_from_video",
+    "seq_from_frames",
+    "video_from_frames",
+]
+
+#: Signature of the attention kernel: ``(q, k, v, is_causal) -> out``, all ``[batch, heads, seq, dim]``.
+Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]
+
+
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` (a fused kernel where one exists for the shape)."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+
+
+def materialized(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool,
+                 max_score_bytes: int = 1 << 30) -> torch.Tensor:
+    """Single-head attention with the score matrix written out, in chunks of at most ``max_score_bytes``.
+
+    For the mid blocks' head dim 512, where no flash kernel exists and the memory-efficient kernel runs at ~110
+    TFLOP/s on an H100: scores ``q k^T`` come from a tensor-core GEMM with float32 output (no bf16 rounding of the
+    logits), the softmax is one fused pass that writes ``P`` in the input dtype, and ``P v`` is a second GEMM.
+    Short sequences (the causal temporal attention over a window's few latent frames) are computed directly with
+    element-wise products and sums in float32 (one fused kernel each under ``torch.compile``; the fused SDPA
+    kernels waste most of their tiles on a sequence of 3); other short ones use :func:`sdpa`.
+    ``[B, H, L, D]`` -> ``[B, H, L, D]``.
+    """
+    b, h, length, d = q.shape
+    if length <= 16:
+        return _short_attention(q, k, v, is_causal)
+    if is_causal or length < 1024:
+        return sdpa(q, k, v, is_causal)
+    scale = d ** -0.5
+    g = b * h
+    q3, k3, v3 = q.reshape(g, length, d), k.reshape(g, length, d), v.reshape(g, length, d)
+    row_bytes = 4 * length
+    per_chunk = max(1, max_score_bytes // row_bytes)  # query rows per chunk, over all [G, L] rows
+    outs = []
+    if per_chunk >= length:  # whole frames per chunk
+        frames = max(1, per_chunk // length)
+        for i in range(0, g, frames):
+            outs.append(_attend(q3[i:i + frames], k3[i:i + frames], v3[i:i + frames], scale))
+        out = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]
+    else:  # row chunks of one frame at a time
+        for i in range(g):
+            rows = [_attend(q3[i:i + 1, r:r + per_chunk], k3[i:i + 1], v3[i:i + 1], scale)
+                    for r in range(0, length, per_chunk)]
+            outs.append(torch.cat(rows, dim=1))
+        out = torch.cat(outs, dim=0)
+    return out.reshape(b, h, length, d)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """``softmax(q k^T * scale) v`` for ``[G, Lq, D]`` x ``[G, Lk, D]``, logits and softmax in float32."""
+    kt = k.transpose(1, 2)
+    if q.dtype == torch.float32:
+        s = torch.bmm(q, kt)
+    elif q.is_cuda:
+        s = torch.bmm(q, kt, out_dtype=torch.float32)  # bf16 tensor cores, float32 result
+    else:
+        s = torch.bmm(q.float(), kt.float())
+    s = s * scale
+    # Unnormalised probabilities (written once, in the input dtype) and their row sums come from one pass over the
+    # logits after the max; the division moves to the [Lq, D] output. Hand-rolled, so no pass rewrites it to SDPA.
+    e = torch.exp(s - s.amax(dim=-1, keepdim=True))
+    out = torch.bmm(e.to(v.dtype), v) / e.sum(dim=-1, keepdim=True)
+    return out.to(v.dtype)
+
+
+def _short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool) -> torch.Tensor:
+    """Attention over a short sequence (``L <= 16``) by broadcasting, in float32: ``[B, H, L, D]`` -> same."""
+    length, d = q.shape[-2], q.shape[-1]
+    s = (q.float().unsqueeze(-2) * k.float().unsqueeze(-3)).sum(-1) * d ** -0.5  # [B, H, Lq, Lk]
+    if is_causal:
+        mask = torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
+        s = s.masked_fill(~mask, float("-inf"))
+    a = torch.softmax(s, dim=-1)
+    out = (a.unsqueeze(-1) * v.float().unsqueeze(-3)).sum(-2)  # [B, H, Lq, D]
+    return out.to(v.dtype)
+
+
+#: Attention kernels by name (``optimize(attention=...)``).
+ATTENTION: dict[str, Attention] = {"sdpa": sdpa, "materialized": materialized}
+
+
+# ----------------------------------------------------------------------------------------------------- layout
+def frames_from_video(x: torch.Tensor) -> torch.Tensor:
+    """``[B, C, T, H, W]`` -> ``[B*T, C, H, W]`` channels-last (a copy unless ``x`` is channels-last-3d)."""
+    b, c, t, h, w = x.shape
+    return x.permute(0, 2, 3, 4, 1).reshape(b * t, h, w, c).permute(0, 3, 1, 2)  # [B*T, C, H, W]
+
+
+def video_from_frames(x: torch.Tensor, b: int) -> torch.Tensor:
+    """``[B*T, C, H, W]`` -> ``[B, C, T, H, W]`` (a view for channels-last ``x``)."""
+    n, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, n // b, h, w, c).permute(0, 4, 1, 2, 3)  # [B, C, T, H, W]
+
+
+def seq_from_frames(x: torch.Tensor, b: int) -> torch.Tensor:
+    """``[B*T, C, H, W]`` -> ``[B, T, H*W, C]`` (a view for channels-last ``x``)."""
+    n, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, n // b, h * w, c)  # [B, T, H*W, C]
+
+
+def frames_from_seq(s: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``[B, T, H*W, C]`` -> ``[B*T, C, H, W]`` (channels-last view for contiguous ``s``)."""
+    b, t, _, c = s.shape
+    return s.reshape(b * t, h, w, c).permute(0, 3, 1, 2)  # [B*T, C, H, W]
+
+
+def _weight(t: torch.Tensor, memory_format: torch.memory_format) -> nn.Parameter:
+    return nn.Parameter(t.detach().clone().contiguous(memory_format=memory_format), requires_grad=False)
+
+
+def _vector(t: torch.Tensor | None) -> nn.Parameter | None:
+    return None if t is None else nn.Parameter(t.detach().clone(), requires_grad=False)
+
+
+# ------------------------------------------------------------------------------------------------- primitives
+class ConvFrames(nn.Module):
+    """A 2D convolution applied to every folded frame: a spatial ``(1, k, k)`` :class:`CausalConv3d` (any
+    stride / padding) or an ``nn.Conv2d``. ``[N, C_in, H, W]`` -> ``[N, C_out, H', W']``."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
+                 memory_format: torch.memory_format) -> None:
+        super().__init__()
+        self.weight = _weight(weight, memory_format)  # [O, I, kh, kw]
+        self.bias = _vector(bias)
+        self.stride = stride
+        self.padding = padding
+
+    @classmethod
+    def from_plain(cls, conv: CausalConv3d | nn.Conv2d, memory_format: torch.memory_format) -> "ConvFrames":
+        if isinstance(conv, CausalConv3d):
+            c3 = conv.conv3d
+            if c3.kernel_size[0] != 1 or conv.time_pad != 0:
+                raise ValueError(f"not a per-frame conv: kernel {c3.kernel_size}, time_pad {conv.time_pad}")
+            return cls(c3.weight[:, :, 0], c3.bias, c3.stride[1], c3.padding[1], memory_format)
+        return cls(conv.weight, conv.bias, conv.stride[0], conv.padding[0], memory_format)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        o, i, kh, kw = self.weight.shape
+        return f"{i}, {o}, kernel=({kh}, {kw}), stride={self.stride}, padding={self.padding}"
+
+
+class TemporalConv(nn.Module):
+    """Causal ``(k, 1, 1)`` convolution with ``time_pad`` replicated first frames and a time stride.
+
+    Runs on the sequence view ``[B, T, H*W, C]`` as an ``F.conv2d`` with a ``(k, 1)`` kernel over
+    ``[B, C, T + time_pad, H*W]`` channels-last — the same memory, no transpose.
+    """
+
+    def __init__(self, conv: CausalConv3d, memory_format: torch.memory_format) -> None:
+        super().__init__()
+        c3 = conv.conv3d
+        if c3.kernel_size[1:] != (1, 1) or c3.padding[1:] != (0, 0):
+            raise ValueError(f"not a temporal conv: kernel {c3.kernel_size}, padding {c3.padding}")
+        self.weight = _weight(c3.weight[..., 0], memory_format)  # [O, I, kt, 1]
+        self.bias = _vector(c3.bias)
+        self.time_pad = conv.time_pad
+        self.time_stride = c3.stride[0]
+
+    def forward_seq(self, s: torch.Tensor) -> torch.Tensor:
+        """``[B, T, H*W, C]`` -> ``[B, T', H*W, C_out]``."""
+        b, _, hw, c = s.shape
+        if self.time_pad:
+            s = torch.cat([s[:, :1].expand(b, self.time_pad, hw, c), s], dim=1)  # [B, pad + T, HW, C]
+        y = F.conv2d(s.permute(0, 3, 1, 2), self.weight, self.bias, stride=(self.time_stride, 1))  # [B, O, T', HW]
+        return y.permute(0, 2, 3, 1)  # [B, T', HW, O]
+
+    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        """``[B*T, C, H, W]`` -> ``[B*T', C_out, H, W]``."""
+        h, w = x.shape[2:]
+        return frames_from_seq(self.forward_seq(seq_from_frames(x, b)), h, w)
+
+    def extra_repr(self) -> str:
+        o, i, kt, _ = self.weight.shape
+        return f"{i}, {o}, kernel=({kt}, 1, 1), time_pad={self.time_pad}, time_stride={self.time_stride}"
+
+
+class FrameNorm(nn.Module):
+    """``GroupNorm(groups)`` of every folded frame (+ optional SiLU), statistics in float32.
+
+    ``groups=1`` is the video networks' per-frame norm; ``groups=32`` the image networks' GroupNorm.
+    ``[N, C, H, W]`` -> same shape, layout and dtype.
+    """
+
+    def __init__(self, norm: nn.GroupNorm) -> None:
+        super().__init__()
+        self.groups = norm.num_groups
+        self.eps = norm.eps
+        self.weight = _vector(norm.weight)
+        self.bias = _vector(norm.bias)
+
+    def forward(self, x: torch.Tensor, silu: bool) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = self.groups
+        weight, bias = self.weight.float(), self.bias.float()
+        if x.is_contiguous(memory_format=torch.channels_last):
+            # Reduce in memory order ([N, H*W, G, C/G] is a view): coalesced loads in the generated kernels.
+            xf = x.permute(0, 2, 3, 1).float().reshape(n, h * w, g, c // g)
+            var, mean = torch.var_mean(xf, dim=(1, 3), correction=0, keepdim=True)  # [N, 1, G, 1]
+            shape = (1, 1, g, c // g)
+        else:
+            xf = x.float().reshape(n, g, c // g, h * w)
+            var, mean = torch.var_mean(xf, dim=(2, 3), correction=0, keepdim=True)  # [N, G, 1, 1]
+            shape = (1, g, c // g, 1)
+        # y = x * a + b with a = rstd * gamma, b = beta - mean * a: the arithmetic of PyTorch's GroupNorm kernels.
+        a = torch.rsqrt(var + self.eps) * weight.view(shape)
+        y = (xf * a + (bias.view(shape) - mean * a)).to(x.dtype)  # rounded like the eager GroupNorm output
+        if silu:
+            y = F.silu(y)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            return y.reshape(n, h, w, c).permute(0, 3, 1, 2)  # [N, C, H, W] channels-last
+        return y.reshape(n, c, h, w)
+
+
+# ----------------------------------------------------------------------------------------------------- blocks
+class FastResBlock(nn.Module):
+    """``shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))))))`` on folded frames.
+
+    Each conv is a :class:`ConvFrames` (3x3) followed, in the video networks, by a :class:`TemporalConv`.
+    """
+
+    def __init__(self, block: CausalResnetBlock3d | ResnetBlock2d, memory_format: torch.memory_format) -> None:
+        super().__init__()
+        self.norm1 = FrameNorm(_group_norm(block.norm1))
+        self.norm2 = FrameNorm(_group_norm(block.norm2))
+        self.conv1_t: TemporalConv | None = None
+        self.conv2_t: TemporalConv | None = None
+        if isinstance(block, CausalResnetBlock3d):
+            self.conv1_s = ConvFrames.from_plain(block.conv1[0], memory_format)
+            self.conv1_t = TemporalConv(block.conv1[1], memory_format)
+            self.conv2_s = ConvFrames.from_plain(block.conv2[0], memory_format)
+            self.conv2_t = TemporalConv(block.conv2[1], memory_format)
+        else:
+            self.conv1_s = ConvFrames.from_plain(block.conv1, memory_format)
+            self.conv2_s = ConvFrames.from_plain(block.conv2, memory_format)
+        shortcut = block.nin_shortcut
+        self.nin_shortcut = None if isinstance(shortcut, nn.Identity) else ConvFrames.from_plain(shortcut, memory_format)
+
+    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        h = self.conv1_s(self.norm1(x, silu=True))
+        if self.conv1_t is not None:
+            h = self.conv1_t(h, b)
+        h = self.conv2_s(self.norm2(h, silu=True))
+        if self.conv2_t is not None:
+            h = self.conv2_t(h, b)
+        skip = x if self.nin_shortcut is None else self.nin_shortcut(x)
+        return skip + h
+
+
+def _group_norm(module: nn.Module) -> nn.GroupNorm:
+    """The ``nn.GroupNorm`` inside a plain norm module (``CausalGroupNorm.norm`` or the GroupNorm itself)."""
+    return module if isinstance(module, nn.GroupNorm) else module.norm
+
+
+def _avg_pool_hw(x: torch.Tensor) -> torch.Tensor:
+    """``avg_pool2d(x, 2)`` (floor mode) with the summation order of the plain ``_avg_pool_hw``."""
+    h, w = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
+    x = x[:, :, :h, :w]
+    return (x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 0::2] + x[:, :, 1::2, 1::2]) / 4
+
+
+class FastDownsample(nn.Module):
+    """Video: NVIDIA's hybrid downsample (spatial conv + 2x2 mean, temporal conv + 2-frame mean, 1x1 conv).
+    Image: zero pad right/bottom, 3x3 conv with stride 2."""
+
+    def __init__(self, down: CausalHybridDownsample3d | Downsample2d, memory_format: torch.memory_format) -> None:
+        super().__init__()
+        self.video = isinstance(down, CausalHybridDownsample3d)
+        self.conv1: ConvFrames | None = None
+        self.conv2: TemporalConv | None = None
+        self.conv3: ConvFrames | None = None
+        if self.video:
+            if down.spatial:
+                self.conv1 = ConvFrames.from_plain(down.conv1, memory_format)
+            if down.temporal:
+                self.conv2 = TemporalConv(down.conv2, memory_format)
+            self.conv3 = ConvFrames.from_plain(down.conv3, memory_format)
+        else:
+            self.conv1 = ConvFrames.from_plain(down.conv, memory_format)
+
+    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        if self.conv1 is not None:
+            xp = F.pad(x, (0, 1, 0, 1))  # [N, C, H+1, W+1]: zero pad right and bottom only
+            x = self.conv1(xp)
+            if not self.video:
+                return x
+            x = x + _avg_pool_hw(xp)  # [N, C, H/2, W/2]
+        if self.conv2 is not None:
+            h, w = x.shape[2:]
+            s = seq_from_frames(x, b)  # [B, T, HW, C]
+            s = torch.cat([s[:, :1], s], dim=1)  # [B, T+1, HW, C]: frame 0 once more
+            t = s.shape[1] // 2 * 2
+            s = self.conv2.forward_seq(s) + (s[:, 0:t:2] + s[:, 1:t:2]) / 2  # [B, (T+1)/2, HW, C]
+            x = frames_from_seq(s, h, w)
+        return self.conv3(x)
+
+
+class FastUpsample(nn.Module):
+    """Video: NVIDIA's hybrid upsample (frame doubling + causal temporal conv, nearest x2 + conv, 1x1 conv,
+    each resampling with a residual). Image: nearest x2 then a 3x3 conv."""
+
+    def __init__(self, up: CausalHybridUpsample3d | Upsample2d, memory_format: torch.memory_format) -> None:
+        super().__init__()
+        self.video = isinstance(up, CausalHybridUpsample3d)
+        self.conv1: TemporalConv | None = None
+        self.conv2: ConvFrames | None = None
+        self.conv3: ConvFrames | None = None
+        if self.video:
+            if up.temporal:
+                self.conv1 = TemporalConv(up.conv1, memory_format)
+            if up.spatial:
+                self.conv2 = ConvFrames.from_plain(up.conv2, memory_format)
+            self.conv3 = ConvFrames.from_plain(up.conv3, memory_format)
+        else:
+            self.conv2 = ConvFrames.from_plain(up.conv, memory_format)
+
+    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        if self.conv1 is not None:
+            h, w = x.shape[2:]
+            s = seq_from_frames(x, b).repeat_interleave(2, dim=1)[:, 1:]  # [B, 2t-1, HW, C]
+            x = frames_from_seq(self.conv1.forward_seq(s) + s, h, w)
+        if self.conv2 is not None:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # [N, C, 2h, 2w]
+            if not self.video:
+                return self.conv2(x)
+            x = self.conv2(x) + x
+        return self.conv3(x)
+
+
+def _qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused ``[3C, C]`` weight and ``[3C]`` bias of three 1x1 convs (2D or causal 3D)."""
+    convs = [m.conv3d if isinstance(m, CausalConv3d) else m for m in (q, k, v)]
+    weight = torch.cat([c.weight.reshape(c.weight.shape[0], -1) for c in convs])
+    bias = torch.cat([c.bias for c in convs])
+    return weight, bias
+
+
+def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T + bias`` with the bias added as a separate (rounded) step, like the eager 1x1 convs it replaces
+    (``aten.convolution`` on CUDA adds the bias after the cuDNN call)."""
+    return F.linear(x, weight) + bias
+
+
+def _linear(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    c = m.conv3d if isinstance(m, CausalConv3d) else m
+    return c.weight.reshape(c.weight.shape[0], -1), c.bias
+
+
+class SpatialAttention(nn.Module):
+    """``x + proj_out(softmax(q k^T / sqrt(C)) v)`` over the ``H*W`` positions of every folded frame.
+
+    From :class:`AttnBlock2d` (GroupNorm 32) or :class:`CausalSpatialAttnBlock3d` (per-frame GroupNorm 1).
+    """
+
+    def __init__(self, block: AttnBlock2d | CausalSpatialAttnBlock3d, attention: Attention = sdpa) -> None:
+        super().__init__()
+        self.norm = FrameNorm(_group_norm(block.norm))
+        w, bias = _qkv(block.q, block.k, block.v)
+        self.qkv_weight, self.qkv_bias = _vector(w), _vector(bias)
+        w, bias = _linear(block.proj_out)
+        self.proj_weight, self.proj_bias = _vector(w), _vector(bias)
+        self.attention = attention
+
+    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        n, c, h, w = x.shape
+        tokens = self.norm(x, silu=False).permute(0, 2, 3, 1).reshape(n, 1, h * w, c)  # [N, 1, HW, C]
+        q, k, v = _project(tokens, self.qkv_weight, self.qkv_bias).chunk(3, dim=-1)  # 3 x [N, 1, HW, C]
+        out = self.attention(q, k, v, False)  # [N, 1, HW, C]
+        out = _project(out, self.proj_weight, self.proj_bias)  # [N, 1, HW, C]
+        return x + out.reshape(n, h, w, c).permute(0, 3, 1, 2)
+
+
+class TemporalAttention(nn.Module):
+    """Causal attention over the frames of each window at every spatial position (:class:`CausalTemporalAttnBlock3d`):
+    ``[B, T, HW, C]`` is viewed as ``[B, HW (heads), T, C]``, no copy."""
+
+    def __init__(self, block: CausalTemporalAttnBlock3d, attention: Attention = sdpa) -> None:
+        super().__init__()
+        self.norm = FrameNorm(_group_norm(block.norm))
+        w, bias = _qkv(block.q, block.k, block.v)
+        self.qkv_weight, self.qkv_bias = _vector(w), _vector(bias)
+        w, bias = _linear(block.proj_out)
+        self.proj_weight, self.proj_bias = _vector(w), _vector(bias)
+        self.attention = attention
+
+    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        h, w = x.shape[2:]
+        s = seq_from_frames(self.norm(x, silu=False), b)  # [B, T, HW, C]
+        q, k, v = _project(s, self.qkv_weight, self.qkv_bias).transpose(1, 2).chunk(3, dim=-1)  # 3 x [B, HW, T, C]
+        out = self.attention(q, k, v, True).transpose(1, 2)  # [B, T, HW, C]
+        out = _project(out, self.proj_weight, self.proj_bias)  # [B, T, HW, C]
+        return x + frames_from_seq(out, h, w)
