@@ -44,7 +44,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -290,7 +290,76 @@ def _check_model(model: CosmosTokenizer, what: str) -> None:
         raise ValueError(f"{what} streams video; {model.config.family} is an image family (encode frames directly)")
 
 
-class StreamingEncoder:
+class _Stream:
+    """What :class:`StreamingEncoder` and :class:`StreamingDecoder` share: the model, one :class:`StreamCache` per
+    spatial tile, the ``[B, C, h, w]`` the stream continues, and a latch that refuses further chunks after one
+    failed part-way (its caches may then hold some layers' state of the failed chunk)."""
+
+    #: The body of the model this stream drives (``"encoder"`` or ``"decoder"``).
+    _body: str
+
+    def __init__(
+        self,
+        model: CosmosTokenizer,
+        max_context_frames: int | None = None,
+        *,
+        tiling: SpatialTiling | None = None,
+    ) -> None:
+        _check_model(model, type(self).__name__)
+        _check_supported(getattr(model, self._body))
+        StreamCache(max_context_frames)  # validates
+        self.model = model
+        self.max_context_frames = max_context_frames
+        self.tiling = tiling
+        self.reset()
+
+    @property
+    def temporal_compression(self) -> int:
+        return self.model.config.temporal_compression
+
+    def reset(self) -> None:
+        self._shape: tuple[int, ...] | None = None
+        self._caches: list[StreamCache] = []
+        self._tiles: _Tiles | None = None
+        self._failed = False
+
+    def cache_nbytes(self) -> int:
+        """Bytes held by the per-layer caches (all tiles)."""
+        return sum(c.nbytes() for c in self._caches)
+
+    def _check_alive(self) -> None:
+        if self._failed:
+            raise RuntimeError("a previous chunk failed part-way, so the stream state is inconsistent; call reset()")
+
+    def _start(self, shape: tuple[int, ...], h: int, w: int) -> None:
+        """First chunk: remember ``[B, C, H, W]`` and lay out the tiles over the latent plane ``h x w``."""
+        self._shape = shape
+        self._tiles = _Tiles(self.tiling, self.model.config.spatial_compression, h, w)
+        self._caches = [StreamCache(self.max_context_frames) for _ in self._tiles.spans]
+
+    def _run_tiles(
+        self,
+        x: torch.Tensor,
+        crop_scale: int,
+        blend_scale: int,
+        body: Callable[[torch.Tensor, StreamCache], torch.Tensor],
+    ) -> torch.Tensor:
+        """``body(tile of x, its cache)`` on every tile, blended; tile spans (latent units) are multiplied by
+        ``crop_scale`` to crop ``x`` and by ``blend_scale`` to place the outputs."""
+        assert self._tiles is not None
+        s = crop_scale
+        try:
+            blender = _Blender(self._tiles, scale=blend_scale)
+            for i, ((r0, r1), (c0, c1)) in enumerate(self._tiles.spans):
+                part = x if len(self._tiles.spans) == 1 else x[..., r0 * s:r1 * s, c0 * s:c1 * s]
+                blender.add(i, body(part, self._caches[i]))
+            return blender.result()
+        except BaseException:
+            self._failed = True
+            raise
+
+
+class StreamingEncoder(_Stream):
     """Encode a video chunk by chunk; the concatenated outputs equal ``model.encode`` of the whole clip.
 
     Args:
@@ -303,41 +372,16 @@ class StreamingEncoder:
     multiple of ``t`` (``t`` = temporal compression). :meth:`reset` starts a new clip.
     """
 
-    def __init__(
-        self,
-        model: CosmosTokenizer,
-        max_context_frames: int | None = None,
-        *,
-        tiling: SpatialTiling | None = None,
-    ) -> None:
-        _check_model(model, "StreamingEncoder")
-        _check_supported(model.encoder)
-        StreamCache(max_context_frames)  # validates
-        self.model = model
-        self.max_context_frames = max_context_frames
-        self.tiling = tiling
-        self.reset()
-
-    @property
-    def temporal_compression(self) -> int:
-        return self.model.config.temporal_compression
+    _body = "encoder"
 
     def reset(self) -> None:
         """Forget the clip streamed so far; the next chunk is a first chunk."""
+        super().reset()
         self.frames_in = 0
         self.latent_frames_out = 0
-        self._shape: tuple[int, ...] | None = None
-        self._caches: list[StreamCache] = []
-        self._tiles: _Tiles | None = None
-        self._failed = False
-
-    def cache_nbytes(self) -> int:
-        """Bytes held by the per-layer caches (all tiles)."""
-        return sum(c.nbytes() for c in self._caches)
 
     def _check_chunk(self, x: torch.Tensor) -> None:
-        if self._failed:
-            raise RuntimeError("a previous chunk failed part-way, so the stream state is inconsistent; call reset()")
+        self._check_alive()
         t = self.temporal_compression
         if not isinstance(x, torch.Tensor) or x.ndim != 5:
             raise ValueError(f"encode_chunk takes frames [B, 3, n, H, W], got "
@@ -367,19 +411,10 @@ class StreamingEncoder:
         self._check_chunk(frames)
         model, s = self.model, self.model.config.spatial_compression
         if self.frames_in == 0:
-            self._shape = (frames.shape[0], frames.shape[1], *frames.shape[3:])
-            self._tiles = _Tiles(self.tiling, s, frames.shape[3] // s, frames.shape[4] // s)
-            self._caches = [StreamCache(self.max_context_frames) for _ in self._tiles.spans]
-        assert self._tiles is not None
-        try:
-            blender = _Blender(self._tiles, scale=1)
-            for i, ((r0, r1), (c0, c1)) in enumerate(self._tiles.spans):
-                part = frames if len(self._tiles.spans) == 1 else frames[..., r0 * s:r1 * s, c0 * s:c1 * s]
-                blender.add(i, model.quant_conv(_encode_body(model.encoder, part, self._caches[i])))
-            out = blender.result()
-        except BaseException:
-            self._failed = True
-            raise
+            self._start((frames.shape[0], frames.shape[1], *frames.shape[3:]), frames.shape[3] // s,
+                        frames.shape[4] // s)
+        out = self._run_tiles(frames, s, 1,
+                              lambda part, cache: model.quant_conv(_encode_body(model.encoder, part, cache)))
         self.frames_in += frames.shape[2]
         self.latent_frames_out += out.shape[2]
         return out
@@ -394,7 +429,7 @@ class StreamingEncoder:
         return indices, codes
 
 
-class StreamingDecoder:
+class StreamingDecoder(_Stream):
     """Decode latent frames chunk by chunk; the concatenated outputs equal ``model.decode`` of the whole latent.
 
     Args: as :class:`StreamingEncoder` (``tiling`` tiles the latent plane; sizes are given in pixels).
@@ -404,37 +439,13 @@ class StreamingDecoder:
     frames afterwards, ``[B, 3, frames, H, W]`` (not clamped).
     """
 
-    def __init__(
-        self,
-        model: CosmosTokenizer,
-        max_context_frames: int | None = None,
-        *,
-        tiling: SpatialTiling | None = None,
-    ) -> None:
-        _check_model(model, "StreamingDecoder")
-        _check_supported(model.decoder)
-        StreamCache(max_context_frames)  # validates
-        self.model = model
-        self.max_context_frames = max_context_frames
-        self.tiling = tiling
-        self.reset()
-
-    @property
-    def temporal_compression(self) -> int:
-        return self.model.config.temporal_compression
+    _body = "decoder"
 
     def reset(self) -> None:
         """Forget the latent frames streamed so far; the next chunk is a first chunk."""
+        super().reset()
         self.latent_frames_in = 0
         self.frames_out = 0
-        self._shape: tuple[int, ...] | None = None
-        self._caches: list[StreamCache] = []
-        self._tiles: _Tiles | None = None
-        self._failed = False
-
-    def cache_nbytes(self) -> int:
-        """Bytes held by the per-layer caches (all tiles)."""
-        return sum(c.nbytes() for c in self._caches)
 
     def decode_chunk(self, latent_or_indices: torch.Tensor) -> torch.Tensor:
         """The next latent frames (CV latent, DV indices) -> the next video frames ``[B, 3, frames, H, W]``."""
@@ -452,31 +463,24 @@ class StreamingDecoder:
 
     def decode_codes_chunk(self, codes: torch.Tensor) -> torch.Tensor:
         """The next ``post_quant_conv`` inputs ``[B, C, n, h, w]`` (CV latent or DV FSQ codes) -> video frames."""
-        if self._failed:
-            raise RuntimeError("a previous chunk failed part-way, so the stream state is inconsistent; call reset()")
+        self._check_alive()
         if codes.ndim != 5 or codes.shape[2] < 1:
             raise ValueError(f"decode takes latent frames [B, C, n >= 1, h, w], got shape {tuple(codes.shape)}")
         shape = (codes.shape[0], codes.shape[1], *codes.shape[3:])
-        model, s = self.model, self.model.config.spatial_compression
+        model = self.model
         if self.latent_frames_in == 0:
-            self._shape = shape
-            self._tiles = _Tiles(self.tiling, s, codes.shape[3], codes.shape[4])
-            self._caches = [StreamCache(self.max_context_frames) for _ in self._tiles.spans]
+            self._start(shape, codes.shape[3], codes.shape[4])
         elif shape != self._shape:
             raise ValueError(f"latent chunk of shape {tuple(codes.shape)} does not continue the stream of "
                              f"[B, C, h, w] = {list(self._shape or ())}")
-        assert self._tiles is not None
         dtype = next(model.post_quant_conv.parameters()).dtype
         try:
             z = model.post_quant_conv(codes.to(dtype))  # 1x1x1: per frame and position, so tiles can crop after it
-            blender = _Blender(self._tiles, scale=s)
-            for i, ((r0, r1), (c0, c1)) in enumerate(self._tiles.spans):
-                part = z if len(self._tiles.spans) == 1 else z[..., r0:r1, c0:c1]
-                blender.add(i, _decode_body(model.decoder, part, self._caches[i]))
-            out = blender.result()
         except BaseException:
             self._failed = True
             raise
+        out = self._run_tiles(z, 1, model.config.spatial_compression,
+                              lambda part, cache: _decode_body(model.decoder, part, cache))
         self.latent_frames_in += codes.shape[2]
         self.frames_out += out.shape[2]
         return out
@@ -589,4 +593,4 @@ def stream_decode(
                              tiling=tiling))
     if not parts:
         raise ValueError("no latent frames to decode")
-    return torch.cat(parts, dim=2)
+    return torch.cat(parts, dim=2)  # [B, 3, T, H, W]
