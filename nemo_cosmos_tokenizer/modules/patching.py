@@ -43,7 +43,7 @@ def _analysis(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Low and high Haar band of ``x`` along ``dim`` (length halves, rounded up)."""
     if x.shape[dim] % 2:
         # Reflect padding by one sample at the end: the appended sample is x[L-2].
-        x = torch.cat([x, x.narrow(dim, x.shape[dim] - 2, 1)], dim=dim)
+        x = torch.cat([x, x.narrow(dim, x.shape[dim] - 2, 1)], dim=dim)  # [..., L + 1, ...]
     pairs = x.unflatten(dim, (-1, 2))  # [..., L/2, 2, ...]
     even, odd = pairs.select(dim + 1, 0), pairs.select(dim + 1, 1)
     return (even + odd) * _A, (even - odd) * _A
@@ -53,10 +53,13 @@ def _synthesis(low: torch.Tensor, high: torch.Tensor, dim: int) -> torch.Tensor:
     """Inverse of :func:`_analysis` (length doubles)."""
     even = (low + high) * _A
     odd = (low - high) * _A
-    return torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)
+    return torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)  # [..., L, 2, ...] -> [..., 2L, ...]
 
 
-def _register_haar_buffers(module: nn.Module) -> None:
+def _init_haar(module: nn.Module, patch_size: int) -> None:
+    """What every (un)patcher holds: ``patch_size``, ``num_levels`` and the TorchScript-compatibility buffers."""
+    module.patch_size = patch_size
+    module.num_levels = _num_levels(patch_size)
     module.register_buffer("wavelets", torch.tensor([_A, _A], dtype=torch.float32), persistent=False)
     module.register_buffer("_arange", torch.arange(2, dtype=torch.int64), persistent=False)
 
@@ -66,9 +69,7 @@ class HaarPatcher2d(nn.Module):
 
     def __init__(self, patch_size: int) -> None:
         super().__init__()
-        self.patch_size = patch_size
-        self.num_levels = _num_levels(patch_size)
-        _register_haar_buffers(self)
+        _init_haar(self, patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _ in range(self.num_levels):
@@ -84,9 +85,7 @@ class HaarUnpatcher2d(nn.Module):
 
     def __init__(self, patch_size: int) -> None:
         super().__init__()
-        self.patch_size = patch_size
-        self.num_levels = _num_levels(patch_size)
-        _register_haar_buffers(self)
+        _init_haar(self, patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _ in range(self.num_levels):
@@ -102,9 +101,7 @@ class HaarPatcher3d(nn.Module):
 
     def __init__(self, patch_size: int) -> None:
         super().__init__()
-        self.patch_size = patch_size
-        self.num_levels = _num_levels(patch_size)
-        _register_haar_buffers(self)
+        _init_haar(self, patch_size)
         self.register_buffer("patch_size_buffer", torch.tensor([patch_size], dtype=torch.int32), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,9 +138,7 @@ class HaarUnpatcher3d(nn.Module):
 
     def __init__(self, patch_size: int) -> None:
         super().__init__()
-        self.patch_size = patch_size
-        self.num_levels = _num_levels(patch_size)
-        _register_haar_buffers(self)
+        _init_haar(self, patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._transform(x)[:, :, self.patch_size - 1 :]  # [B, C, T, H, W]: drop the repeated first frames
