@@ -40,10 +40,10 @@ class AttnBlock2d(nn.Module):
         return x + self.proj_out(out)
 
 
-class CausalSpatialAttnBlock3d(nn.Module):
-    """Attention over the ``H*W`` positions of each frame separately (NVIDIA's ``CausalAttnBlock``).
+class _CausalAttn3d(nn.Module):
+    """Parameters of both video attention blocks: per-frame norm and 1x1x1 q/k/v/proj_out convolutions.
 
-    ``[B, C, T, H, W]`` -> same shape; keys ``norm.norm``, ``{q,k,v,proj_out}.conv3d``.
+    Keys ``norm.norm``, ``{q,k,v,proj_out}.conv3d``.
     """
 
     def __init__(self, channels: int) -> None:
@@ -53,6 +53,19 @@ class CausalSpatialAttnBlock3d(nn.Module):
         self.k = CausalConv3d(channels, channels, (1, 1, 1))
         self.v = CausalConv3d(channels, channels, (1, 1, 1))
         self.proj_out = CausalConv3d(channels, channels, (1, 1, 1))
+
+
+def _positions_as_heads(y: torch.Tensor) -> torch.Tensor:
+    """``[B, C, T, H, W]`` -> ``[B, H*W, T, C]``: every spatial position attends over time on its own."""
+    b, c, t, h, w = y.shape
+    return y.permute(0, 3, 4, 2, 1).reshape(b, h * w, t, c)  # [B, H*W, T, C]
+
+
+class CausalSpatialAttnBlock3d(_CausalAttn3d):
+    """Attention over the ``H*W`` positions of each frame separately (NVIDIA's ``CausalAttnBlock``).
+
+    ``[B, C, T, H, W]`` -> same shape; keys ``norm.norm``, ``{q,k,v,proj_out}.conv3d``.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
@@ -66,27 +79,16 @@ class CausalSpatialAttnBlock3d(nn.Module):
         return x + self.proj_out(out)
 
 
-class CausalTemporalAttnBlock3d(nn.Module):
+class CausalTemporalAttnBlock3d(_CausalAttn3d):
     """Causal attention over time at each spatial position: frame ``t`` sees frames ``<= t``.
 
     ``[B, C, T, H, W]`` -> same shape; same keys as :class:`CausalSpatialAttnBlock3d`.
     """
 
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.norm = CausalGroupNorm(channels)
-        self.q = CausalConv3d(channels, channels, (1, 1, 1))
-        self.k = CausalConv3d(channels, channels, (1, 1, 1))
-        self.v = CausalConv3d(channels, channels, (1, 1, 1))
-        self.proj_out = CausalConv3d(channels, channels, (1, 1, 1))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
         hn = self.norm(x)
-
-        def tokens(y: torch.Tensor) -> torch.Tensor:
-            return y.permute(0, 3, 4, 2, 1).reshape(b, h * w, t, c)  # [B, H*W, T, C]: positions act as heads
-
+        tokens = _positions_as_heads
         out = F.scaled_dot_product_attention(
             tokens(self.q(hn)), tokens(self.k(hn)), tokens(self.v(hn)), is_causal=True
         )
@@ -111,10 +113,7 @@ class CausalTemporalAttnBlock3d(nn.Module):
             raise ValueError(f"max_context_frames must be >= 1 or None, got {max_context_frames}")
         b, c, t, h, w = x.shape
         hn = self.norm(x)
-
-        def tokens(y: torch.Tensor) -> torch.Tensor:
-            return y.permute(0, 3, 4, 2, 1).reshape(b, h * w, t, c)  # [B, H*W, n, C]
-
+        tokens = _positions_as_heads  # [B, H*W, n, C]
         q, k, v = tokens(self.q(hn)), tokens(self.k(hn)), tokens(self.v(hn))
         if past is not None and past[0].shape[2] > 0:
             k = torch.cat([past[0], k], dim=2)  # [B, H*W, c + n, C]
