@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -561,19 +561,30 @@ class CausalVideoTokenizer(_CosmosInference):
         batch size) go through the network per call.
         """
         pixels = pp.as_uint8_array(video, 5, "B x T x H x W x 3")
-        batch, frames = pixels.shape[:2]
-        windows = pp.temporal_windows(frames, temporal_window)
+        batch = pixels.shape[0]
+        windows = pp.temporal_windows(pixels.shape[1], temporal_window)
         out = torch.empty_like(pixels)
-        for length, indices in pp.group_by_length(windows, self.temporal_multiple).items():
-            for i in range(0, len(indices), max(1, batch_windows)):
-                chunk = [windows[j] for j in indices[i:i + max(1, batch_windows)]]
-                # [W*B, T', H, W, 3]: each window padded in time, then all padded in space together.
-                stacked = torch.cat([pp.pad_frames(pixels[:, a:b], self.temporal_multiple) for a, b in chunk])
-                padded, crop = pp.pad_spatial(stacked, self.spatial_multiple)
-                recon = pp.crop(self._autoencode_pixels(padded), crop)
-                for k, (a, b) in enumerate(chunk):
-                    out[:, a:b] = recon[k * batch:(k + 1) * batch, : b - a]
+        for chunk, padded, crop in self._window_batches(pixels, windows, batch_windows):
+            recon = pp.crop(self._autoencode_pixels(padded), crop)
+            for k, j in enumerate(chunk):
+                a, b = windows[j]
+                out[:, a:b] = recon[k * batch:(k + 1) * batch, : b - a]
         return out.numpy()
+
+    def _window_batches(
+        self, pixels: torch.Tensor, windows: list[tuple[int, int]], batch_windows: int
+    ) -> Iterator[tuple[list[int], torch.Tensor, tuple[slice, slice]]]:
+        """Batches of up to ``batch_windows`` windows of equal padded length: ``(window indices, pixels, crop)``
+        with pixels ``[W*B, T', H', W', 3]`` (each window padded in time, then all padded in space together; window
+        ``k`` of the batch is rows ``k*B .. (k+1)*B``) and the ``pad_spatial`` crop back."""
+        step = max(1, batch_windows)
+        for indices in pp.group_by_length(windows, self.temporal_multiple).values():
+            for i in range(0, len(indices), step):
+                chunk = indices[i:i + step]
+                stacked = torch.cat([pp.pad_frames(pixels[:, windows[j][0]:windows[j][1]], self.temporal_multiple)
+                                     for j in chunk])
+                padded, crop = pp.pad_spatial(stacked, self.spatial_multiple)
+                yield chunk, padded, crop
 
     @torch.no_grad()
     def encode_uint8(self, video: np.ndarray, temporal_window: int | None = 17,
@@ -601,19 +612,14 @@ class CausalVideoTokenizer(_CosmosInference):
                       for s in range(0, padded.shape[1], chunk_frames))
             outputs = stream_encode(network, chunks, chunk_frames, max_context_frames=max_context_frames)
             return tuple(o.cpu() for o in outputs)
-        batch, frames = pixels.shape[:2]
-        windows = pp.temporal_windows(frames, temporal_window)
+        batch = pixels.shape[0]
+        windows = pp.temporal_windows(pixels.shape[1], temporal_window)
         results: list[tuple[torch.Tensor, ...] | None] = [None] * len(windows)
-        for _, indices in pp.group_by_length(windows, self.temporal_multiple).items():
-            for i in range(0, len(indices), max(1, batch_windows)):
-                chunk = indices[i:i + max(1, batch_windows)]
-                stacked = torch.cat([pp.pad_frames(pixels[:, windows[j][0]:windows[j][1]], self.temporal_multiple)
-                                     for j in chunk])
-                padded, _ = pp.pad_spatial(stacked, self.spatial_multiple)
-                x = pp.to_unit_range(padded.to(self.device, non_blocking=True), self.dtype)
-                outputs = [o.cpu() for o in self.encode(x)]
-                for k, j in enumerate(chunk):
-                    results[j] = tuple(o[k * batch:(k + 1) * batch] for o in outputs)
+        for chunk, padded, _ in self._window_batches(pixels, windows, batch_windows):
+            x = pp.to_unit_range(padded.to(self.device, non_blocking=True), self.dtype)
+            outputs = [o.cpu() for o in self.encode(x)]
+            for k, j in enumerate(chunk):
+                results[j] = tuple(o[k * batch:(k + 1) * batch] for o in outputs)
         time_dim = [2 if o.ndim == 5 else 1 for o in results[0]]
         return tuple(torch.cat([r[n] for r in results], dim=d) for n, d in enumerate(time_dim))
 
