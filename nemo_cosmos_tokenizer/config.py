@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 FAMILIES = ("CI", "DI", "CV", "DV")
@@ -176,6 +176,12 @@ class TokenizerConfig:
     def embedding_dim(self) -> int:
         """Channels of the tensor ``quant_conv`` produces: FSQ code channels or latent channels."""
         return len(self.levels) if self.is_discrete else self.latent_channels
+
+    @property
+    def compression_label(self) -> str:
+        """``"TxSxS"`` for video, ``"SxS"`` for images (e.g. ``"8x16x16"``, ``"8x8"``), as in the released names."""
+        s = self.spatial_compression
+        return f"{self.temporal_compression}x{s}x{s}" if self.is_video else f"{s}x{s}"
 
     @property
     def codebook_size(self) -> int:

@@ -42,7 +42,6 @@ def _row(version: str, family: str, spatial: int, temporal: int = 1, *, patch: i
          mult: tuple[int, ...] = (2, 4, 4), z_channels: int | None = None) -> ModelSpec:
     discrete = family.startswith("D")
     video = family.endswith("V")
-    shape = f"{temporal}x{spatial}x{spatial}" if video else f"{spatial}x{spatial}"
     suffix = "-LowRes" if patch == 2 else ""
     if z_channels is None:
         # Discrete image models widen the bottleneck to 256; every other released model uses 16.
@@ -59,7 +58,7 @@ def _row(version: str, family: str, spatial: int, temporal: int = 1, *, patch: i
         latent_channels=16,
         levels=DEFAULT_FSQ_LEVELS if discrete else (),
     )
-    return ModelSpec(name=f"Cosmos-{version}-Tokenizer-{family}{shape}{suffix}", config=config)
+    return ModelSpec(name=f"Cosmos-{version}-Tokenizer-{family}{config.compression_label}{suffix}", config=config)
 
 
 _ROWS: tuple[ModelSpec, ...] = (

@@ -36,12 +36,11 @@ def model_rows() -> list[dict]:
         c = spec.config
         with torch.device("meta"):
             model = build_tokenizer(c)
-        s = c.spatial_compression
         rows.append(
             {
                 "name": name,
                 "family": c.family,
-                "compression": f"{c.temporal_compression}x{s}x{s}" if c.is_video else f"{s}x{s}",
+                "compression": c.compression_label,
                 "patch_size": c.patch_size,
                 "hub_repo": spec.hub_repo,
                 "encoder_params": model.num_parameters("encoder"),

@@ -183,13 +183,11 @@ class CosmosTokenizerModel(ModelPT):
         for name, spec in MODELS.items():
             c = spec.config
             model_cls = CausalVideoTokenizer if c.is_video else ImageTokenizer
-            comp = f"{c.temporal_compression}x{c.spatial_compression}x{c.spatial_compression}" if c.is_video else (
-                f"{c.spatial_compression}x{c.spatial_compression}")
             kind = {"CI": "continuous image", "DI": "discrete image", "CV": "continuous causal video",
                     "DV": "discrete causal video"}[c.family]
             infos.append(PretrainedModelInfo(
                 pretrained_model_name=name,
-                description=f"NVIDIA Cosmos {kind} tokenizer, {comp} compression"
+                description=f"NVIDIA Cosmos {kind} tokenizer, {c.compression_label} compression"
                             + (f", {c.codebook_size} FSQ codes" if c.is_discrete else f", {c.latent_channels}-channel latent")
                             + f". Loaded from the Hugging Face Hub: {model_cls.__name__}.from_pretrained({name!r}).",
                 location=f"https://huggingface.co/{spec.hub_repo}",

@@ -125,6 +125,4 @@ class CosmosTokenizer(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
-        comp = f"{c.temporal_compression}x{c.spatial_compression}x{c.spatial_compression}" if c.is_video else (
-            f"{c.spatial_compression}x{c.spatial_compression}")
-        return f"family={c.family}, compression={comp}, patch_size={c.patch_size}"
+        return f"family={c.family}, compression={c.compression_label}, patch_size={c.patch_size}"
