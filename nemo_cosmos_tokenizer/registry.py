@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from .config import DEFAULT_FSQ_LEVELS, TokenizerConfig
 
-#: Files every released repository holds (TorchScript, traced by NVIDIA).
-JIT_FILES = ("encoder.jit", "decoder.jit", "autoencoder.jit")
+#: The TorchScript file of each part (weights layout) that every released repository holds (traced by NVIDIA).
+PART_FILES: dict[str, str] = {"encoder": "encoder.jit", "decoder": "decoder.jit", "autoencoder": "autoencoder.jit"}
+#: Files every released repository holds.
+JIT_FILES = tuple(PART_FILES.values())
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,11 @@ import os
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import torch
 
-if TYPE_CHECKING:
-    from ..networks.tokenizer import CosmosTokenizer
+from ..networks.tokenizer import PARTS, CosmosTokenizer
 
 __all__ = [
     "FORMAT_NAME",
@@ -47,7 +46,6 @@ __all__ = [
     "save_pretrained",
 ]
 
-PARTS = ("encoder", "decoder", "autoencoder")
 FORMAT_NAME = "nemo-cosmos-tokenizer"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"

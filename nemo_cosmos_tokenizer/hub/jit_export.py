@@ -33,10 +33,11 @@ import torch
 from torch import nn
 
 from ..networks.tokenizer import PARTS, CosmosTokenizer
+from ..registry import PART_FILES
 
 __all__ = ["export_jit", "default_example_input", "JIT_PART_FILES"]
 
-JIT_PART_FILES = {"encoder": "encoder.jit", "decoder": "decoder.jit", "autoencoder": "autoencoder.jit"}
+JIT_PART_FILES = PART_FILES  # the file names of NVIDIA's repositories (nemo_cosmos_tokenizer.registry)
 
 
 def default_example_input(model: CosmosTokenizer, dtype: torch.dtype | None = None) -> torch.Tensor:

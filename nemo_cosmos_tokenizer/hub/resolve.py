@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..config import FAMILIES, TokenizerConfig
-from ..registry import MODELS, UnknownModelError, get_spec, is_known_model, resolve_name
+from ..registry import MODELS, PART_FILES, UnknownModelError, get_spec, is_known_model, resolve_name
+from .convert import CONFIG_FILE, WEIGHTS_FILE
 from .download import CheckpointNotFoundError, download_files
 
 __all__ = [
@@ -43,11 +44,6 @@ __all__ = [
     "parse_tokenizer_config",
     "resolve_pretrained",
 ]
-
-#: File name of each part in NVIDIA's repositories.
-PART_FILES = {"encoder": "encoder.jit", "decoder": "decoder.jit", "autoencoder": "autoencoder.jit"}
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 FAMILY_NAMES = {
     "CI": "continuous image",
