@@ -71,6 +71,14 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+def _as_clips(clips: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Check uint8 ``[B, T, H, W, 3]`` clips; a tensor view of them."""
+    pixels = torch.as_tensor(clips)
+    if pixels.dtype != torch.uint8 or pixels.ndim != 5 or pixels.shape[-1] != 3:
+        raise ValueError(f"expected uint8 [B, T, H, W, 3] clips, got {pixels.dtype} {tuple(pixels.shape)}")
+    return pixels
+
+
 def state_dict_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """sha256 over names, dtypes, shapes and bytes of ``tensors`` in key order."""
     digest = hashlib.sha256()
@@ -115,7 +123,7 @@ class VideoTokenizer:
 
     @property
     def temporal_compression(self) -> int:
-        return self.config.temporal_compression if self.config.is_video else 1
+        return self.config.temporal_compression  # 1 for image families (TokenizerConfig checks it)
 
     @property
     def spatial_compression(self) -> int:
@@ -150,9 +158,7 @@ class VideoTokenizer:
         """uint8 ``[B, T, H, W, 3]`` clips -> int32 FSQ indices ``[B, T', H', W']`` (numpy, CPU)."""
         from ..inference.preprocess import to_unit_range
 
-        pixels = torch.as_tensor(clips)
-        if pixels.dtype != torch.uint8 or pixels.ndim != 5 or pixels.shape[-1] != 3:
-            raise ValueError(f"expected uint8 [B, T, H, W, 3] clips, got {pixels.dtype} {tuple(pixels.shape)}")
+        pixels = _as_clips(clips)
         b, t = pixels.shape[:2]
         pixels = pixels.to(self.device, non_blocking=True)
         if self.config.is_video:
@@ -171,9 +177,7 @@ class VideoTokenizer:
         once (equal in float32). Image tokenizers fall back to :meth:`encode`."""
         if not self.config.is_video:
             return self.encode(clips)
-        pixels = torch.as_tensor(clips)
-        if pixels.dtype != torch.uint8 or pixels.ndim != 5 or pixels.shape[-1] != 3:
-            raise ValueError(f"expected uint8 [B, T, H, W, 3] clips, got {pixels.dtype} {tuple(pixels.shape)}")
+        pixels = _as_clips(clips)
         t = self.temporal_compression
         chunk = max(t, chunk_frames // t * t)
         indices = self.inference.encode_uint8(pixels, mode="streaming", chunk_frames=chunk)[0]  # [B, T', H', W']
@@ -221,13 +225,10 @@ def load_video_tokenizer(
     from ..hub.resolve import WrongFamilyError
     from ..inference.tokenizers import CausalVideoTokenizer, ImageTokenizer
 
-    dev, dt = _resolve_device_dtype(device, dtype)
-    parts = tuple(parts)
     if is_builtin_tokenizer(str(name_or_path)):
-        network = build_builtin_network(str(name_or_path))
-        cls = CausalVideoTokenizer if network.config.is_video else ImageTokenizer
         name = str(name_or_path).strip().lower()
-        return VideoTokenizer(cls.from_network(network, parts=parts, device=dev, dtype=dt, name=name), name)
+        return wrap_network(build_builtin_network(name), name, device, dtype, parts)
+    dev, dt = _resolve_device_dtype(device, dtype)
     kwargs = dict(
         load_encoder="encoder" in parts,
         load_decoder="decoder" in parts,
