@@ -356,19 +356,14 @@ def _mismatch_message(where: Path, old: dict[str, str], new: dict[str, str], pre
 
 def _check_or_write_plan(context: BuildContext) -> None:
     config = context.config
-    sidecar = Path(sidecar_path(config.output_prefix))
-    if sidecar.is_file():
-        old = read_json(sidecar)
-        if old.get("config_hash") != context.config_hash:
-            raise ConfigMismatchError(
-                _mismatch_message(sidecar, old.get("fingerprint", {}), context.fingerprint, config.output_prefix)
-            )
+    for recorded in (Path(sidecar_path(config.output_prefix)), config.plan_path):  # a merged build, a started one
+        if recorded.is_file():
+            old = read_json(recorded)
+            if old.get("config_hash") != context.config_hash:
+                raise ConfigMismatchError(
+                    _mismatch_message(recorded, old.get("fingerprint", {}), context.fingerprint, config.output_prefix)
+                )
     if config.plan_path.is_file():
-        old = read_json(config.plan_path)
-        if old.get("config_hash") != context.config_hash:
-            raise ConfigMismatchError(
-                _mismatch_message(config.plan_path, old.get("fingerprint", {}), context.fingerprint, config.output_prefix)
-            )
         return
     config.chunks_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(config.plan_path, context.plan())
