@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Write the synthetic demo inputs: a few small mp4 clips, an image, captions.jsonl and a sentencepiece model
-trained on the captions (no download). Usage: python scripts/make_sample_videos.py OUT_DIR
+trained on the captions (no download).
+
+example:
+  python scripts/make_sample_videos.py demo-inputs
+  python scripts/build_video_token_dataset.py --input demo-inputs/captions.jsonl \\
+      --text-tokenizer demo-inputs/text_tokenizer.model --output-prefix demo/tokens --resolution 96 128
 """
 
 import argparse

@@ -34,12 +34,21 @@ SUBCOMMANDS: dict[str, str] = {
     "inspect-dataset": "nemo_cosmos_tokenizer.cli.inspect_dataset",
 }
 
+EPILOG = """examples:
+  nemo-cosmos-tokenizer list-models
+  nemo-cosmos-tokenizer reconstruct-videos "clips/*.mp4" --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16
+  nemo-cosmos-tokenizer encode img.png --tokenizer Cosmos-0.1-Tokenizer-CI8x8 --format npy
+  nemo-cosmos-tokenizer build-dataset --demo --output-prefix demo/tokens
+
+Run '%(prog)s <command> --help' for the options and more examples of a command."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nemo-cosmos-tokenizer",
         description="Cosmos tokenizers (NVIDIA checkpoints, native PyTorch networks) for NeMo / Megatron.",
-        epilog="Run '%(prog)s <command> --help' for the options of a command.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from .. import __version__
 

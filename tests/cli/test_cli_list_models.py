@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nemo_cosmos_tokenizer import list_models
-from nemo_cosmos_tokenizer.cli.main import SUBCOMMANDS, main
+from nemo_cosmos_tokenizer.cli.main import SUBCOMMANDS, build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,6 +42,8 @@ def test_dispatcher_needs_a_command_and_every_module_has_the_interface(capsys):
     for name, module_name in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         assert callable(module.add_arguments) and callable(module.run) and module.HELP, name
+        assert "examples:" in module.DESCRIPTION, f"{name} --help has no examples"
+    assert "examples:" in build_parser().format_help()
 
 
 def test_python_dash_m_entry_point():
