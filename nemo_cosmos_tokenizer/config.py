@@ -139,7 +139,10 @@ class TokenizerConfig:
         widths = {self.channels * m for m in (1, *self.channels_mult)}
         bad = sorted(w for w in widths if w % norm_groups)
         if bad:
-            raise ValueError(f"image networks use GroupNorm(32): widths {bad} are not multiples of 32")
+            raise ValueError(
+                f"image networks use GroupNorm(32): widths {bad} (channels x channels_mult) are not multiples of 32; "
+                "use a multiple of 32 for channels"
+            )
         if self.attention_levels_encoder or self.attention_levels_decoder:
             raise ValueError(
                 "attn_resolutions would place attention inside resolution levels "

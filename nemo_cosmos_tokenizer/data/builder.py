@@ -557,7 +557,7 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
     lists the non-empty chunk prefixes in order (relative to the sidecar's folder) for Megatron's ``--data-path``.
     """
     if not config.plan_path.is_file():
-        raise IncompleteBuildError(f"{config.plan_path} not found: run the chunks first")
+        raise IncompleteBuildError(f"{config.plan_path} not found: run the build (prepare_build, run_chunks) first")
     plan = read_json(config.plan_path)
     config_hash = plan["config_hash"]
     records, missing = [], []

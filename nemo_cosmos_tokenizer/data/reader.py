@@ -110,11 +110,12 @@ def inspect_document(
         from .video_tokenizer import load_video_tokenizer
 
         tokenizer = load_video_tokenizer(decoder, device, "float32", parts=("decoder",))
+        recorded = ds.sidecar["video_tokenizer"]
         if tokenizer.codebook_size != ds.layout.codebook_size:
             raise ValueError(
-                f"decoder {tokenizer.name} has {tokenizer.codebook_size} codes, the dataset {ds.layout.codebook_size}"
+                f"decoder {tokenizer.name} has {tokenizer.codebook_size} codes, the dataset {ds.layout.codebook_size}; "
+                f"decode with the tokenizer the dataset was built with ({recorded.get('name')})"
             )
-        recorded = ds.sidecar["video_tokenizer"]
         if tokenizer.config.to_dict() != recorded.get("config"):
             log.warning("decoder %s is not the architecture the dataset was built with (%s)", tokenizer.name, recorded.get("name"))
         frames = tokenizer.decode(doc.grid[None])[0]  # [T, H, W, 3]

@@ -213,10 +213,16 @@ def load_pretrained(directory: str | os.PathLike, map_location: str | torch.devi
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} not found: not a save_pretrained directory")
+        raise FileNotFoundError(
+            f"{config_path} not found: not a save_pretrained directory (NVIDIA's .jit files load with "
+            "load_jit_state_dict + load_cosmos_state_dict, or CausalVideoTokenizer / ImageTokenizer.from_pretrained)"
+        )
     data = json.loads(config_path.read_text(encoding="utf-8"))
     if data.get("format") != FORMAT_NAME or "config" not in data:
-        raise ValueError(f"{config_path} is not a {FORMAT_NAME} config (missing 'format'/'config')")
+        raise ValueError(
+            f"{config_path} is not a {FORMAT_NAME} config (missing 'format'/'config'); load_pretrained reads "
+            "directories written by save_pretrained"
+        )
     if int(data.get("format_version", 0)) > FORMAT_VERSION:
         raise ValueError(
             f"{config_path} has format_version {data['format_version']}, newer than this library's {FORMAT_VERSION}; "

@@ -230,7 +230,8 @@ class _CosmosInference(nn.Module):
 
             network = load_pretrained(safetensors_dir)
             if config is not None and network.config != config:
-                raise ValueError(f"{safetensors_dir} holds {network.config}, which differs from tokenizer_config {config}")
+                raise ValueError(f"{safetensors_dir} holds {network.config}, which differs from tokenizer_config "
+                                 f"{config}; leave tokenizer_config out (the directory's config.json describes it)")
             _, self.name = config_from_path(safetensors_dir)
             self._check_family(network.config.family, str(safetensors_dir))
             self.config = network.config
