@@ -3,7 +3,7 @@
 Modules: :mod:`.manifest` (inputs), :mod:`.video` (decord / PyAV reading, frame sampling, resize),
 :mod:`.text` (sentencepiece / ``tokenizer.json``), :mod:`.layout` (token ids by integer arithmetic, presets,
 decoding), :mod:`.video_tokenizer` (loading the discrete tokenizer), :mod:`.writer` (atomic Megatron shards),
-:mod:`.builder` (chunked, resumable build), :mod:`.inspect` (read a document back), :mod:`.samples` (synthetic
+:mod:`.builder` (chunked, resumable build), :mod:`.reader` (read a document back), :mod:`.samples` (synthetic
 demo inputs).
 
 Heavy optional packages (megatron-core, decord, PyAV, sentencepiece, Pillow) are imported only when used.
