@@ -56,7 +56,7 @@ def _guess_class(name: str):
     from pathlib import Path
 
     from ..hub.resolve import config_from_path
-    from ..inference import CausalVideoTokenizer, ImageTokenizer
+    from ..inference.tokenizers import CausalVideoTokenizer, tokenizer_class
     from ..registry import get_spec, is_known_model
 
     if is_known_model(name) and not Path(name).is_dir():
@@ -65,7 +65,7 @@ def _guess_class(name: str):
         config, _ = config_from_path(name) if Path(name).exists() else (None, None)
     if config is None:
         return CausalVideoTokenizer  # from_pretrained reports an unknown name or a wrong family clearly
-    return CausalVideoTokenizer if config.is_video else ImageTokenizer
+    return tokenizer_class(config.family)
 
 
 def load_tokenizer_or_exit(args: argparse.Namespace, family: str | None):

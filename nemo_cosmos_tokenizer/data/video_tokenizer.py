@@ -246,8 +246,8 @@ def load_video_tokenizer(
 
 def wrap_network(network, name: str, device=None, dtype=None, parts: Sequence[str] = ("encoder", "decoder")) -> VideoTokenizer:
     """A :class:`VideoTokenizer` around an already built and loaded ``CosmosTokenizer`` (tests, notebooks)."""
-    from ..inference.tokenizers import CausalVideoTokenizer, ImageTokenizer
+    from ..inference.tokenizers import tokenizer_class
 
     dev, dt = _resolve_device_dtype(device, dtype)
-    cls = CausalVideoTokenizer if network.config.is_video else ImageTokenizer
+    cls = tokenizer_class(network.config.family)
     return VideoTokenizer(cls.from_network(network, parts=tuple(parts), device=dev, dtype=dt, name=name), name)

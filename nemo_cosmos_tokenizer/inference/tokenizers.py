@@ -29,7 +29,7 @@ from torch import nn
 from ..config import TokenizerConfig
 from . import preprocess as pp
 
-__all__ = ["CausalVideoTokenizer", "ImageTokenizer", "resolve_device", "resolve_dtype"]
+__all__ = ["CausalVideoTokenizer", "ImageTokenizer", "resolve_device", "resolve_dtype", "tokenizer_class"]
 
 _MODES = {"torch": "torch", "native": "torch", "pytorch": "torch", "jit": "jit"}
 # Alignments the reference uses for every model; only needed when a JIT file's architecture is unknown.
@@ -650,3 +650,8 @@ class ImageTokenizer(_CosmosInference):
         padded, _ = pp.pad_spatial(pixels, self.spatial_multiple)
         x = pp.to_unit_range(padded.to(self.device, non_blocking=True), self.dtype)
         return tuple(o.cpu() for o in self.encode(x))
+
+
+def tokenizer_class(family: str) -> type[_CosmosInference]:
+    """The class that loads ``family``: :class:`CausalVideoTokenizer` (CV, DV) or :class:`ImageTokenizer` (CI, DI)."""
+    return CausalVideoTokenizer if family in CausalVideoTokenizer.FAMILIES else ImageTokenizer

@@ -63,10 +63,6 @@ def register_target_prefix() -> None:
 register_target_prefix()
 
 
-def _inference_class(family: str) -> type[core._CosmosInference]:
-    return core.CausalVideoTokenizer if family in core.CausalVideoTokenizer.FAMILIES else core.ImageTokenizer
-
-
 class CosmosTokenizerModel(ModelPT):
     """A Cosmos tokenizer of any family as a NeMo model (see the module docstring).
 
@@ -86,7 +82,7 @@ class CosmosTokenizerModel(ModelPT):
             config = TokenizerConfig.from_dict(OmegaConf.to_container(self.cfg.tokenizer_config, resolve=True))
             parts = [p for p, on in (("encoder", self.cfg.get("load_enc_model", True)),
                                      ("decoder", self.cfg.get("load_dec_model", True))) if on]
-            tokenizer = _inference_class(config.family).from_network(
+            tokenizer = core.tokenizer_class(config.family).from_network(
                 build_tokenizer(config), parts=parts or ["encoder", "decoder"], device="cpu",
                 dtype=self.cfg.get("dtype", "bfloat16"), name=self.cfg.get("tokenizer_type"),
             )
@@ -161,13 +157,13 @@ class CosmosTokenizerModel(ModelPT):
         from ..registry import get_spec, is_known_model
 
         if tokenizer_config is not None:
-            return _inference_class(parse_tokenizer_config(tokenizer_config).family)
+            return core.tokenizer_class(parse_tokenizer_config(tokenizer_config).family)
         if isinstance(name, str) and is_known_model(name):
-            return _inference_class(get_spec(name).config.family)
+            return core.tokenizer_class(get_spec(name).config.family)
         config, _ = config_from_path(name)
         if config is None:
             raise ValueError(f"cannot tell the family of {name}; use CausalVideoTokenizer or ImageTokenizer")
-        return _inference_class(config.family)
+        return core.tokenizer_class(config.family)
 
     @classmethod
     def list_available_models(cls) -> list[PretrainedModelInfo]:
