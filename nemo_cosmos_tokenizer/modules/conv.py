@@ -49,11 +49,14 @@ class CausalConv3d(nn.Module):
             padding=(0, padding, padding),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _pad_time(self, x: torch.Tensor) -> torch.Tensor:
         if self.time_pad > 0:
             first = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)  # [B, C, time_pad, H, W]
             x = torch.cat([first, x], dim=2)  # [B, C, time_pad + T, H, W]
-        return self.conv3d(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3d(self._pad_time(x))
 
     def forward_chunk(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Streaming :meth:`forward`: ``x`` ``[B, C_in, n, H, W]`` is the next chunk of a longer input.
@@ -66,9 +69,7 @@ class CausalConv3d(nn.Module):
         view that would keep the whole chunk alive).
         """
         if past is None:
-            if self.time_pad > 0:
-                first = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)  # [B, C, time_pad, H, W]
-                x = torch.cat([first, x], dim=2)  # [B, C, time_pad + n, H, W]
+            x = self._pad_time(x)  # [B, C, time_pad + n, H, W]
         elif past.shape[2] > 0:
             x = torch.cat([past, x], dim=2)  # [B, C, len(past) + n, H, W]
         y = self.conv3d(x)  # [B, C_out, n_out, H', W']
