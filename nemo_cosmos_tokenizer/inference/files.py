@@ -42,6 +42,8 @@ __all__ = [
 INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[data]"'
 #: Image formats written with the input's extension; others are written as PNG.
 _WRITABLE_IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+#: Frames per network call when an image tokenizer processes a video frame by frame.
+_IMAGE_BATCH = 16
 
 
 @dataclass
@@ -197,7 +199,7 @@ def reconstruct_file(
     if isinstance(tokenizer, CausalVideoTokenizer):
         recon = tokenizer(frames[None], temporal_window=temporal_window, batch_windows=batch_windows)[0]
     else:
-        recon = np.concatenate([tokenizer(frames[i:i + 16]) for i in range(0, len(frames), 16)])
+        recon = np.concatenate([tokenizer(frames[i:i + _IMAGE_BATCH]) for i in range(0, len(frames), _IMAGE_BATCH)])
     directory = _output_dir(path, output_dir, "reconstructions")
     used = _used if _used is not None else set()
     written = []
@@ -245,7 +247,7 @@ def encode_file(
         outputs = tokenizer.encode_uint8(frames[None], temporal_window=temporal_window, batch_windows=batch_windows)
         outputs = tuple(o[0] for o in outputs)
     else:
-        chunks = [tokenizer.encode_uint8(frames[i:i + 16]) for i in range(0, len(frames), 16)]
+        chunks = [tokenizer.encode_uint8(frames[i:i + _IMAGE_BATCH]) for i in range(0, len(frames), _IMAGE_BATCH)]
         outputs = tuple(torch.cat(parts) for parts in zip(*chunks))
     key = "indices" if tokenizer.is_discrete else "latent"
     array = outputs[0].to(torch.int32 if tokenizer.is_discrete else torch.float32).contiguous()
