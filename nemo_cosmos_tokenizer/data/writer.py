@@ -137,12 +137,3 @@ def merge_shards(prefixes: Iterable[str], output_prefix: str, dtype: type[np.num
             writer.add_shard(prefix)
             count += 1
     return count
-
-
-def remove_shard(prefix: str) -> None:
-    """Delete a shard's ``.bin``, ``.idx`` and sidecar if present."""
-    for path in (*shard_files(prefix), sidecar_path(prefix)):
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
