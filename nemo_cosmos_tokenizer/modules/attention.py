@@ -117,7 +117,7 @@ class CausalTemporalAttnBlock3d(_CausalAttn3d):
         q, k, v = tokens(self.q(hn)), tokens(self.k(hn)), tokens(self.v(hn))
         if past is not None and past[0].shape[2] > 0:
             k = torch.cat([past[0], k], dim=2)  # [B, H*W, c + n, C]
-            v = torch.cat([past[1], v], dim=2)
+            v = torch.cat([past[1], v], dim=2)  # [B, H*W, c + n, C]
         num_past = k.shape[2] - t
         if num_past == 0 and (max_context_frames is None or t <= max_context_frames):
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # as forward

@@ -105,7 +105,7 @@ class HaarPatcher3d(nn.Module):
         self.register_buffer("patch_size_buffer", torch.tensor([patch_size], dtype=torch.int32), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first = x[:, :, :1].expand(-1, -1, self.patch_size - 1, -1, -1)
+        first = x[:, :, :1].expand(-1, -1, self.patch_size - 1, -1, -1)  # [B, C, p - 1, H, W]
         x = torch.cat([first, x], dim=2)  # [B, C, T - 1 + p, H, W]
         return self._transform(x)
 

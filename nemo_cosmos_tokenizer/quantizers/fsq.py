@@ -30,7 +30,7 @@ _BOUND_EPS = 1e-3
 
 def _channel_view(t: torch.Tensor, ndim: int) -> torch.Tensor:
     """A per-channel vector shaped to broadcast against a channel-first tensor of ``ndim`` dims."""
-    return t.view(1, -1, *([1] * (ndim - 2))) if ndim >= 2 else t
+    return t.view(1, -1, *([1] * (ndim - 2))) if ndim >= 2 else t  # [1, D, 1, ...]
 
 
 class FSQuantizer(nn.Module):
