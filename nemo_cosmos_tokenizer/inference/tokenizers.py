@@ -133,6 +133,14 @@ class _CosmosInference(nn.Module):
             config = parse_tokenizer_config(tokenizer_config)
         self._load_files(files, config, _normalise_mode(mode))
 
+    @classmethod
+    def _empty(cls, device, dtype) -> "_CosmosInference":
+        """An instance with nothing loaded (for the alternative constructors)."""
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        self._init_empty(device, dtype)
+        return self
+
     def _init_empty(self, device, dtype) -> None:
         self._device = resolve_device(device)
         self._dtype = resolve_dtype(dtype)
@@ -172,9 +180,7 @@ class _CosmosInference(nn.Module):
         ``parts`` says which weights are real: ``"encoder"``, ``"decoder"`` (``"autoencoder"`` = both). The other
         side is dropped to save memory, and calling it raises a clear error.
         """
-        self = cls.__new__(cls)
-        nn.Module.__init__(self)
-        self._init_empty(device, dtype)
+        self = cls._empty(device, dtype)
         self.name = name
         self.config = network.config
         self._check_family(network.config.family, name or "this network")
@@ -414,9 +420,7 @@ class _CosmosInference(nn.Module):
             files = {"autoencoder": resolved.files["directory"]}
         else:
             files = dict(resolved.files)
-        self = cls.__new__(cls)
-        nn.Module.__init__(self)
-        self._init_empty(device, dtype)
+        self = cls._empty(device, dtype)
         self._load_files(files, resolved.config, mode)
         if resolved.name is not None:
             self.name = resolved.name
