@@ -98,8 +98,11 @@ class FastCosmosTokenizer(nn.Module):
             if attention not in ATTENTION:
                 raise ValueError(f"attention must be one of {sorted(ATTENTION)} or a callable, got {attention!r}")
             attention = ATTENTION[attention]
-        self.encoder = FastEncoder(model, memory_format=memory_format, attention=attention)
-        self.decoder = FastDecoder(model, memory_format=memory_format, attention=attention)
+        # A side whose weights were dropped (the inference API's encoder-only tokenizers) gets no fast module.
+        self.encoder = (FastEncoder(model, memory_format=memory_format, attention=attention)
+                        if model.encoder is not None else None)
+        self.decoder = (FastDecoder(model, memory_format=memory_format, attention=attention)
+                        if model.decoder is not None else None)
         self.quantizer = model.quantizer
         self.compiled = compile
         self.compile_mode = compile_mode
@@ -118,7 +121,8 @@ class FastCosmosTokenizer(nn.Module):
             options = compile_options(compile_mode, eager_numerics)
             self._cudagraphs = bool(options.get("triton.cudagraphs"))
             for part, module in (("encode", self.encoder), ("decode", self.decoder)):
-                self._fns[part] = torch.compile(module, dynamic=False, fullgraph=True, options=options)
+                if module is not None:
+                    self._fns[part] = torch.compile(module, dynamic=False, fullgraph=True, options=options)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
 
@@ -296,6 +300,10 @@ class FastCosmosTokenizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Autoencode: ``decode(encode(x)[0])``."""
         return self.decode(self.encode(x)[0])
+
+    def cosmos_state_dict(self, part: str = "autoencoder"):
+        """The weights in NVIDIA's key layout: those of the plain ``reference`` (the fast modules hold copies)."""
+        return self.reference.cosmos_state_dict(part)
 
     def extra_repr(self) -> str:
         return (f"family={self.config.family}, dtype={self.dtype}, device={self.device}, compiled={self.compiled}, "

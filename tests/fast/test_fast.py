@@ -171,3 +171,15 @@ def test_compiled_cuda_path_matches_eager() -> None:
     with torch.no_grad():
         assert relative_error(fast.encode_pre_quant(x), model.encode_pre_quant(x)) < 1e-4
     assert fast.use_fast
+
+
+def test_encoder_only_model_and_state_dict_passthrough() -> None:
+    """The inference API drops the unused side of a tokenizer (``decoder = None``); the fast path follows."""
+    model = copy.deepcopy(load_conformance_model("DV8x8x8"))
+    model.decoder = model.post_quant_conv = None
+    fast = optimize(model, compile=False)
+    assert fast.decoder is None
+    x = _input(model.config, batch=1)
+    with torch.no_grad():
+        assert torch.equal(fast.encode(x)[0], model.encode(x)[0])
+    assert fast.cosmos_state_dict("encoder").keys() == model.cosmos_state_dict("encoder").keys()
