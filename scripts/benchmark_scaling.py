@@ -78,8 +78,8 @@ def make_tokenizer(directory: Path, name: str, channels: int | None, seed: int) 
     return directory
 
 
-def run_one(nproc: int, args: argparse.Namespace, inputs: dict, model_dir: Path) -> dict:
-    prefix = args.dir / f"out-n{nproc}" / "tokens"
+def run_one(row: int, nproc: int, args: argparse.Namespace, inputs: dict, model_dir: Path) -> dict:
+    prefix = args.dir / f"out-{row}-n{nproc}" / "tokens"  # a fresh prefix per row: a reused one would resume
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
         str(REPO / "scripts" / "build_video_token_dataset.py"),
@@ -145,7 +145,7 @@ def main() -> None:
                          args.make_procs)
     model_dir = make_tokenizer(args.dir / "model", args.model, args.channels, seed=0)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    rows = [run_one(int(n), args, inputs, model_dir) for n in args.nprocs.split(",")]
+    rows = [run_one(i, int(n), args, inputs, model_dir) for i, n in enumerate(args.nprocs.split(","))]
     base = rows[0]
     for row in rows:
         row["efficiency_vs_first"] = row["frames_per_second"] / (base["frames_per_second"] * row["nproc"] / base["nproc"])
