@@ -86,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=dest, default=argparse.SUPPRESS, **kwargs)
     parser.add_argument("--local-files-only", dest="local_files_only", action="store_true", default=argparse.SUPPRESS,
                         help="never download tokenizer weights (Hugging Face cache only)")
+    parser.add_argument("--fast", dest="fast", action="store_true", default=argparse.SUPPRESS,
+                        help="encode with the fast path (compiled on CUDA, checked against eager on the first batch; "
+                        "its bf16 tokens differ slightly from eager ones, so it changes the config hash)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                         help="no progress bar")
     parser.add_argument("--no-merge", action="store_true", help="keep the chunk shards (no <prefix>.bin/.idx) and "
@@ -100,7 +103,7 @@ def config_from_args(args: argparse.Namespace):
     from ..data.builder import load_build_config
 
     overrides = {dest: getattr(args, dest) for _, dest, _ in _OPTIONS if hasattr(args, dest)}
-    for dest in ("local_files_only", "progress"):
+    for dest in ("local_files_only", "progress", "fast"):
         if hasattr(args, dest):
             overrides[dest] = getattr(args, dest)
     if getattr(args, "demo", False):

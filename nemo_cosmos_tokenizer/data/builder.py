@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
+import torch
 
 from .layout import TEMPLATES, PRESETS, TokenLayout
 from .manifest import Manifest, Sample, read_manifest
@@ -136,6 +137,11 @@ class BuildConfig:
 
     num_workers: int = 0
     """DataLoader worker processes decoding videos while the model encodes (0: decode inline)."""
+
+    fast: bool = False
+    """Encode with :func:`nemo_cosmos_tokenizer.fast.optimize` (compiled on CUDA, checked against the eager network
+    on the first batch, falling back to it by itself). Its bf16 tokens differ slightly from eager ones, so it is
+    part of the config hash."""
 
     chunk_size: int = 512
     """Samples per chunk shard (the unit of resume and of distribution)."""
@@ -267,7 +273,8 @@ class BuildContext:
             "text_tokenizer": self.text_tokenizer.describe(),
             "video_tokenizer": self.video_tokenizer.describe(),
             "frames": self.frames_description(),
-            "encoding": {"dtype": str(self.video_tokenizer.dtype).removeprefix("torch."), "batch_size": self.config.batch_size},
+            "encoding": {"dtype": str(self.video_tokenizer.dtype).removeprefix("torch."), "batch_size": self.config.batch_size,
+                         **({"fast": True} if self.config.fast else {})},
         }
 
 
@@ -298,6 +305,8 @@ def prepare_build(
         video_tokenizer = load_video_tokenizer(
             config.tokenizer, config.device, config.dtype, parts=("encoder",), local_files_only=config.local_files_only
         )
+    if config.fast:
+        video_tokenizer.use_fast()  # takes the weight checksum first
     layout = TokenLayout.from_preset(
         config.layout, text_tokenizer.vocab_size, video_tokenizer.codebook_size, template=config.template
     )
@@ -324,7 +333,8 @@ def prepare_build(
         "encoding": _sha256_json(
             {"dtype": str(video_tokenizer.dtype), "batch_size": config.batch_size,
              # only when not the default, so the hashes of builds made before this option stay valid
-             **({"temporal_mode": config.temporal_mode} if config.temporal_mode != "windows" else {})}
+             **({"temporal_mode": config.temporal_mode} if config.temporal_mode != "windows" else {}),
+             **({"fast": True} if config.fast else {})}
         ),
         "chunking": _sha256_json({"chunk_size": config.chunk_size}),
     }
@@ -339,7 +349,7 @@ _PARTS_EXPLAINED = {
     "text_tokenizer": "the text tokenizer",
     "layout": "the token layout or template",
     "frames": "frame sampling, resolution or video backend",
-    "encoding": "the compute dtype or batch size",
+    "encoding": "the compute dtype, batch size, temporal mode or --fast",
     "chunking": "the chunk size",
 }
 
@@ -389,7 +399,11 @@ def _chunk_record(config: BuildConfig, chunk_id: int, config_hash: str) -> dict[
 
 
 # ---------------------------------------------------------------------------------------------- processing
-def _identity(item):
+def _clips_as_tensors(item: SampleClips) -> SampleClips:
+    """DataLoader ``collate_fn`` (runs in the worker): clips as torch tensors, which the DataLoader hands over
+    through shared memory; numpy arrays would be pickled through a pipe (~47 MB per 17-frame 720p clip), which
+    serialises the main process on reading them."""
+    item.clips = [torch.from_numpy(np.ascontiguousarray(clip)) for clip in item.clips]
     return item
 
 
@@ -414,38 +428,53 @@ def _iter_samples(samples: Sequence[Sample], spec: ClipSpec, backend: str, num_w
         return (reader[i] for i in range(len(reader)))
     from torch.utils.data import DataLoader
 
-    return iter(DataLoader(reader, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_identity))
+    return iter(DataLoader(reader, batch_size=None, shuffle=False, num_workers=num_workers,
+                           collate_fn=_clips_as_tensors, prefetch_factor=4))
 
 
 class _Encoder:
-    """Groups clips of equal shape into full batches, in arrival order, and encodes them."""
+    """Groups clips of equal shape into full batches, in arrival order, and encodes them.
+
+    Windows mode never waits for the GPU: each batch's indices stay on the device (``pending_grids``) and are read
+    back once, in :meth:`flush` at the end of the chunk, so the host reads, stacks and copies the next batch while
+    the GPU encodes this one. Grids are numpy arrays in :attr:`grids` after :meth:`flush`.
+    """
 
     def __init__(self, tokenizer: VideoTokenizer, batch_size: int, temporal_mode: str = "windows") -> None:
         self.tokenizer = tokenizer
-        self.batch_size = 1 if temporal_mode == "whole" else batch_size  # whole: one streamed clip per call
-        self.encode = tokenizer.encode_streaming if temporal_mode == "whole" else tokenizer.encode
-        self.pending: dict[tuple[int, ...], list[tuple[Any, np.ndarray]]] = {}
+        self.whole = temporal_mode == "whole"
+        self.batch_size = 1 if self.whole else batch_size  # whole: one streamed clip per call
+        self.pending: dict[tuple[int, ...], list[tuple[Any, torch.Tensor]]] = {}
+        self.pending_grids: list[tuple[list[Any], torch.Tensor]] = []  # (keys, indices on the device) per batch
         self.grids: dict[Any, np.ndarray] = {}
         self.encoded_clips = 0
         self.encoded_frames = 0
 
-    def add(self, key: Any, clip: np.ndarray) -> None:
-        group = self.pending.setdefault(clip.shape, [])
-        group.append((key, clip))
+    def add(self, key: Any, clip: np.ndarray | torch.Tensor) -> None:
+        shape = tuple(clip.shape)
+        group = self.pending.setdefault(shape, [])
+        group.append((key, clip if isinstance(clip, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(clip))))
         if len(group) == self.batch_size:
-            self._encode(clip.shape)
+            self._encode(shape)
 
     def flush(self) -> None:
         for shape in list(self.pending):
             self._encode(shape)
+        for keys, indices in self.pending_grids:
+            for key, grid in zip(keys, indices.cpu().numpy()):  # the only wait for the GPU in a chunk
+                self.grids[key] = grid
+        self.pending_grids.clear()
 
     def _encode(self, shape: tuple[int, ...]) -> None:
         group = self.pending.pop(shape)
+        keys = [key for key, _ in group]
         clips = [clip for _, clip in group]
         clips += [clips[-1]] * (self.batch_size - len(clips))  # always a full batch (see the module docstring)
-        grids = self.encode(np.stack(clips))  # [batch, T', H', W']
-        for (key, _), grid in zip(group, grids):
-            self.grids[key] = grid
+        if self.whole:
+            for key, grid in zip(keys, self.tokenizer.encode_streaming(torch.stack(clips))):
+                self.grids[key] = grid
+        else:
+            self.pending_grids.append((keys, self.tokenizer.encode_on_device(clips)))  # [batch, T', H', W']
         self.encoded_clips += len(group)
         self.encoded_frames += len(group) * shape[0]
 

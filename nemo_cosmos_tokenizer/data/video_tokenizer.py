@@ -89,6 +89,36 @@ def state_dict_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+class _PinnedStaging:
+    """Ring of page-locked host buffers for batches on their way to the GPU.
+
+    A batch is stacked straight into a pinned buffer (one host copy) and copied to the GPU asynchronously (a copy
+    from pageable memory would block the host until it is done); a buffer is reused only once the copy that read it
+    has finished (its event), so with three slots the host runs up to two batches ahead of the GPU.
+    """
+
+    def __init__(self, slots: int = 3) -> None:
+        self.buffers: list[torch.Tensor | None] = [None] * slots
+        self.events: list[torch.cuda.Event | None] = [None] * slots
+        self.next = 0
+
+    def to_device(self, clips: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
+        if device.type != "cuda":
+            return torch.stack(list(clips)).to(device)
+        i = self.next
+        self.next = (i + 1) % len(self.buffers)
+        shape = (len(clips), *clips[0].shape)
+        if self.buffers[i] is None or tuple(self.buffers[i].shape) != shape:
+            self.buffers[i] = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        elif self.events[i] is not None:
+            self.events[i].synchronize()
+        torch.stack(list(clips), out=self.buffers[i])
+        out = self.buffers[i].to(device, non_blocking=True)
+        self.events[i] = torch.cuda.Event()
+        self.events[i].record()
+        return out
+
+
 class VideoTokenizer:
     """A loaded discrete tokenizer for dataset building (wraps the inference API's tokenizer object).
 
@@ -153,21 +183,65 @@ class VideoTokenizer:
             "dtype": str(self.dtype).removeprefix("torch."),
         }
 
+    def use_fast(self, **options) -> None:
+        """Swap the network for :func:`nemo_cosmos_tokenizer.fast.optimize`'s (``--fast``), in place, once.
+
+        The weight checksum is taken first (the fast module holds the same weights in another layout). The fast
+        path checks its first encode against the eager network and falls back to it by itself. On CPU it runs
+        uncompiled unless ``compile`` is given.
+        """
+        from ..fast import FastCosmosTokenizer, optimize
+
+        if isinstance(self.inference.network, FastCosmosTokenizer):
+            return
+        if self.inference.network is None:
+            raise ValueError(f"{self.name}: the fast path needs the PyTorch network (not NVIDIA's .jit modules)")
+        self.checksum  # noqa: B018  (hash of the plain weights, before the swap)
+        options.setdefault("compile", self.device.type == "cuda")
+        self.inference.network = optimize(self.inference.network, **options)
+
+    @property
+    def is_fast(self) -> bool:
+        from ..fast import FastCosmosTokenizer
+
+        return isinstance(self.inference.network, FastCosmosTokenizer)
+
     @torch.no_grad()
     def encode(self, clips: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 ``[B, T, H, W, 3]`` clips -> int32 FSQ indices ``[B, T', H', W']`` (numpy, CPU)."""
+        return self.encode_on_device(clips).cpu().numpy()
+
+    @torch.no_grad()
+    def encode_on_device(self, clips: np.ndarray | torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """:meth:`encode` without waiting for the result: int32 indices ``[B, T', H', W']`` on the model's device.
+
+        ``clips`` may also be a list of uint8 ``[T, H, W, 3]`` tensors, stacked straight into a pinned staging buffer.
+        On CUDA nothing here synchronises: the copy to the GPU is asynchronous and the indices stay there, so the
+        caller can read and stack the next batch while the GPU encodes this one (the builder reads them back once
+        per chunk).
+        """
         from ..inference.preprocess import to_unit_range
 
-        pixels = _as_clips(clips)
+        if isinstance(clips, (list, tuple)):
+            clips = [_as_clips(c[None])[0] for c in clips]
+            pixels = self._staging.to_device(clips, self.device)
+        else:
+            pixels = _as_clips(clips)
+            pixels = self._staging.to_device(list(pixels), self.device) if self.device.type == "cuda" else pixels
         b, t = pixels.shape[:2]
-        pixels = pixels.to(self.device, non_blocking=True)
         if self.config.is_video:
             indices = self.inference.encode(to_unit_range(pixels, self.dtype))[0]  # [B, T', H', W']
         else:
             flat = pixels.reshape(b * t, *pixels.shape[2:])  # frames as images [B*T, H, W, 3]
             indices = self.inference.encode(to_unit_range(flat, self.dtype))[0]  # [B*T, H', W']
             indices = indices.reshape(b, t, *indices.shape[1:])
-        return indices.to(torch.int32).cpu().numpy()
+        return indices.to(torch.int32)
+
+    @property
+    def _staging(self) -> "_PinnedStaging":
+        if self.__dict__.get("_staging_ring") is None:
+            self._staging_ring = _PinnedStaging()
+        return self._staging_ring
 
     @torch.no_grad()
     def encode_streaming(self, clips: np.ndarray | torch.Tensor, chunk_frames: int = 16) -> np.ndarray:

@@ -46,15 +46,15 @@ def work(tmp_path_factory, media_dir):
     model_dir = save_pretrained(load_conformance_model("DV8x16x16"), root / "dv8x16x16")
     tokenizer = load_video_tokenizer(model_dir, "cpu", "float32")
     seen: dict[bytes, np.ndarray] = {}
-    encode = tokenizer.encode
+    encode = tokenizer.encode_on_device  # what the builder calls (clips: a list of uint8 tensors)
 
     def spy(clips):
         grids = encode(clips)
         for clip, grid in zip(clips, grids):
-            seen[np.ascontiguousarray(clip).tobytes()] = grid
+            seen[np.ascontiguousarray(np.asarray(clip)).tobytes()] = grid.cpu().numpy()
         return grids
 
-    tokenizer.encode = spy
+    tokenizer.encode_on_device = spy
     return {"root": root, "spm": spm, "model_dir": model_dir, "tokenizer": tokenizer, "seen": seen}
 
 

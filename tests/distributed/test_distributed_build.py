@@ -205,7 +205,7 @@ def test_failed_chunk_is_reported_then_retried(dist_work, reference, tmp_path):
     ref_config, _ = reference
     config = build_config(dist_work, tmp_path / "out" / "ds")
     tokenizer = load_video_tokenizer(dist_work["model_dir"], "cpu", "float32")
-    encode, calls = tokenizer.encode, []
+    encode, calls = tokenizer.encode_on_device, []  # what the builder calls per batch
 
     def flaky(clips):
         calls.append(len(clips))
@@ -213,7 +213,7 @@ def test_failed_chunk_is_reported_then_retried(dist_work, reference, tmp_path):
             raise RuntimeError("CUDA out of memory (simulated)")
         return encode(clips)
 
-    tokenizer.encode = flaky
+    tokenizer.encode_on_device = flaky
     with pytest.raises(ChunkFailedError, match="rerun the same command"):
         run_build(config, video_tokenizer=tokenizer, env=DistEnv())
     saved = json.loads(summary_path(config.output_prefix).read_text())

@@ -1,0 +1,60 @@
+"""Dataset builder ``fast=True`` (``--fast``) on CPU: the network is swapped for the fast path after the weight
+checksum is taken, the build completes, and ``fast`` enters the config hash (only when enabled)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nemo_cosmos_tokenizer.data import BuildConfig, build, load_video_tokenizer
+from nemo_cosmos_tokenizer.data.builder import ConfigMismatchError
+from nemo_cosmos_tokenizer.data.samples import train_sentencepiece
+
+VIDEOS = ("cockatoo_hevc.mp4", "plant_tiny_64x48.mp4")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, media_dir):
+    from conformance_helpers import load_conformance_model
+
+    from nemo_cosmos_tokenizer.hub.convert import save_pretrained
+
+    pytest.importorskip("sentencepiece")
+    root = tmp_path_factory.mktemp("fast_build")
+    entries = [json.loads(line) for line in (media_dir / "captions.jsonl").read_text().splitlines()]
+    entries = [{**e, "path": str(media_dir / e["path"])} for e in entries if e["path"] in VIDEOS]
+    manifest = root / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    spm = train_sentencepiece([e["text"] for e in entries] * 20, root / "spm")
+    model_dir = save_pretrained(load_conformance_model("DV8x16x16"), root / "dv8x16x16")
+    return root, manifest, spm, model_dir
+
+
+def _config(inputs, name: str, **changes) -> BuildConfig:
+    root, manifest, spm, model_dir = inputs
+    return BuildConfig(input=str(manifest), output_prefix=str(root / name / "ds"), text_tokenizer=str(spm),
+                       tokenizer=str(model_dir), resolution=[32, 32], num_frames=9, batch_size=2, progress=False,
+                       device="cpu", dtype="float32", **changes)
+
+
+def test_fast_build_on_cpu(inputs):
+    eager = load_video_tokenizer(inputs[3], "cpu", "float32")
+    plain = build(_config(inputs, "eager"), video_tokenizer=eager)
+
+    fast = load_video_tokenizer(inputs[3], "cpu", "float32")
+    summary = build(_config(inputs, "fast", fast=True), video_tokenizer=fast)
+    assert fast.is_fast and fast.checksum == eager.checksum  # checksum of the plain weights, taken before the swap
+    assert fast.inference.network.use_fast, [r.message for r in fast.inference.network.reports]
+    assert (summary.written_samples, summary.clips, summary.tokens) == (plain.written_samples, plain.clips, plain.tokens)
+
+    sidecar = json.loads(Path(f"{summary.output_prefix}.json").read_text())
+    eager_sidecar = json.loads(Path(f"{plain.output_prefix}.json").read_text())
+    assert sidecar["encoding"]["fast"] is True and "fast" not in eager_sidecar["encoding"]
+    assert sidecar["config_hash"] != eager_sidecar["config_hash"]
+    assert {k for k in sidecar["fingerprint"] if sidecar["fingerprint"][k] != eager_sidecar["fingerprint"][k]} == {
+        "encoding"}
+    # the eager build's prefix refuses a --fast rerun (and the other way round)
+    with pytest.raises(ConfigMismatchError, match="--fast"):
+        build(_config(inputs, "eager", fast=True), video_tokenizer=load_video_tokenizer(inputs[3], "cpu", "float32"))
