@@ -10,9 +10,7 @@ the encoder-only rate of the same network in the same process.
 3. Times: the encoder alone on GPU-resident windows; ``VideoTokenizer.encode`` on decoded uint8 clips in memory
    (adds the host->device copy, the uint8 -> [-1, 1] conversion and the synchronisation per call); and the product
    path, the whole ``build(BuildConfig(fast=True, num_workers=W))`` (decode, encode, write, merge; the builder
-   overlaps decoding, copies and encoding itself) for each W of ``--workers``. ``--overlap`` additionally runs the
-   builder under the original prototype patch (:func:`overlapped`, now redundant with the builder's own path; kept
-   to compare).
+   overlaps decoding, copies and encoding itself) for each W of ``--workers``.
 
 Prints clips/s and frames/s per run and the ratio to the encoder-only rate; JSON to ``--out`` or ``$OUT``.
 
@@ -21,12 +19,13 @@ Example (H100)::
     python scripts/benchmark_e2e.py --dir /tmp/e2e --num-videos 96 --clips-per-video 1 --workers 12
     # CPU dry run: tiny model and videos
     python scripts/benchmark_e2e.py --dir /tmp/e2e --device cpu --dtype float32 --channels 8 --height 64 \\
-        --width 64 --num-videos 6 --batch 2 --workers 0,2 --overlap 2 --no-compile
+        --width 64 --num-videos 6 --batch 2 --workers 0,2 --no-compile
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -96,89 +95,6 @@ def make_inputs(directory: Path, num_videos: int, frames: int, height: int, widt
     return {"manifest": manifest, "text_tokenizer": model, "seconds": time.perf_counter() - start}
 
 
-# ----------------------------------------------------------------------------------------------------- overlap
-def _clips_as_tensors(item):
-    """DataLoader ``collate_fn`` (runs in the worker): clips as torch tensors, which the DataLoader hands over
-    through shared memory instead of pickling ~47 MB of pixels per 720p clip through a pipe."""
-    item.clips = [torch.from_numpy(np.ascontiguousarray(c)) for c in item.clips]
-    return item
-
-
-class _Staging:
-    """Ring of pinned host buffers: batches are stacked straight into page-locked memory and copied to the GPU
-    asynchronously; a buffer is reused only after the copy that read it has finished."""
-
-    def __init__(self, slots: int = 3) -> None:
-        self.buffers: list[torch.Tensor | None] = [None] * slots
-        self.events: list[torch.cuda.Event | None] = [None] * slots
-        self.next = 0
-
-    def to_device(self, clips: list[torch.Tensor], device: torch.device) -> torch.Tensor:
-        if device.type != "cuda":
-            return torch.stack(clips).to(device)
-        i = self.next
-        self.next = (i + 1) % len(self.buffers)
-        shape = (len(clips), *clips[0].shape)
-        if self.buffers[i] is None or tuple(self.buffers[i].shape) != shape:
-            self.buffers[i] = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-        elif self.events[i] is not None:
-            self.events[i].synchronize()
-        torch.stack(clips, out=self.buffers[i])
-        out = self.buffers[i].to(device, non_blocking=True)
-        self.events[i] = torch.cuda.Event()
-        self.events[i].record()
-        return out
-
-
-def overlapped(builder_module, video_tokenizer) -> callable:
-    """Patch the builder for overlap (returns an undo function); same bytes as the builder as it is:
-
-    * DataLoader workers return clips as tensors (shared memory, see :func:`_clips_as_tensors`);
-    * each batch is stacked into pinned memory and copied to the GPU without blocking (:class:`_Staging`);
-    * encoding does not wait for its result: index grids stay on the GPU until the chunk is flushed, so the host
-      reads and stacks the next batch while the GPU encodes this one.
-    """
-    from nemo_cosmos_tokenizer.inference.preprocess import to_unit_range
-
-    enc_cls = builder_module._Encoder
-    orig_iter, orig_encode, orig_flush = builder_module._iter_samples, enc_cls._encode, enc_cls.flush
-    staging = _Staging()
-    vt = video_tokenizer
-
-    def iter_samples(samples, spec, backend, num_workers):
-        reader = builder_module._SampleReader(samples, spec, backend)
-        if num_workers == 0:
-            return (reader[i] for i in range(len(reader)))
-        from torch.utils.data import DataLoader
-        return iter(DataLoader(reader, batch_size=None, shuffle=False, num_workers=num_workers,
-                               collate_fn=_clips_as_tensors, prefetch_factor=4, persistent_workers=False))
-
-    @torch.no_grad()
-    def encode(self, shape):
-        group = self.pending.pop(shape)
-        clips = [torch.as_tensor(clip) for _, clip in group]
-        clips += [clips[-1]] * (self.batch_size - len(clips))
-        pixels = staging.to_device(clips, vt.device)  # [B, T, H, W, 3] uint8, async
-        indices = vt.inference.encode(to_unit_range(pixels, vt.dtype))[0]  # [B, T', H', W'] on the GPU, no sync
-        for (key, _), grid in zip(group, indices):
-            self.grids[key] = grid
-        self.encoded_clips += len(group)
-        self.encoded_frames += len(group) * shape[0]
-
-    def flush(self):
-        orig_flush(self)
-        for key, grid in self.grids.items():
-            if isinstance(grid, torch.Tensor):
-                self.grids[key] = grid.to(torch.int32).cpu().numpy()
-
-    builder_module._iter_samples, enc_cls._encode, enc_cls.flush = iter_samples, encode, flush
-
-    def undo():
-        builder_module._iter_samples, enc_cls._encode, enc_cls.flush = orig_iter, orig_encode, orig_flush
-    return undo
-
-
-# -------------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", required=True, help="folder for the generated videos and the builds")
@@ -190,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--workers", default="12", help="comma list of DataLoader workers for the build(fast=True) runs")
-    p.add_argument("--overlap", default="", help="comma list of workers for runs under the prototype patch")
     p.add_argument("--backend", default="pyav", help="video backend of the builder (pyav, decord, auto)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", default="bfloat16")
@@ -200,11 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
-    from nemo_cosmos_tokenizer.data import builder as builder_module
-    from nemo_cosmos_tokenizer.data.builder import BuildConfig, build
+    from nemo_cosmos_tokenizer.data.builder import BuildConfig, build, require_megatron
     from nemo_cosmos_tokenizer.data.video_tokenizer import wrap_network
 
-    builder_module.require_megatron()  # its slow first import stays out of the timed builds
+    require_megatron()  # its slow first import stays out of the timed builds
     root = Path(args.dir)
     frames_per_video = args.frames * args.clips_per_video
     inputs = make_inputs(root / "videos", args.num_videos, frames_per_video, args.height, args.width, args.make_procs)
@@ -263,15 +177,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for w in [int(v) for v in args.workers.split(",") if v]:
         run("builder", w)
-    undo = overlapped(builder_module, vt)
-    try:
-        for w in [int(v) for v in args.overlap.split(",") if v]:
-            run("overlap", w)
-    finally:
-        undo()
-    # neither the worker count nor the prototype patch may change a single byte
+    # the worker count may not change a single byte
     builds = sorted((root / "builds").glob("*/data.bin"))
-    digests = {b.parent.name: __import__("hashlib").sha256(b.read_bytes()).hexdigest()[:16] for b in builds}
+    digests = {b.parent.name: hashlib.sha256(b.read_bytes()).hexdigest()[:16] for b in builds}
     results["bin_sha256"] = digests
     print(f"# shard digests: {digests}", flush=True)
     out = args.out or (os.path.join(os.environ["OUT"], "benchmark-e2e.json") if os.environ.get("OUT") else None)
