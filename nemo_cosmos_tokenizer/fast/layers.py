@@ -395,13 +395,11 @@ def _linear(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return c.weight.reshape(c.weight.shape[0], -1), c.bias
 
 
-class SpatialAttention(nn.Module):
-    """``x + proj_out(softmax(q k^T / sqrt(C)) v)`` over the ``H*W`` positions of every folded frame.
+class _FusedAttention(nn.Module):
+    """Shared weights of the two attention layers: the block's norm, q/k/v fused into one projection, proj_out."""
 
-    From :class:`AttnBlock2d` (GroupNorm 32) or :class:`CausalSpatialAttnBlock3d` (per-frame GroupNorm 1).
-    """
-
-    def __init__(self, block: AttnBlock2d | CausalSpatialAttnBlock3d, attention: Attention = sdpa) -> None:
+    def __init__(self, block: AttnBlock2d | CausalSpatialAttnBlock3d | CausalTemporalAttnBlock3d,
+                 attention: Attention = sdpa) -> None:
         super().__init__()
         self.norm = FrameNorm(_group_norm(block.norm))
         w, bias = _qkv(block.q, block.k, block.v)
@@ -409,6 +407,13 @@ class SpatialAttention(nn.Module):
         w, bias = _linear(block.proj_out)
         self.proj_weight, self.proj_bias = _vector(w), _vector(bias)
         self.attention = attention
+
+
+class SpatialAttention(_FusedAttention):
+    """``x + proj_out(softmax(q k^T / sqrt(C)) v)`` over the ``H*W`` positions of every folded frame.
+
+    From :class:`AttnBlock2d` (GroupNorm 32) or :class:`CausalSpatialAttnBlock3d` (per-frame GroupNorm 1).
+    """
 
     def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -419,18 +424,9 @@ class SpatialAttention(nn.Module):
         return x + out.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
-class TemporalAttention(nn.Module):
+class TemporalAttention(_FusedAttention):
     """Causal attention over the frames of each window at every spatial position (:class:`CausalTemporalAttnBlock3d`):
     ``[B, T, HW, C]`` is viewed as ``[B, HW (heads), T, C]``, no copy."""
-
-    def __init__(self, block: CausalTemporalAttnBlock3d, attention: Attention = sdpa) -> None:
-        super().__init__()
-        self.norm = FrameNorm(_group_norm(block.norm))
-        w, bias = _qkv(block.q, block.k, block.v)
-        self.qkv_weight, self.qkv_bias = _vector(w), _vector(bias)
-        w, bias = _linear(block.proj_out)
-        self.proj_weight, self.proj_bias = _vector(w), _vector(bias)
-        self.attention = attention
 
     def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
         h, w = x.shape[2:]
