@@ -10,26 +10,16 @@ import pytest
 
 from nemo_cosmos_tokenizer.data import BuildConfig, build, load_video_tokenizer
 from nemo_cosmos_tokenizer.data.builder import ConfigMismatchError
-from nemo_cosmos_tokenizer.data.samples import train_sentencepiece
 
 VIDEOS = ("cockatoo_hevc.mp4", "plant_tiny_64x48.mp4")
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, media_dir):
-    from conformance_helpers import load_conformance_model
-
-    from nemo_cosmos_tokenizer.hub.convert import save_pretrained
+    from media_build_inputs import make_build_inputs
 
     pytest.importorskip("sentencepiece")
-    root = tmp_path_factory.mktemp("fast_build")
-    entries = [json.loads(line) for line in (media_dir / "captions.jsonl").read_text().splitlines()]
-    entries = [{**e, "path": str(media_dir / e["path"])} for e in entries if e["path"] in VIDEOS]
-    manifest = root / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps(e) + "\n" for e in entries))
-    spm = train_sentencepiece([e["text"] for e in entries] * 20, root / "spm")
-    model_dir = save_pretrained(load_conformance_model("DV8x16x16"), root / "dv8x16x16")
-    return root, manifest, spm, model_dir
+    return make_build_inputs(tmp_path_factory.mktemp("fast_build"), media_dir, VIDEOS)
 
 
 def _config(inputs, name: str, **changes) -> BuildConfig:
