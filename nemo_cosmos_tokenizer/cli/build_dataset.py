@@ -35,6 +35,9 @@ examples:
   # NeMo's Emu3 token ids (give Emu3's tokenizer.json), settings from YAML, one flag overridden
   python scripts/build_video_token_dataset.py --config recipe.yaml --layout emu3 --text-tokenizer emu3/tokenizer.json
 
+  # on a GPU at full speed: fast encode path, videos decoded by NVDEC (pip install "nemo-cosmos-tokenizer[nvdec]")
+  python scripts/build_video_token_dataset.py --config recipe.yaml --fast --video-backend nvdec
+
   # every GPU of a node (multi-node: torchrun rendezvous, SLURM, NeMo-Run: see recipes/ and the README);
   # the same command resumes, and the merged bytes do not depend on the number of GPUs
   torchrun --nproc-per-node 8 scripts/build_video_token_dataset.py --config recipes/dv8x16x16_720p.yaml \
@@ -59,7 +62,8 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--layout", "layout", dict(choices=("generic", "emu3"), help="token id layout (default generic)")),
     ("--template", "template", dict(choices=("caption_first", "caption_last", "both"),
                                     help="caption before or after the video, or both (two documents)")),
-    ("--video-backend", "video_backend", dict(choices=("auto", "decord", "pyav"), help="default auto")),
+    ("--video-backend", "video_backend", dict(choices=("auto", "decord", "pyav", "nvdec"),
+                                              help="default auto; nvdec: decode on the GPU (PyNvVideoCodec)")),
     ("--num-frames", "num_frames", dict(type=int, help="frames per clip, 1 + k*t (default 17)")),
     ("--fps", "fps", dict(type=float, help="target frame rate of the clips (default: source rate)")),
     ("--stride", "stride", dict(type=int, help="take every N-th source frame instead of --fps")),
@@ -73,7 +77,7 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--batch-size", "batch_size", dict(type=int, help="clips per encoder call (default 8)")),
     ("--temporal-mode", "temporal_mode", dict(choices=("windows", "whole"), help="windows (default): each clip in "
      "one encoder call; whole: each clip streamed as one causal sequence in bounded memory (long --num-frames)")),
-    ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0)")),
+    ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0); nvdec: decoder threads (default 4)")),
     ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512)")),
 )
 

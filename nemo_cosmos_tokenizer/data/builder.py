@@ -63,6 +63,8 @@ DATASET_FORMAT = "nemo-cosmos-tokenizer/video-token-dataset"
 FORMAT_VERSION = 1
 CHUNK_NAME = "chunk-{:06d}"
 TEMPORAL_MODES = ("windows", "whole")
+#: The builder's video backends: the CPU readers of :mod:`.video`, and ``nvdec`` (GPU decoding, :mod:`.nvdec`).
+VIDEO_BACKENDS = BACKENDS + ("nvdec",)
 
 
 class ConfigMismatchError(RuntimeError):
@@ -98,7 +100,9 @@ class BuildConfig:
     """``caption_first``, ``caption_last``, or ``both`` (two documents per clip)."""
 
     video_backend: str = "auto"
-    """``auto`` (decord, falling back to PyAV), ``decord`` or ``pyav``."""
+    """``auto`` (decord, falling back to PyAV), ``decord``, ``pyav``, or ``nvdec``: decode on the GPU with NVDEC
+    (PyNvVideoCodec; same frames as ``pyav`` except after a resize, see :mod:`nemo_cosmos_tokenizer.data.nvdec`),
+    what keeps a GPU on the fast path busy."""
 
     num_frames: int = 17
     """Frames per clip: ``1 + k * t`` for the tokenizer's temporal compression ``t`` (any count for DI)."""
@@ -136,7 +140,8 @@ class BuildConfig:
     of ``num_frames``, so clips can be long); same tokens as encoding the clip at once (equal in float32)."""
 
     num_workers: int = 0
-    """DataLoader worker processes decoding videos while the model encodes (0: decode inline)."""
+    """DataLoader worker processes decoding videos while the model encodes (0: decode inline); with
+    ``video_backend="nvdec"``, decoder threads (0: 4)."""
 
     fast: bool = False
     """Encode with :func:`nemo_cosmos_tokenizer.fast.optimize` (compiled on CUDA, checked against the eager network
@@ -156,7 +161,7 @@ class BuildConfig:
         choices = {
             "layout": PRESETS,
             "template": TEMPLATES,
-            "video_backend": BACKENDS,
+            "video_backend": VIDEO_BACKENDS,
             "short_videos": SHORT_VIDEO_POLICIES,
             "resize_mode": RESIZE_MODES,
             "temporal_mode": TEMPORAL_MODES,
@@ -305,6 +310,15 @@ def prepare_build(
         video_tokenizer = load_video_tokenizer(
             config.tokenizer, config.device, config.dtype, parts=("encoder",), local_files_only=config.local_files_only
         )
+    if config.video_backend == "nvdec":
+        from .nvdec import require_nvdec
+
+        if video_tokenizer.device.type != "cuda":
+            raise ValueError(
+                f"video_backend nvdec decodes on the GPU the tokenizer runs on, but the device is "
+                f"{video_tokenizer.device}; use --device cuda or --video-backend pyav"
+            )
+        require_nvdec()
     if config.fast:
         video_tokenizer.use_fast()  # takes the weight checksum first
     layout = TokenLayout.from_preset(
@@ -422,7 +436,13 @@ class _SampleReader:
         return read_sample(self.samples[i], self.spec, self.backend)
 
 
-def _iter_samples(samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int) -> Iterator[SampleClips]:
+def _iter_samples(
+    samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device
+) -> Iterator[SampleClips]:
+    if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
+        from .nvdec import DEFAULT_THREADS, NvdecReader
+
+        return NvdecReader(spec, device, num_workers or DEFAULT_THREADS).iter_samples(samples)
     reader = _SampleReader(samples, spec, backend)
     if num_workers == 0:
         return (reader[i] for i in range(len(reader)))
@@ -491,7 +511,8 @@ def _process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, 
     encoder = _Encoder(context.video_tokenizer, config.batch_size, config.temporal_mode)
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
-    for item in _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers):
+    items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers, context.video_tokenizer.device)
+    for item in items:
         if item.failure is not None:
             failures.append(_failure_entry(item))
             log.debug("skip %s: %s (%s)", item.sample.id, item.failure.reason, item.failure.message)

@@ -364,7 +364,20 @@ def resize_frames(frames: np.ndarray, height: int, width: int, mode: str = "crop
 
     Bilinear with antialiasing (area-like when shrinking), on uint8, frame by frame in small groups to bound memory.
     """
+    if frames.shape[1:3] == (height, width):
+        return np.ascontiguousarray(frames)  # nothing to do (no copy when already contiguous)
+    return resize_clip(torch.from_numpy(np.ascontiguousarray(frames)), height, width, mode).numpy()
+
+
+def resize_clip(frames: torch.Tensor, height: int, width: int, mode: str = "crop") -> torch.Tensor:
+    """:func:`resize_frames` for a uint8 tensor ``[T, H, W, 3]`` on any device.
+
+    On the CPU the interpolation runs on uint8 (PyTorch's exact integer path); other devices have no uint8 kernel,
+    so there it runs in float32 and rounds, which can differ from the CPU result by one level at a few pixels.
+    """
     t, h, w, _ = frames.shape
+    if (h, w) == (height, width):
+        return frames
     if mode == "crop":
         scale = max(height / h, width / w)
         new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
@@ -373,16 +386,17 @@ def resize_frames(frames: np.ndarray, height: int, width: int, mode: str = "crop
         new_h, new_w = max(1, min(height, round(h * scale))), max(1, min(width, round(w * scale)))
     else:
         raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
-    out = np.zeros((t, height, width, 3), np.uint8)
+    out = torch.zeros((t, height, width, 3), dtype=torch.uint8, device=frames.device)
     top, left = (new_h - height) // 2, (new_w - width) // 2
+    on_cpu = frames.device.type == "cpu"
     for g in range(0, t, 8):
-        x = torch.from_numpy(np.ascontiguousarray(frames[g : g + 8])).permute(0, 3, 1, 2)  # [n, 3, H, W]
+        x = frames[g : g + 8].permute(0, 3, 1, 2)  # [n, 3, H, W]
         if (new_h, new_w) != (h, w):
-            x = torch.nn.functional.interpolate(
-                x.contiguous(memory_format=torch.channels_last), size=(new_h, new_w), mode="bilinear",
-                antialias=True, align_corners=False,
-            )
-        x = x.permute(0, 2, 3, 1).numpy()  # [n, new_h, new_w, 3]
+            x = x.contiguous(memory_format=torch.channels_last)
+            x = x if on_cpu else x.float()
+            x = torch.nn.functional.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+            x = x if on_cpu else x.round_().clamp_(0, 255).to(torch.uint8)
+        x = x.permute(0, 2, 3, 1)  # [n, new_h, new_w, 3]
         if mode == "crop":
             out[g : g + 8] = x[:, top : top + height, left : left + width]
         else:

@@ -105,6 +105,8 @@ class _PinnedStaging:
     def to_device(self, clips: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
         if device.type != "cuda":
             return torch.stack(list(clips)).to(device)
+        if any(clip.device.type != "cpu" for clip in clips):  # decoded on the GPU (nvdec backend): stack them there
+            return torch.stack([clip.to(device) for clip in clips])
         i = self.next
         self.next = (i + 1) % len(self.buffers)
         shape = (len(clips), *clips[0].shape)

@@ -1,0 +1,235 @@
+"""GPU video decoding with NVDEC (PyNvVideoCodec): the dataset builder's ``nvdec`` video backend.
+
+Why: the fast encode path tokenizes 1,800+ frames/s of 720p video on one H100, while one CPU core decodes and
+converts ~90 such H.264 frames/s; 16 cores cannot keep the GPU busy. NVDEC (the GPU's video decode engines) does,
+and its frames stay on the GPU: no host copies, no pinned staging, no transfer.
+
+Same frames as the CPU path: frame plans come from the same PyAV demux count (:func:`.video._pyav_open`), NVDEC's
+decoded YUV planes are FFmpeg's (the codecs' decoding is bit-exact by standard), and :func:`.yuv.nv12_to_rgb`
+repeats swscale's arithmetic, so each frame equals PyAV's ``to_ndarray("rgb24")``. That holds for 8-bit 4:2:0,
+even-sized H.264 / HEVC / VP9 / AV1 in the colour matrices of :data:`.yuv.COLOURSPACES`. Every other sample
+(10-bit, 4:2:2/4:4:4, odd sizes, other codecs, images, files NVDEC refuses) is read by PyAV on the CPU in the same
+decode thread: same frames, slower. A rotation is applied on the GPU (exact); a resize to a target size other than
+the source's runs on the GPU in float32 (:func:`.video.resize_clip`), which can differ from the CPU's uint8 result
+by one level at a few pixels - the one difference from the ``pyav`` backend (the backend is part of a build's
+config hash, so two backends never mix in one dataset).
+
+Decoding runs in ``threads`` Python threads of the main process (PyNvVideoCodec releases the GIL), each with its
+own decoder and CUDA stream; samples come out in manifest order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .manifest import IMAGE_EXTENSIONS, Sample
+from .video import ClipSpec, MediaError, SampleClips, _pyav_open, frame_range, plan_clips, read_sample, resize_clip
+from .yuv import COLOURSPACES, nv12_to_rgb
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[nvdec]" (PyNvVideoCodec; needs an NVIDIA GPU and driver)'
+#: Codecs sent to NVDEC (FFmpeg canonical names); others are decoded on the CPU.
+NVDEC_CODECS = ("h264", "hevc", "vp9", "av1")
+DEFAULT_THREADS = 4
+
+
+def require_nvdec():
+    """Import PyNvVideoCodec, or raise ImportError saying how to install it."""
+    try:
+        import PyNvVideoCodec
+    except ImportError as err:
+        raise ImportError(f"the nvdec video backend needs PyNvVideoCodec: {INSTALL_HINT}") from err
+    except RuntimeError as err:  # it raises RuntimeError when the driver's video libraries are missing
+        raise ImportError(f"PyNvVideoCodec cannot load the NVIDIA video libraries ({err}); use another backend") from err
+    return PyNvVideoCodec
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What decides whether a video goes to NVDEC, read with PyAV."""
+
+    codec: str
+    pix_fmt: str
+    width: int
+    height: int
+    colourspace: int
+    full_range: bool
+    rotation: int
+    """Display rotation in degrees, counter-clockwise (as PyAV's ``frame.rotation``)."""
+
+    def nvdec_problem(self) -> str | None:
+        """Why NVDEC + :func:`nv12_to_rgb` would not give PyAV's frames, or ``None`` when they would."""
+        if self.codec not in NVDEC_CODECS:
+            return f"codec {self.codec}"
+        if self.pix_fmt not in ("yuv420p", "yuvj420p"):
+            return f"pixel format {self.pix_fmt}"
+        if self.width % 2 or self.height % 2:
+            return f"odd size {self.width}x{self.height}"
+        if self.colourspace not in COLOURSPACES:
+            return f"colour matrix {self.colourspace}"
+        if self.rotation % 90:
+            return f"rotation {self.rotation}"
+        return None
+
+
+def probe_stream(path: str, stream_index: int) -> StreamInfo:
+    """Codec, pixel format, size, colour matrix and range, rotation of one video stream (decodes its first frame)."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams[stream_index]
+        frame = next(container.decode(stream))
+        return StreamInfo(
+            codec=stream.codec_context.codec.canonical_name,
+            pix_fmt=frame.format.name,
+            width=frame.width,
+            height=frame.height,
+            colourspace=int(frame.colorspace),
+            full_range=frame.format.name == "yuvj420p" or int(frame.color_range) == 2,
+            rotation=int(getattr(frame, "rotation", 0) or 0),
+        )
+
+
+class NvdecReader:
+    """Reads samples into clips on the GPU: uint8 CUDA tensors ``[T, H, W, 3]`` at the target resolution.
+
+    ``read(sample)`` runs in any thread (one decoder and CUDA stream per thread); :meth:`iter_samples` reads a
+    sequence in ``threads`` threads and yields :class:`SampleClips` in order. The clips are ready for use on the
+    CUDA stream that was current when the reader was made (the consumer's).
+    """
+
+    def __init__(
+        self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None
+    ) -> None:
+        device = torch.device(device)
+        if device.type != "cuda" and decoder_module is None:
+            raise ValueError(f"the nvdec backend decodes on the GPU the tokenizer runs on; got device {device}")
+        # decoder_module: a stand-in for PyNvVideoCodec (tests on machines without NVDEC); then CPU is allowed.
+        self.nvc = decoder_module if decoder_module is not None else require_nvdec()
+        self.spec = spec
+        self.cuda = device.type == "cuda"
+        self.device = torch.device("cuda", device.index or torch.cuda.current_device()) if self.cuda else device
+        self.threads = max(1, threads)
+        self.consumer_stream = torch.cuda.current_stream(self.device) if self.cuda else None
+        self._local = threading.local()
+        self.counts = {"nvdec": 0, "cpu": 0}
+        self._count_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ one sample
+    def read(self, sample: Sample) -> SampleClips:
+        """Clips of one sample, or a failure (never raises for bad media)."""
+        spec = self.spec
+        try:
+            if sample.text is None or not os.path.exists(sample.path) or os.path.getsize(sample.path) == 0:
+                return self._on_cpu(sample)  # the CPU reader reports these failures with their reasons
+            if os.path.splitext(sample.path)[1].lower() in IMAGE_EXTENSIONS:
+                return self._on_cpu(sample)
+            source = _pyav_open(sample.path)  # frame count by demuxing, as the pyav backend counts
+            begin, end = frame_range(sample, source.num_frames, source.fps)
+            plans = plan_clips(begin, end, source.fps, spec)
+            info = probe_stream(*source._handle)
+        except MediaError as err:
+            return SampleClips(sample, failure=err)
+        except Exception as err:  # PyAV can fail on files it opened a moment ago; the CPU reader names the reason
+            log.debug("nvdec probe of %s failed (%s); reading it on the CPU", sample.path, err)
+            return self._on_cpu(sample)
+        problem = info.nvdec_problem()
+        if problem is not None:
+            log.debug("%s: %s, decoding on the CPU", sample.path, problem)
+            return self._on_cpu(sample)
+        try:
+            frames = self._decode(sample.path, np.concatenate(plans), info)  # [N, H, W, 3] on the GPU
+        except Exception as err:  # NVDEC refused the stream: the CPU decoder gets it (and names a real failure)
+            log.debug("nvdec could not decode %s (%s); reading it on the CPU", sample.path, err)
+            return self._on_cpu(sample)
+        clips, at = [], 0
+        with self._on_stream():
+            for plan in plans:
+                clip = resize_clip(frames[at : at + len(plan)], spec.height, spec.width, spec.resize_mode)
+                clips.append(clip.contiguous())
+                at += len(plan)
+            if self.cuda:
+                for clip in clips:
+                    clip.record_stream(self.consumer_stream)  # freed only after the consumer's work on it
+                self._stream().synchronize()  # the decoder's surfaces are reused by its next call
+        self._count("nvdec")
+        return SampleClips(sample, clips, [p.tolist() for p in plans], backend="nvdec")
+
+    def _on_cpu(self, sample: Sample) -> SampleClips:
+        self._count("cpu")
+        return read_sample(sample, self.spec, "pyav")
+
+    def _count(self, key: str) -> None:
+        with self._count_lock:
+            self.counts[key] += 1
+
+    def _stream(self) -> torch.cuda.Stream | None:
+        """This thread's CUDA stream (the decoder's and the conversion's); ``None`` off CUDA."""
+        if self.cuda and getattr(self._local, "stream", None) is None:
+            self._local.stream = torch.cuda.Stream(self.device)
+        return getattr(self._local, "stream", None)
+
+    def _on_stream(self):
+        return torch.cuda.stream(self._stream()) if self.cuda else contextlib.nullcontext()
+
+    def _decode(self, path: str, indices: np.ndarray, info: StreamInfo) -> torch.Tensor:
+        """uint8 ``[len(indices), H, W, 3]`` on the GPU for source frame ``indices`` (any order, repeats)."""
+        wanted = sorted(set(int(i) for i in indices))
+        decoder = self._decoder(path)
+        surfaces = decoder.get_batch_frames_by_index(wanted)
+        if len(surfaces) != len(wanted):
+            raise RuntimeError(f"NVDEC returned {len(surfaces)} of {len(wanted)} frames")
+        with self._on_stream():
+            nv12 = torch.stack([torch.from_dlpack(s) for s in surfaces])  # [N, 3H/2, W] uint8, NV12
+            if tuple(nv12.shape[1:]) != (info.height * 3 // 2, info.width):
+                raise RuntimeError(f"NVDEC surface {tuple(nv12.shape[1:])} is not {info.width}x{info.height} NV12")
+            rgb = nv12_to_rgb(nv12, info.colourspace, info.full_range)  # [N, H, W, 3]
+            if info.rotation % 360:
+                # Counter-clockwise display rotation, as the CPU reader applies it with np.rot90 on [H, W, 3].
+                rgb = torch.rot90(rgb, k=(info.rotation // 90) % 4, dims=(1, 2))
+            position = {f: i for i, f in enumerate(wanted)}
+            order = torch.tensor([position[int(i)] for i in indices], device=rgb.device)
+            return rgb.index_select(0, order)
+
+    def _decoder(self, path: str):
+        """This thread's decoder, pointed at ``path`` (reconfigured when it exists, made on first use)."""
+        nvc, decoder = self.nvc, getattr(self._local, "decoder", None)
+        if decoder is not None:
+            try:
+                decoder.reconfigure_decoder(path)
+                return decoder
+            except Exception:  # another codec or a larger size than it was made for: a fresh decoder
+                self._local.decoder = None
+        decoder = nvc.SimpleDecoder(
+            path,
+            gpu_id=self.device.index or 0,
+            use_device_memory=True,
+            output_color_type=nvc.OutputColorType.NATIVE,
+            cuda_stream=self._stream().cuda_stream if self.cuda else 0,
+        )
+        self._local.decoder = decoder
+        return decoder
+
+    # ------------------------------------------------------------------ many samples
+    def iter_samples(self, samples: Sequence[Sample]) -> Iterator[SampleClips]:
+        """:meth:`read` of every sample in ``threads`` threads, yielded in order (at most 2 x threads ahead)."""
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="nvdec") as pool:
+            pending: deque = deque()
+            queue = iter(samples)
+            for sample in queue:
+                pending.append(pool.submit(self.read, sample))
+                if len(pending) >= 2 * self.threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()

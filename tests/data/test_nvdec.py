@@ -1,0 +1,118 @@
+"""The nvdec backend's reader (nemo_cosmos_tokenizer.data.nvdec).
+
+On machines without NVDEC (CI), PyNvVideoCodec is replaced by a stand-in that hands out FFmpeg's decoded planes as
+NV12 surfaces, which is what NVDEC returns (checked on the GPU by the CUDA test below): every sample of the shared
+media must then come out exactly as the pyav backend reads it - frame plans, rotation, CPU fallback for what NVDEC
+cannot take, failures and their reasons, order.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from nemo_cosmos_tokenizer.data.builder import BuildConfig
+from nemo_cosmos_tokenizer.data.manifest import read_manifest
+from nemo_cosmos_tokenizer.data.nvdec import NvdecReader, probe_stream
+from nemo_cosmos_tokenizer.data.video import ClipSpec, read_sample
+
+av = pytest.importorskip("av")
+
+
+class _FakeSimpleDecoder:
+    """PyNvVideoCodec.SimpleDecoder's interface over PyAV: NV12 surfaces [3H/2, W] of the requested frames."""
+
+    made = 0
+
+    def __init__(self, path, gpu_id=0, use_device_memory=True, output_color_type=None, cuda_stream=0):
+        _FakeSimpleDecoder.made += 1
+        self.reconfigure_decoder(path)
+
+    def reconfigure_decoder(self, path):
+        with av.open(path) as container:  # raises on broken files, as NVDEC's demuxer does
+            self.surfaces = []
+            for frame in container.decode(video=0):
+                y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes)
+                uv = np.stack([u, v], -1).reshape(u.shape[0], -1)  # interleaved U/V rows
+                self.surfaces.append(torch.from_numpy(np.ascontiguousarray(np.concatenate([y, uv]))))
+
+    def get_batch_frames_by_index(self, indices):
+        return [self.surfaces[i] for i in indices]
+
+
+FAKE_NVC = types.SimpleNamespace(SimpleDecoder=_FakeSimpleDecoder, OutputColorType=types.SimpleNamespace(NATIVE=0))
+
+
+@pytest.mark.parametrize("size", [(64, 96), (240, 426)])
+def test_reader_gives_the_pyav_backend_samples(media_dir, size):
+    samples = read_manifest(media_dir / "captions.jsonl").samples
+    spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=size[0], width=size[1],
+                    temporal_compression=8, spatial_compression=2)
+    reader = NvdecReader(spec, "cpu", threads=3, decoder_module=FAKE_NVC)
+    got = list(reader.iter_samples(samples))
+    assert [item.sample.index for item in got] == [s.index for s in samples]
+    for sample, item in zip(samples, got):
+        want = read_sample(sample, spec, "pyav")
+        if want.failure is not None:
+            assert item.failure is not None and item.failure.reason == want.failure.reason, sample.id
+            continue
+        assert item.failure is None, (sample.id, item.failure)
+        assert item.frame_indices == want.frame_indices, sample.id
+        assert len(item.clips) == len(want.clips)
+        for ours, theirs in zip(item.clips, want.clips):
+            assert np.array_equal(np.asarray(ours), theirs), sample.id
+    # most videos went through the decoder stand-in; 10-bit, 4:4:4, odd-sized, images and broken files did not
+    assert reader.counts["nvdec"] >= 12 and reader.counts["cpu"] >= 10
+    by_id = {item.sample.id: item.backend for item in got}
+    assert by_id["keyboard_rot90_3frames.mov"] == "nvdec" and by_id["cockatoo_av1.mp4"] == "nvdec"
+    assert by_id["pancake_hevc_main10.mp4"] == "pyav" and by_id["dog_odd_638x359.webm"] == "pyav"
+
+
+def test_probe_names_what_nvdec_cannot_take(media_dir):
+    def problem(name):
+        return probe_stream(str(media_dir / name), 0).nvdec_problem()
+
+    assert problem("cockatoo_hevc.mp4") is None
+    assert "pixel format yuv420p10le" in problem("pancake_hevc_main10.mp4")
+    assert "pixel format yuv444p" in problem("cockatoo_yuv444_mp3.mp4")
+    assert "odd size" in problem("dog_odd_638x359.webm")
+    assert "codec mjpeg" in problem("pancake_mjpeg_pcm.avi")
+    assert probe_stream(str(media_dir / "keyboard_rot90_3frames.mov"), 0).rotation == -90
+
+
+def test_needs_a_gpu_and_the_backend_is_a_build_option():
+    spec = ClipSpec(num_frames=1, height=16, width=16)
+    with pytest.raises(ValueError, match="decodes on the GPU"):
+        NvdecReader(spec, "cpu")
+    assert BuildConfig(video_backend="nvdec").video_backend == "nvdec"
+    with pytest.raises(ValueError, match="video_backend"):
+        BuildConfig(video_backend="nvjpeg")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
+def test_real_nvdec_equals_pyav(media_dir):
+    pytest.importorskip("PyNvVideoCodec")
+    samples = read_manifest(media_dir / "captions.jsonl").samples
+    spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=64, width=96,
+                    temporal_compression=8, spatial_compression=2)
+    native = {"cockatoo_1080p_1.5s.mp4": (1080, 1920), "cockatoo_hevc.mp4": (360, 640), "cockatoo_av1.mp4": (270, 480),
+              "pancake_vp9_opus.webm": (240, 426), "keyboard_rot90_3frames.mov": (568, 320),
+              "pancake_gray_h264.mp4": (240, 426), "windowsill_plant_aac.mp4": (240, 320)}
+    for sample in samples:
+        if sample.id not in native:
+            continue
+        h, w = native[sample.id]
+        exact = ClipSpec(num_frames=9, short_videos="shorten", height=h, width=w, temporal_compression=8)
+        item = NvdecReader(exact, "cuda", threads=1).read(sample)
+        want = read_sample(sample, exact, "pyav")
+        assert item.backend == "nvdec", sample.id
+        for ours, theirs in zip(item.clips, want.clips):
+            assert ours.is_cuda and np.array_equal(ours.cpu().numpy(), theirs), sample.id
+        # after a resize (float32 on the GPU vs uint8 on the CPU): at most one level apart
+        resized = NvdecReader(spec, "cuda", threads=1).read(sample)
+        cpu = read_sample(sample, spec, "pyav")
+        for ours, theirs in zip(resized.clips, cpu.clips):
+            assert np.abs(ours.cpu().numpy().astype(int) - theirs).max() <= 1, sample.id
