@@ -9,17 +9,19 @@ the encoder-only rate of the same network in the same process.
    ``nemo_cosmos_tokenizer.fast.optimize``; compiled and verified once, before any timing).
 3. Times: the encoder alone on GPU-resident windows; ``VideoTokenizer.encode`` on decoded uint8 clips in memory
    (adds the host->device copy, the uint8 -> [-1, 1] conversion and the synchronisation per call); and the product
-   path, the whole ``build(BuildConfig(fast=True, num_workers=W))`` (decode, encode, write, merge; the builder
-   overlaps decoding, copies and encoding itself) for each W of ``--workers``.
+   path, the whole ``build(BuildConfig(fast=True, video_backend=B, num_workers=W))`` (decode, encode, write, merge;
+   the builder overlaps decoding, copies and encoding itself) for each ``B:W`` of ``--runs``: CPU decoding in W
+   DataLoader processes (``pyav``), or NVDEC on the GPU with W decoder threads (``nvdec``, frames never leave it).
+   Shards of equal-pixel runs must be byte-identical (printed digests).
 
 Prints clips/s and frames/s per run and the ratio to the encoder-only rate; JSON to ``--out`` or ``$OUT``.
 
 Example (H100)::
 
-    python scripts/benchmark_e2e.py --dir /tmp/e2e --num-videos 96 --clips-per-video 1 --workers 12
+    python scripts/benchmark_e2e.py --dir /tmp/e2e --num-videos 320 --runs pyav:14,nvdec:4,nvdec:8
     # CPU dry run: tiny model and videos
     python scripts/benchmark_e2e.py --dir /tmp/e2e --device cpu --dtype float32 --channels 8 --height 64 \\
-        --width 64 --num-videos 6 --batch 2 --workers 0,2 --no-compile
+        --width 64 --num-videos 6 --batch 2 --runs pyav:0,pyav:2 --no-compile
 """
 
 from __future__ import annotations
@@ -105,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--workers", default="12", help="comma list of DataLoader workers for the build(fast=True) runs")
-    p.add_argument("--backend", default="pyav", help="video backend of the builder (pyav, decord, auto)")
+    p.add_argument("--runs", default="pyav:12",
+                   help="comma list of BACKEND:WORKERS build(fast=True) runs, e.g. pyav:14,nvdec:4 (pyav/decord/auto: "
+                        "DataLoader decode processes; nvdec: GPU decoder threads)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--channels", type=int, default=None, help="override the base width (dry runs)")
@@ -156,17 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     results["videotokenizer_encode_fps"] = host_fps
     print(f"VideoTokenizer.encode (uint8 host batch -> numpy indices): {host_fps:.1f} frames/s", flush=True)
 
-    def run(label: str, workers: int) -> None:
+    def run(backend: str, workers: int) -> None:
+        label = backend
         prefix = root / "builds" / f"{label}-w{workers}" / "data"
         cfg = BuildConfig(input=str(inputs["manifest"]), output_prefix=str(prefix),
                           text_tokenizer=str(inputs["text_tokenizer"]), tokenizer=args.model,
-                          video_backend=args.backend, num_frames=args.frames, clips_per_video=args.clips_per_video,
+                          video_backend=backend, num_frames=args.frames, clips_per_video=args.clips_per_video,
                           resolution=[args.height, args.width], device=str(device), dtype=args.dtype,
                           batch_size=args.batch, num_workers=workers, chunk_size=100000, progress=False, fast=True)
         sync()
         summary = build(cfg, video_tokenizer=vt)
         sync()
-        r = {"label": label, "workers": workers, "seconds": summary.seconds, "clips": summary.clips,
+        r = {"label": label, "backend": backend, "workers": workers, "seconds": summary.seconds, "clips": summary.clips,
              "frames": summary.frames, "clips_per_s": summary.clips_per_second,
              "frames_per_s": summary.frames_per_second, "failed": summary.failed_samples,
              "of_encoder_only": summary.frames_per_second / enc_fps}
@@ -175,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['clips_per_s']:.1f} clips/s {r['frames_per_s']:.1f} frames/s = {r['of_encoder_only']:.0%} of "
               f"encoder-only, failed {r['failed']}", flush=True)
 
-    for w in [int(v) for v in args.workers.split(",") if v]:
-        run("builder", w)
+    for spec in [v for v in args.runs.split(",") if v]:
+        backend, _, workers = spec.partition(":")
+        run(backend, int(workers or 0))
     # the worker count may not change a single byte
     builds = sorted((root / "builds").glob("*/data.bin"))
     digests = {b.parent.name: hashlib.sha256(b.read_bytes()).hexdigest()[:16] for b in builds}
