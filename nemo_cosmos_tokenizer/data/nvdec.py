@@ -33,7 +33,17 @@ import numpy as np
 import torch
 
 from .manifest import IMAGE_EXTENSIONS, Sample
-from .video import ClipSpec, MediaError, SampleClips, _pyav_open, frame_range, plan_clips, read_sample, resize_clip
+from .video import (
+    ClipSpec,
+    MediaError,
+    SampleClips,
+    VideoSource,
+    _pyav_open,
+    frame_range,
+    plan_clips,
+    read_sample,
+    resize_clip,
+)
 from .yuv import COLOURSPACES, nv12_to_rgb
 
 log = logging.getLogger(__name__)
@@ -83,22 +93,26 @@ class StreamInfo:
         return None
 
 
-def probe_stream(path: str, stream_index: int) -> StreamInfo:
-    """Codec, pixel format, size, colour matrix and range, rotation of one video stream (decodes its first frame)."""
-    import av
+def stream_info(source: VideoSource) -> StreamInfo:
+    """Codec, pixel format, size, colour matrix and range, rotation of a video opened with
+    ``_pyav_open(path, first_frame=True)`` (one open: the first frame is decoded while the frames are counted)."""
+    frame = source.first_frame
+    if frame is None:
+        raise MediaError("unreadable", "no frame could be decoded")
+    return StreamInfo(
+        codec=source.codec,
+        pix_fmt=frame.format.name,
+        width=frame.width,
+        height=frame.height,
+        colourspace=int(frame.colorspace),
+        full_range=frame.format.name == "yuvj420p" or int(frame.color_range) == 2,
+        rotation=int(getattr(frame, "rotation", 0) or 0),
+    )
 
-    with av.open(path) as container:
-        stream = container.streams[stream_index]
-        frame = next(container.decode(stream))
-        return StreamInfo(
-            codec=stream.codec_context.codec.canonical_name,
-            pix_fmt=frame.format.name,
-            width=frame.width,
-            height=frame.height,
-            colourspace=int(frame.colorspace),
-            full_range=frame.format.name == "yuvj420p" or int(frame.color_range) == 2,
-            rotation=int(getattr(frame, "rotation", 0) or 0),
-        )
+
+def probe_stream(path: str) -> StreamInfo:
+    """:class:`StreamInfo` of the video stream the readers take from ``path``."""
+    return stream_info(_pyav_open(path, first_frame=True))
 
 
 class NvdecReader:
@@ -135,10 +149,10 @@ class NvdecReader:
                 return self._on_cpu(sample)  # the CPU reader reports these failures with their reasons
             if os.path.splitext(sample.path)[1].lower() in IMAGE_EXTENSIONS:
                 return self._on_cpu(sample)
-            source = _pyav_open(sample.path)  # frame count by demuxing, as the pyav backend counts
+            source = _pyav_open(sample.path, first_frame=True)  # frames counted by demuxing, as the pyav backend does
             begin, end = frame_range(sample, source.num_frames, source.fps)
             plans = plan_clips(begin, end, source.fps, spec)
-            info = probe_stream(*source._handle)
+            info = stream_info(source)
         except MediaError as err:
             return SampleClips(sample, failure=err)
         except Exception as err:  # PyAV can fail on files it opened a moment ago; the CPU reader names the reason

@@ -243,6 +243,10 @@ class VideoSource:
     num_frames: int
     fps: float
     _handle: object = field(default=None, repr=False)
+    first_frame: object = field(default=None, repr=False)
+    """PyAV only, when asked for: the first decoded ``av.VideoFrame`` (format, colour matrix, rotation)."""
+    codec: str = ""
+    """PyAV only: the stream's codec (FFmpeg's canonical name, e.g. ``h264``)."""
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """uint8 ``[N, H, W, 3]`` for source frame ``indices`` (any order, repeats allowed)."""
@@ -280,7 +284,8 @@ def _is_attached_picture(stream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
-def _pyav_open(path: str) -> VideoSource:
+def _pyav_open(path: str, first_frame: bool = False) -> VideoSource:
+    """Open with PyAV and count frames by demuxing; ``first_frame``: also decode the first frame on the way."""
     try:
         import av
     except ImportError as err:
@@ -296,16 +301,25 @@ def _pyav_open(path: str) -> VideoSource:
         index = stream.index
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         promised = int(stream.frames or 0)
+        first = None
         try:
             # Demuxing counts frames without decoding them (MKV/WebM headers carry no count).
-            count = sum(1 for packet in container.demux(stream) if packet.size)
+            count = 0
+            for packet in container.demux(stream):
+                if packet.size:
+                    count += 1
+                    if first_frame and first is None:
+                        first = next(iter(stream.decode(packet)), None)
+            if first_frame and first is None and count:
+                first = next(iter(stream.decode(None)), None)  # flush: frames the decoder held back
         except Exception as err:
             raise MediaError("unreadable", f"cannot demux: {err}") from err
+        codec = stream.codec_context.codec.canonical_name
     if count == 0:
         raise MediaError("unreadable", "the video stream holds no frames")
     if promised and promised - count > max(2, promised // 50):
         raise MediaError("truncated", f"the header promises {promised} frames, only {count} are in the file")
-    return VideoSource("pyav", count, fps, (path, index))
+    return VideoSource("pyav", count, fps, (path, index), first, codec)
 
 
 def _pyav_frames(handle, indices: Sequence[int]) -> np.ndarray:

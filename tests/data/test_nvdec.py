@@ -73,14 +73,14 @@ def test_reader_gives_the_pyav_backend_samples(media_dir, size):
 
 def test_probe_names_what_nvdec_cannot_take(media_dir):
     def problem(name):
-        return probe_stream(str(media_dir / name), 0).nvdec_problem()
+        return probe_stream(str(media_dir / name)).nvdec_problem()
 
     assert problem("cockatoo_hevc.mp4") is None
     assert "pixel format yuv420p10le" in problem("pancake_hevc_main10.mp4")
     assert "pixel format yuv444p" in problem("cockatoo_yuv444_mp3.mp4")
     assert "odd size" in problem("dog_odd_638x359.webm")
     assert "codec mjpeg" in problem("pancake_mjpeg_pcm.avi")
-    assert probe_stream(str(media_dir / "keyboard_rot90_3frames.mov"), 0).rotation == -90
+    assert probe_stream(str(media_dir / "keyboard_rot90_3frames.mov")).rotation == -90
 
 
 def test_needs_a_gpu_and_the_backend_is_a_build_option():
