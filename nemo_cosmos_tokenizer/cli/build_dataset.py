@@ -77,7 +77,7 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--batch-size", "batch_size", dict(type=int, help="clips per encoder call (default 8)")),
     ("--temporal-mode", "temporal_mode", dict(choices=("windows", "whole"), help="windows (default): each clip in "
      "one encoder call; whole: each clip streamed as one causal sequence in bounded memory (long --num-frames)")),
-    ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0); nvdec: decoder threads (default 4)")),
+    ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0); nvdec: decoder threads (default 8)")),
     ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512)")),
 )
 

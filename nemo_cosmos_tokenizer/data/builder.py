@@ -141,7 +141,7 @@ class BuildConfig:
 
     num_workers: int = 0
     """DataLoader worker processes decoding videos while the model encodes (0: decode inline); with
-    ``video_backend="nvdec"``, decoder threads (0: 4)."""
+    ``video_backend="nvdec"``, decoder threads (0: 8)."""
 
     fast: bool = False
     """Encode with :func:`nemo_cosmos_tokenizer.fast.optimize` (compiled on CUDA, checked against the eager network

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[nvdec]" (PyNvVideoCodec; needs an NVIDIA GPU and driver)'
 #: Codecs sent to NVDEC (FFmpeg canonical names); others are decoded on the CPU.
 NVDEC_CODECS = ("h264", "hevc", "vp9", "av1")
-DEFAULT_THREADS = 4
+DEFAULT_THREADS = 8
 
 
 def require_nvdec():
@@ -95,24 +95,22 @@ class StreamInfo:
 
 def stream_info(source: VideoSource) -> StreamInfo:
     """Codec, pixel format, size, colour matrix and range, rotation of a video opened with
-    ``_pyav_open(path, first_frame=True)`` (one open: the first frame is decoded while the frames are counted)."""
-    frame = source.first_frame
-    if frame is None:
-        raise MediaError("unreadable", "no frame could be decoded")
+    ``_pyav_open(path, describe=True)`` (one open, while the frames are counted)."""
+    d = source.description
     return StreamInfo(
-        codec=source.codec,
-        pix_fmt=frame.format.name,
-        width=frame.width,
-        height=frame.height,
-        colourspace=int(frame.colorspace),
-        full_range=frame.format.name == "yuvj420p" or int(frame.color_range) == 2,
-        rotation=int(getattr(frame, "rotation", 0) or 0),
+        codec=d["codec"],
+        pix_fmt=d["pix_fmt"],
+        width=d["width"],
+        height=d["height"],
+        colourspace=d["colorspace"],
+        full_range=d["pix_fmt"] == "yuvj420p" or d["color_range"] == 2,
+        rotation=d["rotation"],
     )
 
 
 def probe_stream(path: str) -> StreamInfo:
     """:class:`StreamInfo` of the video stream the readers take from ``path``."""
-    return stream_info(_pyav_open(path, first_frame=True))
+    return stream_info(_pyav_open(path, describe=True))
 
 
 class NvdecReader:
@@ -149,7 +147,7 @@ class NvdecReader:
                 return self._on_cpu(sample)  # the CPU reader reports these failures with their reasons
             if os.path.splitext(sample.path)[1].lower() in IMAGE_EXTENSIONS:
                 return self._on_cpu(sample)
-            source = _pyav_open(sample.path, first_frame=True)  # frames counted by demuxing, as the pyav backend does
+            source = _pyav_open(sample.path, describe=True)  # frames counted by demuxing, as the pyav backend does
             begin, end = frame_range(sample, source.num_frames, source.fps)
             plans = plan_clips(begin, end, source.fps, spec)
             info = stream_info(source)

@@ -243,10 +243,10 @@ class VideoSource:
     num_frames: int
     fps: float
     _handle: object = field(default=None, repr=False)
-    first_frame: object = field(default=None, repr=False)
-    """PyAV only, when asked for: the first decoded ``av.VideoFrame`` (format, colour matrix, rotation)."""
-    codec: str = ""
-    """PyAV only: the stream's codec (FFmpeg's canonical name, e.g. ``h264``)."""
+    description: dict | None = field(default=None, repr=False)
+    """PyAV only, when asked for (``_pyav_open(path, describe=True)``): ``codec`` (FFmpeg's canonical name),
+    ``pix_fmt``, ``width``, ``height``, ``colorspace``, ``color_range`` and ``rotation`` (degrees, counter-clockwise)
+    of the frames, as PyAV's decoded frames report them."""
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """uint8 ``[N, H, W, 3]`` for source frame ``indices`` (any order, repeats allowed)."""
@@ -284,8 +284,8 @@ def _is_attached_picture(stream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
-def _pyav_open(path: str, first_frame: bool = False) -> VideoSource:
-    """Open with PyAV and count frames by demuxing; ``first_frame``: also decode the first frame on the way."""
+def _pyav_open(path: str, describe: bool = False) -> VideoSource:
+    """Open with PyAV and count frames by demuxing; ``describe``: also fill :attr:`VideoSource.description`."""
     try:
         import av
     except ImportError as err:
@@ -301,6 +301,7 @@ def _pyav_open(path: str, first_frame: bool = False) -> VideoSource:
         index = stream.index
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         promised = int(stream.frames or 0)
+        description = _describe_stream(stream) if describe else None
         first = None
         try:
             # Demuxing counts frames without decoding them (MKV/WebM headers carry no count).
@@ -308,18 +309,36 @@ def _pyav_open(path: str, first_frame: bool = False) -> VideoSource:
             for packet in container.demux(stream):
                 if packet.size:
                     count += 1
-                    if first_frame and first is None:
+                    if description is not None and "rotation" not in description and first is None:
                         first = next(iter(stream.decode(packet)), None)
-            if first_frame and first is None and count:
+            if description is not None and "rotation" not in description and first is None and count:
                 first = next(iter(stream.decode(None)), None)  # flush: frames the decoder held back
         except Exception as err:
             raise MediaError("unreadable", f"cannot demux: {err}") from err
-        codec = stream.codec_context.codec.canonical_name
+        if first is not None:  # what the first decoded frame says wins over the stream parameters
+            description.update(pix_fmt=first.format.name, width=first.width, height=first.height,
+                               colorspace=int(first.colorspace), color_range=int(first.color_range),
+                               rotation=int(getattr(first, "rotation", 0) or 0))
     if count == 0:
         raise MediaError("unreadable", "the video stream holds no frames")
     if promised and promised - count > max(2, promised // 50):
         raise MediaError("truncated", f"the header promises {promised} frames, only {count} are in the file")
-    return VideoSource("pyav", count, fps, (path, index), first, codec)
+    if description is not None and "rotation" not in description:
+        raise MediaError("unreadable", "no frame could be decoded")
+    return VideoSource("pyav", count, fps, (path, index), description)
+
+
+def _describe_stream(stream) -> dict:
+    """Stream parameters; ``rotation`` only when it is known without decoding: PyAV >= 19 lists the display matrix
+    in ``coded_side_data``, so a stream without one shows its frames unrotated. Otherwise the caller decodes the
+    first frame for it (and takes the frame's parameters)."""
+    cc = stream.codec_context
+    description = {"codec": cc.codec.canonical_name, "pix_fmt": cc.pix_fmt or "", "width": cc.width,
+                   "height": cc.height, "colorspace": int(cc.colorspace), "color_range": int(cc.color_range)}
+    side_data = getattr(cc, "coded_side_data", None)
+    if isinstance(side_data, dict) and not any("display" in str(key).lower() for key in side_data):
+        description["rotation"] = 0
+    return description
 
 
 def _pyav_frames(handle, indices: Sequence[int]) -> np.ndarray:

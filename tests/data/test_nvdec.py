@@ -116,3 +116,24 @@ def test_real_nvdec_equals_pyav(media_dir):
         cpu = read_sample(sample, spec, "pyav")
         for ours, theirs in zip(resized.clips, cpu.clips):
             assert np.abs(ours.cpu().numpy().astype(int) - theirs).max() <= 1, sample.id
+
+
+def test_one_open_describes_the_frames_as_decoding_does(media_dir):
+    """``_pyav_open(describe=True)`` reads format, matrix, range and rotation without decoding where PyAV allows
+    (>= 19: display matrix in ``coded_side_data``): the values must be those of the first decoded frame."""
+    from nemo_cosmos_tokenizer.data.video import MediaError, _pyav_open
+
+    checked = 0
+    for path in sorted(media_dir.iterdir()):
+        try:
+            source = _pyav_open(str(path), describe=True)
+        except MediaError:
+            continue
+        with av.open(str(path)) as container:
+            frame = next(container.decode(container.streams[source._handle[1]]))
+        want = {"pix_fmt": frame.format.name, "width": frame.width, "height": frame.height,
+                "colorspace": int(frame.colorspace), "color_range": int(frame.color_range),
+                "rotation": int(frame.rotation or 0)}
+        assert {k: source.description[k] for k in want} == want, path.name
+        checked += 1
+    assert checked >= 20
