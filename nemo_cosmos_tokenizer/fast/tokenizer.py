@@ -311,10 +311,16 @@ class FastCosmosTokenizer(nn.Module):
 
 
 def compile_options(mode: str | None, eager_numerics: bool) -> dict[str, Any]:
-    """Inductor options for ``torch.compile``: those of ``mode`` plus ``emulate_precision_casts`` if asked."""
+    """Inductor options for ``torch.compile``: those of ``mode``, no online softmax, ``emulate_precision_casts`` if
+    asked."""
     from torch._inductor import list_mode_options
 
     options = dict(list_mode_options(mode)) if mode else {}
+    if hasattr(torch._inductor.config, "online_softmax"):
+        # Keeps the materialized attention's amax/exp/sum pass the plain reduction that was measured: with two
+        # 14,400-row frames per chunk Inductor's online-softmax rewrite of it ran at half speed on an H100 (one
+        # frame per chunk, the default, measured the same either way).
+        options["online_softmax"] = False
     if eager_numerics:
         options["emulate_precision_casts"] = True
     return options
@@ -343,8 +349,9 @@ def optimize(
     ``dtype`` / ``device`` default to the model's; ``model`` itself is left untouched (a converted copy is made when
     they differ) and kept as the eager ``reference``. ``compile`` wraps the encoder and decoder in ``torch.compile``
     (``dynamic=False, fullgraph=True``; ``compile_mode`` e.g. ``"max-autotune-no-cudagraphs"`` or
-    ``"reduce-overhead"`` for CUDA graphs). ``attention``: ``"materialized"`` (default: float32 logits from a
-    tensor-core GEMM, chunked; fastest for the head dim 512 of the mid blocks) or ``"sdpa"``, or a callable
+    ``"reduce-overhead"`` for CUDA graphs). ``attention``: ``"materialized"`` (default: logits from a tensor-core
+    GEMM, stored in float16 for bf16 on CUDA, softmax in float32, chunked; fastest for the head dim 512 of the mid
+    blocks), ``"materialized-fp32"`` (the same with float32 logits) or ``"sdpa"``, or a callable
     ``(q, k, v, is_causal) -> out``. ``eager_numerics`` keeps the bf16 rounding of every intermediate that the eager
     networks round (Inductor's ``emulate_precision_casts``); off by default, as fused kernels that keep float32
     intermediates are closer to the exact result and no reordering gets bitwise eager results anyway (see

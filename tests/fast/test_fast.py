@@ -15,6 +15,7 @@ from conformance_helpers import CONFORMANCE_CASES, load_conformance_model
 import nemo_cosmos_tokenizer as nct
 from nemo_cosmos_tokenizer.fast import FastCosmosTokenizer, optimize, relative_error
 from nemo_cosmos_tokenizer.fast.layers import (
+    ATTENTION,
     frames_from_seq,
     frames_from_video,
     materialized,
@@ -81,6 +82,28 @@ def test_materialized_attention_matches_sdpa(length: int, causal: bool) -> None:
     ref = sdpa(q, k, v, causal)
     for budget in (1 << 30, 4 * length * 7, 4 * length * length * 2):  # one chunk, row chunks, frame chunks
         assert (materialized(q, k, v, causal, budget) - ref).abs().max() < 1e-5
+
+
+def test_fp16_logits_only_for_bf16_on_cuda() -> None:
+    """The float16-logits variant of the materialized attention is a CUDA-bf16 path; elsewhere it is the float32
+    one, bit for bit."""
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 1100, 16, generator=gen) for _ in range(3))
+    assert torch.equal(materialized(q, k, v, False, fp16_logits=True), materialized(q, k, v, False, fp16_logits=False))
+    qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
+    assert torch.equal(materialized(qb, kb, vb, False), ATTENTION["materialized-fp32"](qb, kb, vb, False))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_logits_cuda_close_to_float32() -> None:
+    gen = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 2048, 512, generator=gen) * s for s in (1.5, 1.5, 1.0))
+    q, k, v = (t.cuda().bfloat16() for t in (q, k, v))
+    ref = sdpa(q.double(), k.double(), v.double(), False)
+    err16 = relative_error(materialized(q, k, v, False, fp16_logits=True), ref)
+    err32 = relative_error(materialized(q, k, v, False, fp16_logits=False), ref)
+    assert err16 < 1.5 * err32 and err16 < 1e-2
 
 
 def test_optimize_leaves_model_untouched_and_casts_reference() -> None:
