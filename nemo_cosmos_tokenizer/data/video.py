@@ -336,7 +336,9 @@ def _describe_stream(stream) -> dict:
     description = {"codec": cc.codec.canonical_name, "pix_fmt": cc.pix_fmt or "", "width": cc.width,
                    "height": cc.height, "colorspace": int(cc.colorspace), "color_range": int(cc.color_range)}
     side_data = getattr(cc, "coded_side_data", None)
-    if isinstance(side_data, dict) and not any("display" in str(key).lower() for key in side_data):
+    # Only for video codecs: PyAV also rotates JPEG frames by their EXIF orientation, which is no stream side data.
+    if (isinstance(side_data, dict) and description["codec"] in ("h264", "hevc", "vp9", "av1")
+            and not any("display" in str(key).lower() for key in side_data)):
         description["rotation"] = 0
     return description
 
