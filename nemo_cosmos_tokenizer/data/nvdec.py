@@ -8,8 +8,9 @@ Same frames as the CPU path: frame plans come from the same PyAV demux count (:f
 decoded YUV planes are FFmpeg's (the codecs' decoding is bit-exact by standard), and :func:`.yuv.nv12_to_rgb`
 repeats swscale's arithmetic, so each frame equals PyAV's ``to_ndarray("rgb24")``. That holds for 8-bit 4:2:0,
 even-sized H.264 / HEVC / VP9 / AV1 in the colour matrices of :data:`.yuv.COLOURSPACES`. Every other sample
-(10-bit, 4:2:2/4:4:4, odd sizes, other codecs, images, files NVDEC refuses) is read by PyAV on the CPU in the same
-decode thread: same frames, slower. A rotation is applied on the GPU (exact); a resize to a target size other than
+(10-bit, 4:2:2/4:4:4, odd sizes, other codecs, images, files NVDEC refuses - on an H100: AV1 and 4:0:0 H.264) is
+read by PyAV on the CPU in the same decode thread: same frames, slower; :attr:`NvdecReader.refused` lists the
+refusals. A rotation is applied on the GPU (exact); a resize to a target size other than
 the source's runs on the GPU in float32 (:func:`.video.resize_clip`), which can differ from the CPU's uint8 result
 by one level at a few pixels - the one difference from the ``pyav`` backend (the backend is part of a build's
 config hash, so two backends never mix in one dataset).
