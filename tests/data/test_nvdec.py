@@ -147,3 +147,18 @@ def test_one_open_describes_the_frames_as_decoding_does(media_dir):
         assert {k: source.description[k] for k in want} == want, path.name
         checked += 1
     assert checked >= 20
+
+
+def test_builder_refuses_nvdec_off_the_gpu(tmp_path, media_dir):
+    from media_build_inputs import make_build_inputs
+
+    from nemo_cosmos_tokenizer.data.builder import prepare_build
+
+    pytest.importorskip("sentencepiece")
+    root, manifest, spm, model_dir = make_build_inputs(tmp_path, media_dir, ("plant_tiny_64x48.mp4",))
+    config = BuildConfig(input=str(manifest), output_prefix=str(root / "ds"), text_tokenizer=str(spm),
+                         tokenizer=str(model_dir), resolution=[32, 32], num_frames=9, progress=False, device="cpu",
+                         video_backend="nvdec")
+    with pytest.raises(ValueError, match="--device cuda or --video-backend pyav"):
+        prepare_build(config)
+    assert not (root / "ds.chunks").exists()  # refused before any work was recorded
