@@ -162,3 +162,28 @@ def test_builder_refuses_nvdec_off_the_gpu(tmp_path, media_dir):
     with pytest.raises(ValueError, match="--device cuda or --video-backend pyav"):
         prepare_build(config)
     assert not (root / "ds.chunks").exists()  # refused before any work was recorded
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
+@pytest.mark.parametrize("temporal_mode", ["windows", "whole"])
+def test_real_nvdec_build_writes_the_pyav_bytes(tmp_path, media_dir, temporal_mode):
+    """Whole builds on the GPU: nvdec and pyav backends give byte-identical shards (426x240 sources cropped to
+    416x240 need no interpolation, so the pixels are equal); broken files are failures in both."""
+    pytest.importorskip("PyNvVideoCodec")
+    pytest.importorskip("sentencepiece")
+    from media_build_inputs import make_build_inputs
+
+    from nemo_cosmos_tokenizer.data import build
+
+    videos = ("pancake_h264_opus.mkv", "pancake_vp9_opus.webm", "broken_truncated.mp4", "broken_text.mp4")
+    root, manifest, spm, model_dir = make_build_inputs(tmp_path, media_dir, videos)
+    digests = {}
+    for backend in ("pyav", "nvdec"):
+        config = BuildConfig(input=str(manifest), output_prefix=str(root / backend / "ds"), text_tokenizer=str(spm),
+                             tokenizer=str(model_dir), resolution=[240, 416], num_frames=17, clips_per_video=2,
+                             batch_size=2, progress=False, device="cuda", dtype="float32", video_backend=backend,
+                             temporal_mode=temporal_mode, num_workers=2)
+        summary = build(config)
+        assert summary.failed_samples == 2 and summary.written_samples == 2, summary.format()
+        digests[backend] = (root / backend / "ds.bin").read_bytes()
+    assert digests["nvdec"] == digests["pyav"]
