@@ -61,6 +61,10 @@ class MediaError(Exception):
         self.reason = reason
         self.message = message
 
+    def __reduce__(self):
+        # Failures travel from DataLoader worker processes by pickle; the default would call cls(message) alone.
+        return (type(self), (self.reason, self.message))
+
 
 @dataclass(frozen=True)
 class ClipSpec:

@@ -233,6 +233,7 @@ def test_emu3_both_orders_and_shorten(work, media_dir, tmp_path):
         {"path": str(media_dir / "keyboard_rot90_3frames.mov"), "text": "keys"},  # 3 frames -> one 1-frame clip
         {"path": str(media_dir / "pancake_vp9_opus.webm"), "text": "pancake"},  # 90 frames -> 2 clips of 9 at 10 fps
         {"path": str(media_dir / "cat_tiny_17x13.png"), "text": "cat"},
+        {"path": str(media_dir / "broken_truncated.mp4"), "text": "cut off"},  # its failure crosses the worker pipe
     ]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -242,6 +243,7 @@ def test_emu3_both_orders_and_shorten(work, media_dir, tmp_path):
     )
     summary = build(config, video_tokenizer=work["tokenizer"])
     assert (summary.clips, summary.documents) == (4, 8)
+    assert summary.failures_by_reason == {"truncated": 1}
     reader = VideoTokenDataset(config.output_prefix)
     docs = [reader.decode(i) for i in range(len(reader))]
     assert [d.text for d in docs] == ["keys"] * 2 + ["pancake"] * 4 + ["cat"] * 2
