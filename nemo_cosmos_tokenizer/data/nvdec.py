@@ -7,7 +7,8 @@ and its frames stay on the GPU: no host copies, no pinned staging, no transfer.
 Same frames as the CPU path: frame plans come from the same PyAV demux count (:func:`.video._pyav_open`), NVDEC's
 decoded YUV planes are FFmpeg's (the codecs' decoding is bit-exact by standard), and :func:`.yuv.nv12_to_rgb`
 repeats swscale's arithmetic, so each frame equals PyAV's ``to_ndarray("rgb24")``. That holds for 8-bit 4:2:0,
-even-sized H.264 / HEVC / VP9 / AV1 in the colour matrices of :data:`.yuv.COLOURSPACES`. Every other sample
+even-sized H.264 / HEVC / AV1 in MP4/MOV and VP9 in MP4 or WebM, in the colour matrices of
+:data:`.yuv.COLOURSPACES` (PyNvVideoCodec's frame indices for H.264 in Matroska were found not to be PyAV's). Every other sample
 (10-bit, 4:2:2/4:4:4, odd sizes, other codecs, images, files NVDEC refuses - on an H100: AV1 and 4:0:0 H.264) is
 read by PyAV on the CPU in the same decode thread: same frames, slower; :attr:`NvdecReader.refused` lists the
 refusals. A rotation is applied on the GPU (exact); a resize to a target size other than
@@ -75,6 +76,8 @@ class StreamInfo:
     """What decides whether a video goes to NVDEC, read with PyAV."""
 
     codec: str
+    container: str
+    """FFmpeg's demuxer name (``mov,mp4,m4a,3gp,3g2,mj2``, ``matroska,webm``, ...)."""
     pix_fmt: str
     width: int
     height: int
@@ -87,6 +90,10 @@ class StreamInfo:
         """Why NVDEC + :func:`nv12_to_rgb` would not give PyAV's frames, or ``None`` when they would."""
         if self.codec not in NVDEC_CODECS:
             return f"codec {self.codec}"
+        if not ("mp4" in self.container or (self.codec == "vp9" and "webm" in self.container)):
+            # PyNvVideoCodec's frame indices in Matroska H.264 (B-frames) are not PyAV's (measured on the H100:
+            # frames from the 6th on differed); MP4/MOV and VP9 in WebM matched frame for frame.
+            return f"{self.codec} in {self.container} (frame indices not verified)"
         if self.pix_fmt not in ("yuv420p", "yuvj420p"):
             return f"pixel format {self.pix_fmt}"
         if self.width % 2 or self.height % 2:
@@ -104,6 +111,7 @@ def stream_info(source: VideoSource) -> StreamInfo:
     d = source.description
     return StreamInfo(
         codec=d["codec"],
+        container=d["container"],
         pix_fmt=d["pix_fmt"],
         width=d["width"],
         height=d["height"],

@@ -249,7 +249,7 @@ class VideoSource:
     _handle: object = field(default=None, repr=False)
     description: dict | None = field(default=None, repr=False)
     """PyAV only, when asked for (``_pyav_open(path, describe=True)``): ``codec`` (FFmpeg's canonical name),
-    ``pix_fmt``, ``width``, ``height``, ``colorspace``, ``color_range`` and ``rotation`` (degrees, counter-clockwise)
+    ``container`` (FFmpeg's demuxer name, e.g. ``mov,mp4,m4a,3gp,3g2,mj2``), ``pix_fmt``, ``width``, ``height``, ``colorspace``, ``color_range`` and ``rotation`` (degrees, counter-clockwise)
     of the frames, as PyAV's decoded frames report them."""
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
@@ -337,7 +337,7 @@ def _describe_stream(stream) -> dict:
     in ``coded_side_data``, so a stream without one shows its frames unrotated. Otherwise the caller decodes the
     first frame for it (and takes the frame's parameters)."""
     cc = stream.codec_context
-    description = {"codec": cc.codec.canonical_name, "pix_fmt": cc.pix_fmt or "", "width": cc.width,
+    description = {"codec": cc.codec.canonical_name, "container": stream.container.format.name, "pix_fmt": cc.pix_fmt or "", "width": cc.width,
                    "height": cc.height, "colorspace": int(cc.colorspace), "color_range": int(cc.color_range)}
     side_data = getattr(cc, "coded_side_data", None)
     # Only for video codecs: PyAV also rotates JPEG frames by their EXIF orientation, which is no stream side data.

@@ -80,6 +80,7 @@ def test_probe_names_what_nvdec_cannot_take(media_dir):
     assert "pixel format yuv444p" in problem("cockatoo_yuv444_mp3.mp4")
     assert "odd size" in problem("dog_odd_638x359.webm")
     assert "codec mjpeg" in problem("pancake_mjpeg_pcm.avi")
+    assert "h264 in matroska" in problem("pancake_h264_opus.mkv") and problem("pancake_vp9_opus.webm") is None
     assert probe_stream(str(media_dir / "keyboard_rot90_3frames.mov")).rotation == -90
 
 
@@ -175,7 +176,7 @@ def test_real_nvdec_build_writes_the_pyav_bytes(tmp_path, media_dir, temporal_mo
 
     from nemo_cosmos_tokenizer.data import build
 
-    videos = ("pancake_h264_opus.mkv", "pancake_vp9_opus.webm", "broken_truncated.mp4", "broken_text.mp4")
+    videos = ("pancake_h264_opus.mkv", "pancake_vp9_opus.webm", "broken_truncated.mp4", "broken_text.mp4")  # mkv: CPU
     root, manifest, spm, model_dir = make_build_inputs(tmp_path, media_dir, videos)
     digests = {}
     for backend in ("pyav", "nvdec"):
