@@ -144,7 +144,9 @@ class NvdecReader:
         self.nvc = decoder_module if decoder_module is not None else require_nvdec()
         self.spec = spec
         self.cuda = device.type == "cuda"
-        self.device = torch.device("cuda", device.index or torch.cuda.current_device()) if self.cuda else device
+        if self.cuda and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.device = device
         self.threads = max(1, threads)
         self._decode_slots = threading.BoundedSemaphore(min(self.threads, MAX_CONCURRENT_DECODES))
         self.consumer_stream = torch.cuda.current_stream(self.device) if self.cuda else None
@@ -243,7 +245,7 @@ class NvdecReader:
                 self._local.decoder = None
         decoder = nvc.SimpleDecoder(
             path,
-            gpu_id=self.device.index or 0,
+            gpu_id=self.device.index if self.cuda else 0,
             use_device_memory=True,
             output_color_type=nvc.OutputColorType.NATIVE,
             cuda_stream=self._stream().cuda_stream if self.cuda else 0,
