@@ -265,3 +265,8 @@ class NvdecReader:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+        log.info(
+            "nvdec: %d samples decoded on the GPU, %d read on the CPU (%d refused by NVDEC%s)",
+            self.counts["nvdec"], self.counts["cpu"], len(self.refused),
+            f", e.g. {next(iter(self.refused))}" if self.refused else "",
+        )

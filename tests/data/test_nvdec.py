@@ -47,12 +47,14 @@ FAKE_NVC = types.SimpleNamespace(SimpleDecoder=_FakeSimpleDecoder, OutputColorTy
 
 
 @pytest.mark.parametrize("size", [(64, 96), (240, 426)])
-def test_reader_gives_the_pyav_backend_samples(media_dir, size):
+def test_reader_gives_the_pyav_backend_samples(media_dir, size, caplog):
     samples = read_manifest(media_dir / "captions.jsonl").samples
     spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=size[0], width=size[1],
                     temporal_compression=8, spatial_compression=2)
     reader = NvdecReader(spec, "cpu", threads=3, decoder_module=FAKE_NVC)
-    got = list(reader.iter_samples(samples))
+    with caplog.at_level("INFO", logger="nemo_cosmos_tokenizer.data.nvdec"):
+        got = list(reader.iter_samples(samples))
+    assert f"{reader.counts['nvdec']} samples decoded on the GPU, {reader.counts['cpu']} read on the CPU" in caplog.text
     assert [item.sample.index for item in got] == [s.index for s in samples]
     for sample, item in zip(samples, got):
         want = read_sample(sample, spec, "pyav")
