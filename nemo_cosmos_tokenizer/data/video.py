@@ -249,8 +249,9 @@ class VideoSource:
     _handle: object = field(default=None, repr=False)
     description: dict | None = field(default=None, repr=False)
     """PyAV only, when asked for (``_pyav_open(path, describe=True)``): ``codec`` (FFmpeg's canonical name),
-    ``container`` (FFmpeg's demuxer name, e.g. ``mov,mp4,m4a,3gp,3g2,mj2``), ``pix_fmt``, ``width``, ``height``, ``colorspace``, ``color_range`` and ``rotation`` (degrees, counter-clockwise)
-    of the frames, as PyAV's decoded frames report them."""
+    ``container`` (FFmpeg's demuxer name, e.g. ``mov,mp4,m4a,3gp,3g2,mj2``), ``pix_fmt``, ``width``, ``height``,
+    ``colorspace``, ``color_range`` and ``rotation`` (degrees, counter-clockwise) of the frames, as PyAV's decoded
+    frames report them."""
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """uint8 ``[N, H, W, 3]`` for source frame ``indices`` (any order, repeats allowed)."""
@@ -306,6 +307,7 @@ def _pyav_open(path: str, describe: bool = False) -> VideoSource:
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         promised = int(stream.frames or 0)
         description = _describe_stream(stream) if describe else None
+        need_frame = description is not None and "rotation" not in description  # see _describe_stream
         first = None
         try:
             # Demuxing counts frames without decoding them (MKV/WebM headers carry no count).
@@ -313,9 +315,9 @@ def _pyav_open(path: str, describe: bool = False) -> VideoSource:
             for packet in container.demux(stream):
                 if packet.size:
                     count += 1
-                    if description is not None and "rotation" not in description and first is None:
+                    if need_frame and first is None:
                         first = next(iter(stream.decode(packet)), None)
-            if description is not None and "rotation" not in description and first is None and count:
+            if need_frame and first is None and count:
                 first = next(iter(stream.decode(None)), None)  # flush: frames the decoder held back
         except Exception as err:
             raise MediaError("unreadable", f"cannot demux: {err}") from err
@@ -327,7 +329,7 @@ def _pyav_open(path: str, describe: bool = False) -> VideoSource:
         raise MediaError("unreadable", "the video stream holds no frames")
     if promised and promised - count > max(2, promised // 50):
         raise MediaError("truncated", f"the header promises {promised} frames, only {count} are in the file")
-    if description is not None and "rotation" not in description:
+    if need_frame and first is None:
         raise MediaError("unreadable", "no frame could be decoded")
     return VideoSource("pyav", count, fps, (path, index), description)
 
@@ -337,8 +339,9 @@ def _describe_stream(stream) -> dict:
     in ``coded_side_data``, so a stream without one shows its frames unrotated. Otherwise the caller decodes the
     first frame for it (and takes the frame's parameters)."""
     cc = stream.codec_context
-    description = {"codec": cc.codec.canonical_name, "container": stream.container.format.name, "pix_fmt": cc.pix_fmt or "", "width": cc.width,
-                   "height": cc.height, "colorspace": int(cc.colorspace), "color_range": int(cc.color_range)}
+    description = {"codec": cc.codec.canonical_name, "container": stream.container.format.name,
+                   "pix_fmt": cc.pix_fmt or "", "width": cc.width, "height": cc.height,
+                   "colorspace": int(cc.colorspace), "color_range": int(cc.color_range)}
     side_data = getattr(cc, "coded_side_data", None)
     # Only for video codecs: PyAV also rotates JPEG frames by their EXIF orientation, which is no stream side data.
     if (isinstance(side_data, dict) and description["codec"] in ("h264", "hevc", "vp9", "av1")
@@ -403,8 +406,6 @@ def resize_frames(frames: np.ndarray, height: int, width: int, mode: str = "crop
 
     Bilinear with antialiasing (area-like when shrinking), on uint8, frame by frame in small groups to bound memory.
     """
-    if frames.shape[1:3] == (height, width):
-        return np.ascontiguousarray(frames)  # nothing to do (no copy when already contiguous)
     return resize_clip(torch.from_numpy(np.ascontiguousarray(frames)), height, width, mode).numpy()
 
 

@@ -105,8 +105,6 @@ class _PinnedStaging:
     def to_device(self, clips: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
         if device.type != "cuda":
             return torch.stack(list(clips)).to(device)
-        if any(clip.device.type != "cpu" for clip in clips):  # decoded on the GPU (nvdec backend): stack them there
-            return torch.stack([clip.to(device) for clip in clips])
         i = self.next
         self.next = (i + 1) % len(self.buffers)
         shape = (len(clips), *clips[0].shape)
@@ -217,7 +215,8 @@ class VideoTokenizer:
     def encode_on_device(self, clips: np.ndarray | torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         """:meth:`encode` without waiting for the result: int32 indices ``[B, T', H', W']`` on the model's device.
 
-        ``clips`` may also be a list of uint8 ``[T, H, W, 3]`` tensors, stacked straight into a pinned staging buffer.
+        ``clips`` may also be a list of uint8 ``[T, H, W, 3]`` tensors, stacked straight into a pinned staging buffer
+        (or, when they are on the GPU already, as the nvdec backend delivers them, stacked there).
         On CUDA nothing here synchronises: the copy to the GPU is asynchronous and the indices stay there, so the
         caller can read and stack the next batch while the GPU encodes this one (the builder reads them back once
         per chunk).
@@ -226,7 +225,10 @@ class VideoTokenizer:
 
         if isinstance(clips, (list, tuple)):
             clips = [_as_clips(c[None])[0] for c in clips]
-            pixels = self._staging.to_device(clips, self.device)
+            if any(clip.device.type != "cpu" for clip in clips):  # decoded on the GPU (nvdec backend): no staging
+                pixels = torch.stack([clip.to(self.device) for clip in clips])
+            else:
+                pixels = self._staging.to_device(clips, self.device)
         else:
             pixels = _as_clips(clips)
             pixels = self._staging.to_device(list(pixels), self.device) if self.device.type == "cuda" else pixels

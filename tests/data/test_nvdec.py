@@ -25,10 +25,7 @@ av = pytest.importorskip("av")
 class _FakeSimpleDecoder:
     """PyNvVideoCodec.SimpleDecoder's interface over PyAV: NV12 surfaces [3H/2, W] of the requested frames."""
 
-    made = 0
-
     def __init__(self, path, gpu_id=0, use_device_memory=True, output_color_type=None, cuda_stream=0):
-        _FakeSimpleDecoder.made += 1
         self.reconfigure_decoder(path)
 
     def reconfigure_decoder(self, path):
