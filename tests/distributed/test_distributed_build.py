@@ -261,3 +261,22 @@ def test_error_of_the_code_stops_the_build(dist_work, reference, tmp_path):
     summary = run_build(config, env=DistEnv())  # fixed: the same command builds everything
     assert (summary.status, summary.chunks_run) == ("complete", 5)
     assert dataset_bytes(config.output_prefix) == dataset_bytes(ref_config.output_prefix)
+
+
+def test_cosmos_ar_bytes_do_not_depend_on_the_process_count(dist_work, tmp_path):
+    """``--layout cosmos_ar`` keeps the builder's guarantees: 1 process and ``torchrun`` with 2 write the same
+    merged shards, sidecar and NVIDIA folders."""
+    ar = ["--layout", "cosmos_ar", "--nvidia-folders"]
+    one = build_config(dist_work, tmp_path / "one" / "ds", layout="cosmos_ar", nvidia_folders=True)
+    summary = run_build(one, env=DistEnv())
+    assert summary.documents == 8 and summary.vocab_size == 64000
+    two = tmp_path / "two" / "ds"
+    done = run_command(torchrun_command(2, SCRIPT, cli_args(dist_work, two) + ar), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert dataset_bytes(two) == dataset_bytes(one.output_prefix)
+    assert Path(f"{two}.json").read_bytes() == Path(f"{one.output_prefix}.json").read_bytes()
+    folders = sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    assert folders == sorted(p.relative_to(one.output_prefix) for p in Path(one.output_prefix).rglob("*") if p.is_file())
+    assert len(folders) == 2 * 5 and all((two / f).read_bytes() == (Path(one.output_prefix) / f).read_bytes()
+                                         for f in folders)
+    assert {len(d) for d in _documents([two])} == {json.loads(Path(f"{two}.json").read_text())["document_length"]}
