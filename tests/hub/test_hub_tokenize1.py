@@ -128,9 +128,11 @@ def _weights(tokenizer) -> dict[str, torch.Tensor]:
     return {k: v for k, v in tokenizer.network.cosmos_state_dict("autoencoder").items()}
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_every_name_loads_from_the_offline_cache(name, jit_case_dir, load_conformance_model, tmp_path, monkeypatch):
-    """from_pretrained(<name>) with HF_HUB_OFFLINE: tiny weights of that family and compression load strictly."""
+@pytest.mark.parametrize("name", list(TOKENIZE1))
+def test_tokenize1_names_load_from_the_offline_cache(name, jit_case_dir, load_conformance_model, tmp_path,
+                                                     monkeypatch):
+    """from_pretrained(<name>) with HF_HUB_OFFLINE: tiny weights of that family and compression load strictly
+    (the 18 earlier names load the same way in test_hub_pretrained.py / test_inference_tokenizers.py)."""
     case = _case_of(name)
     write_hf_cache(tmp_path / "cache", get_spec(name).hub_repo, _repo(jit_case_dir(case)))
     go_offline(monkeypatch, tmp_path / "cache")
@@ -154,8 +156,9 @@ def test_ema_weights_are_picked_by_the_flag(jit_case_dir, ema_dir, load_conforma
         plain = CausalVideoTokenizer.from_pretrained(DV, dtype="float32", device="cpu")
         expected_ema = ema_model.cosmos_state_dict("autoencoder")
         expected_plain = load_conformance_model("DV8x16x16").cosmos_state_dict("autoencoder")
-        assert all(torch.equal(_weights(ema)[k], v) for k, v in expected_ema.items())
-        assert all(torch.equal(_weights(plain)[k], v) for k, v in expected_plain.items())
+        ema_weights, plain_weights = _weights(ema), _weights(plain)
+        assert all(torch.equal(ema_weights[k], v) for k, v in expected_ema.items())
+        assert all(torch.equal(plain_weights[k], v) for k, v in expected_plain.items())
         x = load_file(str(conformance_dir / "DV8x16x16" / "input.safetensors"))["input"]
         assert torch.equal(ema.encode(x)[0], ema_model.encode(x)[0])
         # Encoder only from the EMA file: the decoder side is dropped as for any encoder-only load.
@@ -175,7 +178,8 @@ def test_ema_weights_are_picked_by_the_flag(jit_case_dir, ema_dir, load_conforma
         parser = argparse.ArgumentParser()
         add_tokenizer_arguments(parser, default_tokenizer=DV)
         args = parser.parse_args(["in.mp4", "--ema", "--dtype", "float32", "--device", "cpu"])
-        assert all(torch.equal(_weights(load_tokenizer(args, "video"))[k], v) for k, v in expected_ema.items())
+        from_cli = _weights(load_tokenizer(args, "video"))
+        assert all(torch.equal(from_cli[k], v) for k, v in expected_ema.items())
 
 
 def test_ema_in_a_local_directory(jit_case_dir, ema_dir, tmp_path):
@@ -188,7 +192,8 @@ def test_ema_in_a_local_directory(jit_case_dir, ema_dir, tmp_path):
     (d / "ema.jit").write_bytes(ema_dir[0].read_bytes())
     tok = CausalVideoTokenizer.from_pretrained(d, ema=True, dtype="float32", device="cpu")
     assert tok.name == DV
-    assert all(torch.equal(_weights(tok)[k], v) for k, v in ema_dir[1].cosmos_state_dict("autoencoder").items())
+    weights = _weights(tok)
+    assert all(torch.equal(weights[k], v) for k, v in ema_dir[1].cosmos_state_dict("autoencoder").items())
 
 
 # ------------------------------------------------------------------------------------------ latent statistics
