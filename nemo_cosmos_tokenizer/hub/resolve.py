@@ -234,7 +234,7 @@ def _refuse_latent_stats(what: str, config: TokenizerConfig | None) -> None:
         )
 
 
-def _with_ema_and_stats(directory: Path, parts: set[str], ema: bool, latent_stats: bool | None,
+def _with_ema_and_stats(directory: Path, ema: bool, latent_stats: bool | None,
                         config: TokenizerConfig | None) -> tuple[dict[str, Path], Path | None]:
     """``(part -> .jit path, mean_std.pt or None)`` of a local directory for the ema / latent_stats flags."""
     files = {}
@@ -264,7 +264,7 @@ def _local_checkpoint(directory: Path, parts: set[str], jit: bool, config: Token
     jit_files = {part: directory / name for part, name in PART_FILES.items() if (directory / name).is_file()}
     file_config, name = config_from_path(directory)
     config = config or file_config
-    extra_files, stats = _with_ema_and_stats(directory, parts, ema, latent_stats, config)
+    extra_files, stats = _with_ema_and_stats(directory, ema, latent_stats, config)
     if ema:
         return ResolvedCheckpoint(str(directory), "jit", extra_files, config, name, stats)
     if has_weights and not jit:

@@ -106,7 +106,9 @@ class LatentStats:
             t = latent.shape[2]
             chunk = t if chunk_frames is None else int(chunk_frames)
             if chunk < 1 or t % chunk:
-                raise LatentStatsError(f"a latent of {t} frames cannot be cut into chunks of {chunk_frames} latent frames")
+                raise LatentStatsError(
+                    f"a latent of {t} frames cannot be cut into chunks of {chunk_frames} latent frames"
+                )
             if chunk > self.frames:
                 raise LatentStatsError(
                     f"{self.source} has statistics for chunks of up to {self.frames} latent frames, the latent has "
