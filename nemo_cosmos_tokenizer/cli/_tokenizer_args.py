@@ -18,6 +18,8 @@ def add_tokenizer_arguments(parser: argparse.ArgumentParser, default_tokenizer: 
     model.add_argument("--mode", choices=("torch", "jit"), default=None,
                        help="torch: native network with the checkpoint's weights (default); jit: run NVIDIA's "
                             "TorchScript files as they are")
+    model.add_argument("--ema", action="store_true",
+                       help="use the EMA weights of the repository's ema.jit (e.g. Cosmos-Tokenize1-DV8x16x16-720p)")
     model.add_argument("--dtype", default="bfloat16", help="compute dtype: bfloat16 (default), float16, float32")
     model.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda when available)")
     model.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
@@ -48,7 +50,7 @@ def load_tokenizer(args: argparse.Namespace, family: str | None):
     use_pytorch = None if args.mode is None else args.mode == "torch"
     return cls.from_pretrained(
         args.tokenizer, use_pytorch=use_pytorch, dtype=args.dtype, device=args.device, cache_dir=args.cache_dir,
-        revision=args.revision, local_files_only=args.local_files_only,
+        revision=args.revision, local_files_only=args.local_files_only, ema=getattr(args, "ema", False),
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "list the 18 released tokenizers with compression and parameter counts"
-DESCRIPTION = """List the released Cosmos tokenizers: name, family, compression (T x H x W for video, H x W for
+HELP = "list the 26 released tokenizers with release, compression and parameter counts"
+DESCRIPTION = """List the released Cosmos tokenizers: name, release (0.1, 1.0 or Tokenize1: the repositories
+cosmos-predict1 downloads), family (CI/DI/CV/DV), compression (T x H x W for video, H x W for
 images), Haar patch size and the parameters of the encoder (encoder + quant_conv), decoder
 (post_quant_conv + decoder) and both. Counts come from building each network at real size on the meta
 device (no memory, no download).
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def model_rows() -> list[dict]:
-    """One dict per released model: name, family, compression, patch_size, hub_repo, *_params."""
+    """One dict per released model: name, release, family, compression, patch_size, hub_repo, files, *_params."""
     import torch
 
     from ..networks import build_tokenizer
@@ -39,10 +40,12 @@ def model_rows() -> list[dict]:
         rows.append(
             {
                 "name": name,
+                "release": spec.release,
                 "family": c.family,
                 "compression": c.compression_label,
                 "patch_size": c.patch_size,
                 "hub_repo": spec.hub_repo,
+                "files": list(spec.files),
                 "encoder_params": model.num_parameters("encoder"),
                 "decoder_params": model.num_parameters("decoder"),
                 "total_params": model.num_parameters("autoencoder"),
@@ -56,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    header = ("name", "family", "compression", "patch", "encoder", "decoder", "total")
+    header = ("name", "release", "family", "compression", "patch", "encoder", "decoder", "total")
     table = [header] + [
         (
             r["name"],
+            r["release"],
             r["family"],
             r["compression"],
             str(r["patch_size"]),
@@ -71,6 +75,6 @@ def run(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         print("  ".join(cells).rstrip())
     return 0
