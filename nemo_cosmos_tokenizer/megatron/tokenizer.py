@@ -168,7 +168,7 @@ class SidecarTokenizer:
     def prompt_ids(self, caption: str, grid_shape: tuple[int, int, int]) -> list[int]:
         """``bos caption boi shape grid``: the start of a caption-first document whose video block a model then
         writes (the rest of the block is fixed by ``grid_shape`` = ``(T', H', W')``)."""
-        layout = self._require_layout()
+        layout = self.require_layout()
         if layout.template == "caption_last":
             raise ValueError(
                 f"the dataset was built with template {layout.template!r}: its documents put the video before the "
@@ -180,7 +180,7 @@ class SidecarTokenizer:
         layout.check_text_ids(shape_ids)
         return [layout.bos_id, *caption_ids, layout.boi_id, *shape_ids, layout.grid_id]
 
-    def _require_layout(self) -> TokenLayout:
+    def require_layout(self) -> TokenLayout:
         if self.layout is None:
             raise ValueError(f"{self.sidecar_path} records no token layout (documents of raw indices)")
         return self.layout
