@@ -93,6 +93,9 @@ class TrainConfig:
     """Steps between checkpoints (one is always written at the end)."""
     resume: bool = True
     """Continue from ``output_dir/checkpoints/latest`` when it exists."""
+    exit_after: Optional[int] = None
+    """Stop after this many steps of this invocation, with a checkpoint (a job with a time limit; rerun to go on).
+    The schedule still runs to ``max_steps``."""
 
     seed: int = 1234
     device: str = "auto"
@@ -108,6 +111,8 @@ class TrainConfig:
                      "gradient_accumulation", "max_steps", "eval_interval", "log_interval", "save_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.exit_after is not None and self.exit_after < 1:
+            raise ValueError(f"exit_after must be >= 1, got {self.exit_after}")
         if self.eval_batches < 0 or self.warmup_steps < 0:
             raise ValueError("eval_batches and warmup_steps must be >= 0")
         if self.seq_length is not None and self.seq_length < 2:
@@ -505,6 +510,7 @@ def _train(config: TrainConfig, device: torch.device) -> TrainSummary:
     train_loss = float("nan")
     if start == 0 and (v := evaluate(0)) is not None:
         val_curve.append({"step": 0, "val_loss": v, "train_loss": None})
+    done = start
     for step in range(start, config.max_steps):
         optimizer.zero_grad(set_to_none=True)
         micro = []
@@ -547,11 +553,16 @@ def _train(config: TrainConfig, device: torch.device) -> TrainSummary:
             v = evaluate(done)
             if v is not None:
                 val_curve.append({"step": done, "val_loss": v, "train_loss": train_loss})
-        if done % config.save_interval == 0 or done == config.max_steps:
+        stopping = config.exit_after is not None and done - start >= config.exit_after
+        if done % config.save_interval == 0 or done == config.max_steps or stopping:
             folder = _save(config, shape, model, optimizer, scheduler, done,
                            {"sidecar": tokenizer.sidecar_path, "seq_length": seq_length})
             if rank == 0:
                 log.info("saved %s", folder)
+        if stopping:
+            if rank == 0:
+                log.info("stopping after %d steps of this run (exit_after); rerun to resume", config.exit_after)
+            break
     if log_file is not None:
         log_file.close()
 
@@ -559,7 +570,7 @@ def _train(config: TrainConfig, device: torch.device) -> TrainSummary:
     mfu = tokens_per_second * flops_per_token / (peak * dist.get_world_size()) if peak and measured_seconds else None
     final = latest_checkpoint(out)
     summary = TrainSummary(
-        steps=config.max_steps, resumed_from=resumed, seq_length=seq_length, parameters=parameters,
+        steps=done, resumed_from=resumed, seq_length=seq_length, parameters=parameters,
         tokens_per_step=tokens_per_step, final_train_loss=train_loss,
         final_val_loss=val_curve[-1]["val_loss"] if val_curve else None, unigram_entropy=entropy,
         tokens_per_second=tokens_per_second, mfu=mfu,
