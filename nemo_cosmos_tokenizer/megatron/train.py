@@ -294,6 +294,16 @@ def _grad_norm_clip(params: list[torch.nn.Parameter], max_norm: float) -> float:
     return norm
 
 
+def _count_parameters(model, device: torch.device) -> int:
+    """Parameters of the whole model: tensor-parallel shards summed, replicated parameters counted once."""
+    from megatron.core import parallel_state
+    from megatron.core.tensor_parallel import param_is_not_tensor_parallel_duplicate
+
+    local = sum(p.numel() for p in model.parameters() if param_is_not_tensor_parallel_duplicate(p))
+    total = torch.tensor([local], dtype=torch.float64, device=device)
+    return int(_all_reduce(total, parallel_state.get_tensor_model_parallel_group()).item())
+
+
 def _peak_flops(config: TrainConfig, device: torch.device) -> float | None:
     if config.peak_tflops:
         return config.peak_tflops * 1e12
@@ -433,7 +443,7 @@ def _train(config: TrainConfig, device: torch.device) -> TrainSummary:
 
     torch.manual_seed(config.seed)
     model = build_gpt_model(shape, device=device, dropout=config.dropout)
-    parameters = sum(p.numel() for p in model.parameters())
+    parameters = _count_parameters(model, device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
