@@ -12,6 +12,9 @@ import sys
 import warnings
 from typing import Sequence
 
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main"]
+
+HELP = "generate a video from a caption with a train_gpt.py model; write mp4"
 DESCRIPTION = """Load the newest checkpoint of a train_gpt.py run, write the caption prompt
 (bos caption boi shape grid), let the model fill in the video block - only visual ids where the layout has a visual
 token, the row/frame/eoi/eod separators where it has those - and decode the grid to mp4 with the video tokenizer
@@ -23,9 +26,7 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sample_video.py", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="train_gpt.py --output-dir (or one of its checkpoints/step_* folders)")
     parser.add_argument("caption", help="the text prompt")
     parser.add_argument("--output", default="sample.mp4", help="video to write (several samples: NAME.i.mp4)")
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decoder", help="video tokenizer name or path (default: the one in the sidecar)")
     parser.add_argument("--fps", type=float, help="frame rate of the mp4 (default: the dataset's, else 24)")
     parser.add_argument("--json", action="store_true", help="print the result (ids included) as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sample_video.py", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
     return parser
 
 

@@ -14,6 +14,9 @@ import typing
 import warnings
 from typing import Sequence
 
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main"]
+
+HELP = "train a megatron-core GPT on built shards (torchrun for several GPUs)"
 DESCRIPTION = """Train a megatron-core GPTModel on a dataset built by build_video_token_dataset.py: GPTDataset with
 the dataset's own eod/pad/vocabulary (SidecarTokenizer), tensor parallel x data parallel under torchrun,
 checkpoints every --save-interval steps (rerun the same command to resume), loss, tokens/s and MFU in the log and
@@ -39,17 +42,41 @@ def _fields():
         yield field.name, base
 
 
+def _field_docs() -> dict[str, str]:
+    """The docstring under each TrainConfig field (the --help text of its flag)."""
+    import ast
+    import inspect
+
+    from ..megatron.train import TrainConfig
+
+    body = ast.parse(inspect.getsource(TrainConfig)).body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(after.value.value).split()).replace("%", "%%")
+    return docs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="YAML", help="TrainConfig settings (flags override them)")
+    from ..megatron.train import TrainConfig
+
+    docs = _field_docs()
+    for name, base in _fields():
+        flag = "--" + name.replace("_", "-")
+        text = f"{docs.get(name, '')} (default {getattr(TrainConfig, name)})".strip()
+        if base is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=name, type=base, default=None, metavar=name.split("_")[-1].upper(),
+                                help=text)
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train_gpt.py", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", metavar="YAML", help="TrainConfig settings (flags override them)")
-    for name, base in _fields():
-        flag = "--" + name.replace("_", "-")
-        if base is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            parser.add_argument(flag, dest=name, type=base, default=None, metavar=name.upper())
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_arguments(parser)
     return parser
 
 

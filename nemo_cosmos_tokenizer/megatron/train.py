@@ -464,6 +464,8 @@ def _train(config: TrainConfig, device: torch.device) -> TrainSummary:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         start = resumed = int(state["step"])
         if rank == 0:
             log.info("resumed from %s (step %d)", checkpoint, start)

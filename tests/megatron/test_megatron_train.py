@@ -108,3 +108,12 @@ def test_tensor_parallel_under_torchrun(tiny_build, tmp_path):
     assert shards == ["mp_rank_00.pt", "mp_rank_01.pt"]
     single = train(_config(tiny_build, tmp_path / "tp1", max_steps=2))
     assert summary["parameters"] == single.parameters  # shards summed, replicated weights once
+
+
+def test_cli_help_lists_every_setting():
+    from nemo_cosmos_tokenizer.cli import sample_video, train_gpt
+
+    text = train_gpt.build_parser().format_help()
+    assert "examples:" in text and "torchrun --nproc-per-node 8" in text
+    assert "--exit-after" in text and "refused if it leaves a split empty" in text
+    assert "examples:" in sample_video.build_parser().format_help()
