@@ -134,7 +134,8 @@ class TokenLayout:
     """Id of FSQ index 0."""
 
     vocab_size: int
-    """Total vocabulary (``--vocab-size`` for Megatron); every id is below it."""
+    """Total vocabulary; every id is below it (Megatron-LM: ``NullTokenizer`` with ``--vocab-size vocab_size - 1``
+    when eod is the last id, see :mod:`nemo_cosmos_tokenizer.megatron.settings`)."""
 
     bos_id: int
     eod_id: int
