@@ -11,8 +11,8 @@
   tensor and data parallel, checkpoint save/resume; :mod:`.sampling` (``scripts/sample_video.py``): generate the
   video block of a document from a caption with only layout-valid ids, and decode it to mp4.
 
-Nothing here imports megatron-core at import time (:mod:`.settings` and :mod:`.tokenizer` read the sidecar and
-the ``.idx`` files with the package's own reader and import megatron-core only to use its split arithmetic).
+Nothing here imports megatron-core at import time: functions import it when they read shards (``IndexedDataset``),
+use its split arithmetic, build datasets or models.
 """
 
 from .settings import MegatronSettings, SplitProblem, check_split, megatron_settings, suggest_split

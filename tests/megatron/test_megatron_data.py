@@ -4,6 +4,7 @@ Megatron-LM's NullTokenizer with the flags we print), the split check, and the f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -176,7 +177,7 @@ def test_empty_split_hangs_megatron_but_not_us(tiny_build, tmp_path):
         BlendedMegatronDatasetBuilder(GPTDataset, [8, 2, None], lambda: True, config).build()
         print("built")
     """)
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     ok = subprocess.run([sys.executable, "-c", script, "5,1,0"], capture_output=True, text=True, timeout=300, env=env)
     assert "built" in ok.stdout, ok.stderr[-2000:]
     import megatron.core

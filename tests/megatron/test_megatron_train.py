@@ -4,6 +4,7 @@ sampling a layout-valid video from the checkpoint."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,7 @@ def test_tensor_parallel_under_torchrun(tiny_build, tmp_path):
               "--max-steps", "2", "--split", "5,1,0", "--num-layers", "2", "--hidden-size", "32",
               "--num-attention-heads", "2", "--micro-batch-size", "2", "--seq-length", "64", "--eval-batches", "1",
               "--num-workers", "0", "--log-interval", "1"]
-    env = {"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          str(repo / "scripts" / "train_gpt.py"), *common, "--output-dir", str(tmp_path / "tp2"), "--tensor-parallel", "2"],
