@@ -104,7 +104,8 @@ def main() -> int:
           "--num-samples", "2", "--temperature", "1.0", "--json", *device_args], work / "sample.log", timings, "sample")
 
     summary = json.loads((run_dir / "summary.json").read_text())
-    sample = json.loads((work / "sample.log").read_text().strip().splitlines()[-1])
+    sample = json.loads(next(line for line in reversed((work / "sample.log").read_text().splitlines())
+                             if line.startswith("{")))  # the --json result (warnings may follow it)
     below = summary["final_val_loss"] is not None and summary["final_val_loss"] < summary["unigram_entropy"]
     report = {
         "device": summary["device"], "world_size": summary["world_size"], "clips": args.clips,
