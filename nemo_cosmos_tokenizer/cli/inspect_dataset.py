@@ -12,12 +12,19 @@ import sys
 import warnings
 from typing import Sequence
 
-HELP = "print the caption and token grid of a dataset document; decode it back to video"
+HELP = "print a dataset document (decode it back to video) or the Megatron flags the dataset needs"
 DESCRIPTION = """Print the caption text and the T' x H' x W' token grid shape of document N of a dataset built
 by build-dataset (reads <prefix>.bin/.idx and <prefix>.json). With --decoder, reconstruct the document's video
 with that tokenizer's decoder and write it as mp4 (a .png output for one-frame documents).
 
+With --print-megatron-args, print what Megatron needs instead: the exact Megatron-LM flags (--data-path,
+--tokenizer-type/--vocab-size that give this layout's eod, --seq-length from the document lengths, a --split that
+leaves no split empty), the megatron-core / NeMo 2 tokenizer adapter, and warnings. Either way a --split that would
+leave a split empty (megatron-core's GPTDataset then hangs) is reported.
+
 examples:
+  python scripts/inspect_video_token_dataset.py demo/tokens --print-megatron-args
+  python scripts/inspect_video_token_dataset.py data/clips --print-megatron-args --split 98,1,1 --tensor-parallel 2
   python scripts/inspect_video_token_dataset.py demo/tokens --index 0
   python scripts/inspect_video_token_dataset.py demo/tokens --index 0 --decoder tiny-random-dv8x16x16 --output doc0.mp4
   python scripts/inspect_video_token_dataset.py data/clips --index 42 --decoder Cosmos-1.0-Tokenizer-DV8x16x16
@@ -37,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-tokenizer", metavar="PATH", help="override the text tokenizer recorded in the sidecar")
     parser.add_argument("--tokens", action="store_true", help="also print the token ids")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--print-megatron-args", action="store_true",
+                        help="print the Megatron flags, tokenizer and --seq-length for this dataset (no document)")
+    parser.add_argument("--split", default="99,1,0",
+                        help="train,valid,test split to check against the document count (default 99,1,0, "
+                        "Megatron-LM's)")
+    parser.add_argument("--tensor-parallel", type=int, default=1, metavar="N",
+                        help="tensor-parallel size (Megatron pads the vocabulary to a multiple of 128 x N)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +59,18 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("megatron").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
+    from ..megatron.settings import megatron_settings
+
+    try:
+        settings = megatron_settings(args.prefix, split=args.split, tensor_parallel=args.tensor_parallel)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.print_megatron_args:
+        print(json.dumps(settings.to_dict(), ensure_ascii=False) if args.json else settings.format())
+        return 0
+    for warning in settings.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         info = inspect_document(
             args.prefix, args.index, decoder=args.decoder, output=args.output, fps=args.fps, device=args.device,

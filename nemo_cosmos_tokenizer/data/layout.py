@@ -26,8 +26,16 @@ Presets:
   with its specials; see ``shared/reference/INTEGRATION.md``): visual ``k -> 151854 + k``, row 151846, frame 151847,
   bos 151849, eos/eod 151850, grid (``<|image token|>``) 151851, boi 151852, eoi 151853, pad 151643, vocabulary
   216,854. The text tokenizer must be Emu3's (ids below 151846) for the text ids to mean anything to such a model.
-* ``generic`` appends the specials right after the text vocabulary and the visual ids after them, so the
-  vocabulary is ``text_vocab_size + 8 + codebook_size``.
+* ``generic`` appends seven specials right after the text vocabulary, the visual ids after them, and puts eod
+  last: ``eod = vocab_size - 1``, vocabulary ``text_vocab_size + 8 + codebook_size``. Eod last is Megatron's own
+  convention for a vocabulary known only by its size (``NullTokenizer(N)``: ``eod = N``, ``vocab_size = N + 1``),
+  so stock Megatron-LM finds the document boundaries with ``--tokenizer-type NullTokenizer --vocab-size
+  <vocab_size - 1>`` (see :mod:`nemo_cosmos_tokenizer.megatron`).
+
+Layout versions (:attr:`TokenLayout.version`, recorded in every sidecar): version 1 (builds before the Megatron
+adapter) put the generic eod at ``text_vocab_size + 1`` and the visual ids at ``text_vocab_size + 8``; version 2
+(:data:`LAYOUT_VERSION`) is the order above. The ``emu3`` ids are the same in both. A sidecar stores every id
+explicitly, so datasets of either version read back unchanged (a sidecar without ``version`` is version 1).
 """
 
 from __future__ import annotations
@@ -40,6 +48,14 @@ import numpy as np
 
 PRESETS = ("generic", "emu3")
 TEMPLATES = ("caption_first", "caption_last", "both")
+
+#: Version of the id arrangement :meth:`TokenLayout.from_preset` produces (1: generic eod at ``V + 1``; 2: generic
+#: eod last, ``vocab_size - 1``).
+LAYOUT_VERSION = 2
+
+#: Generic preset, version 2: specials right after the text vocabulary (``V + i``), visual ids from ``V + 7``, eod
+#: at the very end.
+GENERIC_SPECIALS = ("bos_id", "pad_id", "boi_id", "eoi_id", "grid_id", "row_sep_id", "frame_sep_id")
 
 #: Megatron's rule (``DType.optimal_dtype``): uint16 below this many vocabulary entries, int32 from it on.
 UINT16_VOCAB_LIMIT = 65500
@@ -118,7 +134,8 @@ class TokenLayout:
     """Id of FSQ index 0."""
 
     vocab_size: int
-    """Total vocabulary (``--vocab-size`` for Megatron); every id is below it."""
+    """Total vocabulary; every id is below it (Megatron-LM: ``NullTokenizer`` with ``--vocab-size vocab_size - 1``
+    when eod is the last id, see :mod:`nemo_cosmos_tokenizer.megatron.settings`)."""
 
     bos_id: int
     eod_id: int
@@ -137,11 +154,20 @@ class TokenLayout:
     template: str = "caption_first"
     """``caption_first``, ``caption_last``, or ``both`` (two documents per clip, one of each)."""
 
+    version: int = 1
+    """Id arrangement the preset produced (:data:`LAYOUT_VERSION`); informational like :attr:`preset`: the ids
+    above are what count. 1 for sidecars written before the field existed."""
+
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise LayoutError(f"layout preset must be one of {PRESETS}, got {self.preset!r}")
         if self.template not in TEMPLATES:
             raise LayoutError(f"template must be one of {TEMPLATES}, got {self.template!r}")
+        if self.version not in (1, LAYOUT_VERSION):
+            raise LayoutError(
+                f"layout version {self.version} is unknown to this package (it reads 1 and {LAYOUT_VERSION}): "
+                "upgrade nemo-cosmos-tokenizer to read this dataset"
+            )
         try:
             self.shape_template.format(t=1, h=2, w=3)
         except (KeyError, IndexError, ValueError) as err:
@@ -165,21 +191,24 @@ class TokenLayout:
                 vocab_size=EMU3_VOCAB_SIZE,
                 shape_template="{h}*{w}",
                 template=template,
+                version=LAYOUT_VERSION,
                 **EMU3_IDS,
             )
         if preset == "generic":
             v = int(text_vocab_size)
-            names = ("bos_id", "eod_id", "pad_id", "boi_id", "eoi_id", "grid_id", "row_sep_id", "frame_sep_id")
-            specials = {name: v + i for i, name in enumerate(names)}
-            offset = v + len(names)
+            specials = {name: v + i for i, name in enumerate(GENERIC_SPECIALS)}
+            offset = v + len(GENERIC_SPECIALS)
+            eod = offset + int(codebook_size)  # the last id: Megatron's NullTokenizer convention
             return cls(
                 preset="generic",
                 text_vocab_size=v,
                 codebook_size=int(codebook_size),
                 vision_offset=offset,
-                vocab_size=offset + int(codebook_size),
+                vocab_size=eod + 1,
+                eod_id=eod,
                 shape_template="{t}*{h}*{w}",
                 template=template,
+                version=LAYOUT_VERSION,
                 **specials,
             )
         raise LayoutError(f"layout preset must be one of {PRESETS}, got {preset!r}")
@@ -352,8 +381,15 @@ class TokenLayout:
         """JSON-friendly fields (what the sidecar stores)."""
         return dataclasses.asdict(self)
 
+    @property
+    def eod_is_last(self) -> bool:
+        """True when eod is the last id (``vocab_size - 1``): Megatron's ``NullTokenizer(vocab_size - 1)`` then
+        reports this layout's eod and vocabulary exactly."""
+        return self.eod_id == self.vocab_size - 1
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TokenLayout":
+        """The layout a sidecar stored (``version`` 1 when the sidecar predates the field)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

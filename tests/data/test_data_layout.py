@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nemo_cosmos_tokenizer.data.layout import EMU3_VOCAB_SIZE, LayoutError, TokenLayout, token_dtype
+from nemo_cosmos_tokenizer.data.layout import EMU3_VOCAB_SIZE, LAYOUT_VERSION, LayoutError, TokenLayout, token_dtype
 
 
 class CharCodec:
@@ -55,10 +55,33 @@ def test_generic_preset_places_specials_and_codes_after_the_text_vocabulary():
     layout = TokenLayout.from_preset("generic", text_vocab_size=1000, codebook_size=64000)
     specials = layout.special_ids()
     assert sorted(specials.values()) == sorted(set(specials.values()))
-    assert min(specials.values()) == 1000 and max([*specials.values(), layout.pad_id]) < layout.vision_offset
-    assert layout.vision_offset == 1008 and layout.vocab_size == 1008 + 64000
+    others = {k: v for k, v in specials.items() if k != "eod_id"}
+    assert min(others.values()) == 1000 and max([*others.values(), layout.pad_id]) < layout.vision_offset
+    assert layout.vision_offset == 1007 and layout.vocab_size == 1008 + 64000
+    # Version 2: eod is the last id, so Megatron's NullTokenizer(vocab_size - 1) has this eod and vocabulary.
+    assert layout.eod_id == layout.vocab_size - 1 == 1007 + 64000 and layout.eod_is_last
+    assert layout.version == LAYOUT_VERSION == 2
     assert layout.dtype is np.uint16  # 65,008 < 65,500
     assert TokenLayout.from_preset("generic", 2000, 64000).dtype is np.int32
+
+
+def test_version_1_sidecar_layout_still_reads():
+    """A generic layout written before version 2 (eod at V + 1, visual ids from V + 8, no ``version`` key) loads
+    with its own ids and decodes its documents."""
+    v = 128
+    old = dict(
+        preset="generic", text_vocab_size=v, codebook_size=64000, vision_offset=v + 8, vocab_size=v + 8 + 64000,
+        bos_id=v, eod_id=v + 1, pad_id=v + 2, boi_id=v + 3, eoi_id=v + 4, grid_id=v + 5, row_sep_id=v + 6,
+        frame_sep_id=v + 7, shape_template="{t}*{h}*{w}", template="caption_first",
+    )
+    layout = TokenLayout.from_dict(old)
+    assert layout.version == 1 and not layout.eod_is_last
+    grid = np.arange(6, dtype=np.int32).reshape(1, 2, 3)
+    (doc,) = layout.encode_clip(CharCodec(), "Hi", grid)
+    assert doc[-1] == v + 1 and doc[doc.tolist().index(v + 3) + 7] == v + 8  # eod V+1; FSQ 0 at V+8
+    np.testing.assert_array_equal(layout.decode_document(doc, CharCodec()).grid, grid)
+    with pytest.raises(LayoutError, match="layout version 3"):
+        TokenLayout.from_dict(dict(old, version=3))
 
 
 @pytest.mark.parametrize("preset", ["generic", "emu3"])

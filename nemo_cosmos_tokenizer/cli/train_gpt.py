@@ -1,0 +1,107 @@
+"""``train_gpt.py``: train a megatron-core GPT on built shards (one process, or one per GPU under torchrun).
+
+Also run as ``python scripts/train_gpt.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import typing
+import warnings
+from typing import Sequence
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main"]
+
+HELP = "train a megatron-core GPT on built shards (torchrun for several GPUs)"
+DESCRIPTION = """Train a megatron-core GPTModel on a dataset built by build_video_token_dataset.py: GPTDataset with
+the dataset's own eod/pad/vocabulary (SidecarTokenizer), tensor parallel x data parallel under torchrun,
+checkpoints every --save-interval steps (rerun the same command to resume), loss, tokens/s and MFU in the log and
+<output-dir>/train_log.jsonl, the end in <output-dir>/summary.json. Settings: defaults, then --config YAML
+(TrainConfig field names), then flags.
+
+examples:
+  python scripts/train_gpt.py --config recipes/train_gpt_demo.yaml --data-prefix demo/tokens --output-dir runs/demo
+  torchrun --nproc-per-node 8 scripts/train_gpt.py --config recipes/train_gpt_demo.yaml \\
+      --data-prefix /data/tokens/clips --output-dir runs/clips --tensor-parallel 2
+  python scripts/train_gpt.py --data-prefix demo/tokens --output-dir runs/cpu --device cpu \\
+      --position-embedding learned_absolute --max-steps 20 --split 5,1,0
+"""
+
+
+def _fields():
+    from ..megatron.train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        kind = hints[field.name]
+        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # Optional[int] -> int
+        yield field.name, base
+
+
+def _field_docs() -> dict[str, str]:
+    """The docstring under each TrainConfig field (the --help text of its flag)."""
+    import ast
+    import inspect
+
+    from ..megatron.train import TrainConfig
+
+    body = ast.parse(inspect.getsource(TrainConfig)).body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(after.value.value).split()).replace("%", "%%")
+    return docs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="YAML", help="TrainConfig settings (flags override them)")
+    from ..megatron.train import TrainConfig
+
+    docs = _field_docs()
+    for name, base in _fields():
+        flag = "--" + name.replace("_", "-")
+        text = f"{docs.get(name, '')} (default {getattr(TrainConfig, name)})".strip()
+        if base is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=name, type=base, default=None, metavar=name.split("_")[-1].upper(),
+                                help=text)
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train_gpt.py", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..megatron.train import load_train_config, train
+
+    logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("megatron").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
+    try:
+        config = load_train_config(args.config, {name: getattr(args, name) for name, _ in _fields()})
+        summary = train(config)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from ..distributed import get_dist_env
+
+    if get_dist_env().is_main:
+        print(json.dumps(summary.to_dict()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""Training on the shards with Megatron: the tokenizer adapter, the flags a dataset needs, training and sampling.
+
+* :class:`SidecarTokenizer` (:mod:`.tokenizer`): a megatron-core tokenizer built from a dataset's sidecar, with
+  the layout's ``vocab_size``, ``eod``, ``pad`` and ``tokenize`` / ``detokenize`` through the text tokenizer; what
+  megatron-core's ``GPTDataset`` and NeMo 2's data modules need for every layout (including ``emu3``, whose eod is
+  not the last id).
+* :func:`megatron_settings` / :func:`check_split` (:mod:`.settings`): the exact flags for stock Megatron-LM, the
+  ``--seq-length`` the document lengths suggest, and a split that leaves no split empty (megatron-core's
+  ``GPTDataset`` otherwise loops forever in ``_get_num_epochs``).
+* :mod:`.train` (``scripts/train_gpt.py``): a megatron-core ``GPTModel`` trained on the shards with torchrun,
+  tensor and data parallel, checkpoint save/resume; :mod:`.sampling` (``scripts/sample_video.py``): generate the
+  video block of a document from a caption with only layout-valid ids, and decode it to mp4.
+
+Nothing here imports megatron-core at import time: functions import it when they read shards (``IndexedDataset``),
+use its split arithmetic, build datasets or models.
+"""
+
+from .settings import MegatronSettings, SplitProblem, check_split, megatron_settings, suggest_split
+from .tokenizer import SidecarTokenizer
+
+__all__ = ["MegatronSettings", "SidecarTokenizer", "SplitProblem", "check_split", "megatron_settings", "suggest_split"]

@@ -1,0 +1,330 @@
+"""The flags a built dataset needs in Megatron, computed from its sidecar and its merged (or chunk) shards.
+
+Two facts of megatron-core 0.16.1 drive this module:
+
+* ``GPTDataset`` finds document boundaries with the tokenizer's ``eod``. Stock Megatron-LM's only tokenizer that
+  takes a bare vocabulary size, ``NullTokenizer(N)``, reports ``eod = N`` and ``vocab_size = N + 1``; so a layout
+  whose eod is its last id (the ``generic`` preset from layout version 2) is read right with
+  ``--tokenizer-type NullTokenizer --vocab-size <vocab_size - 1>``. Any other layout (``emu3``, generic version 1)
+  needs :class:`~nemo_cosmos_tokenizer.megatron.SidecarTokenizer` (megatron-core, NeMo 2, ``scripts/train_gpt.py``).
+* ``BlendedMegatronDatasetBuilder`` cuts each ``--data-path`` prefix into train/valid/test by *sequences* (one per
+  document here): split ``i`` covers ``[round(a_i * N), round(b_i * N))`` of the ``N`` sequences, ``(a_i, b_i)``
+  from ``convert_split_vector_to_split_matrix(parse_and_normalize_split(split))``, Python's ``round`` (half to
+  even). A split with a non-zero weight whose range is empty holds 0 tokens, and ``GPTDataset._get_num_epochs``
+  then adds epochs of 0 tokens until it reaches the requested ``num_samples * seq_length + 1``: it never returns.
+  :func:`check_split` repeats that arithmetic with megatron-core's own functions to say so before training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..data.layout import PRESETS, TokenLayout
+from ..data.writer import read_json, sidecar_path
+
+SPLIT_NAMES = ("train", "valid", "test")
+#: Megatron-LM's default ``--make-vocab-size-divisible-by``.
+VOCAB_DIVISIBLE_BY = 128
+#: Validation shares tried (in this order) when a requested split leaves a split empty.
+_VALID_PERCENTS = (1, 2, 5, 10, 20, 25, 34, 50)
+
+
+@dataclass(frozen=True)
+class SplitProblem:
+    """One split that would hold no document."""
+
+    prefix: str
+    split: str
+    """``train``, ``valid`` or ``test``."""
+    documents: int
+    """Sequences (documents) of ``prefix``."""
+
+    def message(self, requested: str) -> str:
+        return (
+            f"split {requested!r} leaves the {self.split} split of {self.prefix} empty ({self.documents} documents): "
+            f"megatron-core's GPTDataset would loop forever in _get_num_epochs"
+        )
+
+
+def split_ranges(split: str, num_sequences: int) -> list[tuple[int, int] | None]:
+    """The ``[begin, end)`` sequence range of each split megatron-core builds for one prefix (``None``: the split
+    has weight 0 and no dataset is built). Same arithmetic as ``BlendedMegatronDatasetBuilder``."""
+    from megatron.core.datasets.blended_megatron_dataset_config import (
+        convert_split_vector_to_split_matrix,
+        parse_and_normalize_split,
+    )
+
+    matrix = convert_split_vector_to_split_matrix(parse_and_normalize_split(split))
+    ranges: list[tuple[int, int] | None] = []
+    for bookend in matrix:
+        if bookend is None:
+            ranges.append(None)
+        else:
+            ranges.append((int(round(bookend[0] * float(num_sequences))), int(round(bookend[1] * float(num_sequences)))))
+    return ranges
+
+
+def check_split(split: str, sequences_per_prefix: Mapping[str, int]) -> list[SplitProblem]:
+    """Every split of every prefix that ``split`` leaves empty (empty list: Megatron will not hang)."""
+    problems = []
+    for prefix, count in sequences_per_prefix.items():
+        for name, bounds in zip(SPLIT_NAMES, split_ranges(split, count)):
+            if bounds is not None and bounds[1] <= bounds[0]:
+                problems.append(SplitProblem(prefix, name, int(count)))
+    return problems
+
+
+def suggest_split(sequences_per_prefix: Mapping[str, int], requested: str = "99,1,0") -> str | None:
+    """``requested`` if it leaves no split empty, else the closest ``train,valid,test`` that does (``None`` when a
+    prefix has fewer documents than the splits with weight need, one each).
+
+    With one prefix the answer is in document counts (``"5,1,0"`` for 6 documents: exactly one valid document);
+    with several, percentages tried from 1 % validation upwards, with a test split only if one was requested.
+    """
+    if not check_split(requested, sequences_per_prefix):
+        return requested
+    wants_test = split_ranges(requested, 1_000_000)[2] is not None
+    counts = list(sequences_per_prefix.values())
+    if len(counts) == 1:
+        n = counts[0]
+        for k in range(1, n):
+            test = k if wants_test else 0
+            candidate = f"{n - k - test},{k},{test}"
+            if n - k - test >= 1 and not check_split(candidate, sequences_per_prefix):
+                return candidate
+        return None
+    for percent in _VALID_PERCENTS:
+        test = percent if wants_test else 0
+        candidate = f"{100 - percent - test},{percent},{test}"
+        if not check_split(candidate, sequences_per_prefix):
+            return candidate
+    return None
+
+
+def _padded(vocab_size: int, tensor_parallel: int, divisible_by: int = VOCAB_DIVISIBLE_BY) -> int:
+    """Megatron-LM's ``_vocab_size_with_padding``: up to a multiple of ``divisible_by * tensor_parallel``."""
+    multiple = divisible_by * tensor_parallel
+    return int(math.ceil(vocab_size / multiple) * multiple)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple)
+
+
+@dataclass(frozen=True)
+class MegatronSettings:
+    """What Megatron needs to train on one built dataset (:func:`megatron_settings`)."""
+
+    sidecar: str
+    """Path of the sidecar the settings come from."""
+    data_path: tuple[str, ...]
+    """``--data-path`` prefixes (the merged prefix, or the chunk shards of a ``--no-merge`` build), absolute."""
+    vocab_size: int
+    """Every id is below it (the layout's vocabulary)."""
+    eod_id: int | None
+    """End-of-document id every document ends with (``None``: the layout writes no eod)."""
+    pad_id: int | None
+    preset: str
+    layout_version: int
+    null_tokenizer_vocab_size: int | None
+    """``--vocab-size`` for Megatron-LM's ``NullTokenizer`` (``vocab_size - 1``) when the layout's eod is its last
+    id; ``None`` when no stock Megatron-LM tokenizer reports this layout's eod (use :class:`SidecarTokenizer`)."""
+    padded_vocab_size: int
+    """The embedding rows Megatron-LM allocates (``vocab_size`` up to a multiple of 128 x tensor parallel)."""
+    tensor_parallel: int
+    documents: int
+    sequences_per_prefix: dict[str, int]
+    tokens: int
+    document_length: dict[str, float]
+    """``min``, ``p50``, ``p90``, ``max``, ``mean`` tokens per document."""
+    seq_length: int
+    """Suggested ``--seq-length``: the smallest multiple of 64 that holds the longest document."""
+    split: str
+    """The split asked about."""
+    split_problems: tuple[SplitProblem, ...]
+    suggested_split: str | None
+    """``split`` if it is fine, else one that leaves no split empty (``None``: too few documents for any)."""
+
+    @property
+    def split_ok(self) -> bool:
+        return not self.split_problems
+
+    def warnings(self) -> list[str]:
+        """Human-readable problems (an empty split; a layout stock Megatron-LM cannot describe)."""
+        out = [p.message(self.split) for p in self.split_problems]
+        if self.split_problems:
+            out.append(
+                f"use --split {self.suggested_split}" if self.suggested_split
+                else f"the dataset has too few documents ({self.documents}) for a {self.split!r} split: build more, "
+                "or train with --split 100,0,0 (no validation)"
+            )
+        return out
+
+    def megatron_lm_args(self) -> list[str] | None:
+        """Flags for stock Megatron-LM ``pretrain_gpt.py`` (``None`` when its tokenizers cannot describe the
+        layout); uses :attr:`suggested_split` when the requested split would hang."""
+        if self.null_tokenizer_vocab_size is None:
+            return None
+        split = self.split if self.split_ok else (self.suggested_split or "100,0,0")
+        args = ["--data-path", *self.data_path, "--split", split,
+                "--tokenizer-type", "NullTokenizer", "--vocab-size", str(self.null_tokenizer_vocab_size),
+                "--seq-length", str(self.seq_length), "--max-position-embeddings", str(self.seq_length)]
+        if self.eod_id is not None:
+            args += ["--reset-position-ids", "--reset-attention-mask", "--eod-mask-loss"]
+        return args
+
+    def format(self) -> str:
+        """The report ``inspect-dataset --print-megatron-args`` prints."""
+        lengths = self.document_length
+        lines = [
+            f"dataset: {self.sidecar}",
+            f"  {self.documents} documents, {self.tokens} tokens; tokens per document: min {lengths['min']:.0f}, "
+            f"median {lengths['p50']:.0f}, p90 {lengths['p90']:.0f}, max {lengths['max']:.0f}",
+            f"  layout {self.preset} (version {self.layout_version}): vocab_size {self.vocab_size}, eod {self.eod_id}, "
+            f"pad {self.pad_id}; Megatron pads the embedding to {self.padded_vocab_size} rows "
+            f"(tensor parallel {self.tensor_parallel})",
+            f"  --seq-length {self.seq_length} holds the longest document "
+            f"({_round_up(int(lengths['p50']), 64)} holds the median one)",
+        ]
+        args = self.megatron_lm_args()
+        if args is not None:
+            lines += [
+                "",
+                "Megatron-LM (pretrain_gpt.py; NullTokenizer(N) has eod = N and vocab_size = N + 1, this layout's "
+                f"eod is {self.eod_id} = vocab_size - 1):",
+                "  " + " ".join(args),
+            ]
+        else:
+            lines += [
+                "",
+                f"Megatron-LM: no stock --tokenizer-type reports eod {self.eod_id} with a vocabulary of "
+                f"{self.vocab_size} (NullTokenizer puts eod last); train with megatron-core / NeMo 2 and the adapter "
+                "below, or rebuild with --layout generic.",
+            ]
+        lines += [
+            "",
+            "megatron-core / NeMo 2 (GPTDatasetConfig(tokenizer=...), llm.PreTrainingDataModule(tokenizer=...)):",
+            f"  from nemo_cosmos_tokenizer.megatron import SidecarTokenizer; "
+            f"tokenizer = SidecarTokenizer({self.data_path[0] if len(self.data_path) == 1 else self.sidecar!r})",
+            "this package's trainer:",
+            f"  python scripts/train_gpt.py --data-prefix {_quote_prefix(self.sidecar)} --seq-length {self.seq_length} "
+            f"--split {self.split if self.split_ok else (self.suggested_split or '100,0,0')}",
+        ]
+        warnings = self.warnings()
+        if warnings:
+            lines += ["", *(f"WARNING: {w}" for w in warnings)]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["split_problems"] = [p.message(self.split) for p in self.split_problems]
+        data["megatron_lm_args"] = self.megatron_lm_args()
+        return data
+
+
+def _quote_prefix(sidecar: str) -> str:
+    return sidecar[: -len(".json")] if sidecar.endswith(".json") else sidecar
+
+
+def resolve_sidecar(prefix_or_sidecar: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """``(path, content)`` of the sidecar of a dataset prefix (or of the ``.json`` path itself)."""
+    path = str(prefix_or_sidecar)
+    if not path.endswith(".json"):
+        path = sidecar_path(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} not found: give the output prefix of a finished build (the one with <prefix>.json next to "
+            "<prefix>.bin/.idx)"
+        )
+    return path, read_json(path)
+
+
+def data_paths(sidecar_file: str, sidecar: Mapping[str, Any]) -> tuple[str, ...]:
+    """Absolute ``--data-path`` prefixes of a sidecar: the merged prefix, or the chunk shards of a no-merge build."""
+    folder = Path(sidecar_file).resolve().parent
+    recorded = sidecar.get("megatron", {}).get("data_path")
+    if recorded is None:
+        return (str(Path(sidecar_file).resolve())[: -len(".json")],)
+    if isinstance(recorded, str):
+        recorded = [recorded]
+    return tuple(str(folder / p) for p in recorded)
+
+
+def layout_of(sidecar: Mapping[str, Any]) -> TokenLayout | None:
+    """The sidecar's :class:`TokenLayout`, or ``None`` for a format without one (e.g. raw FSQ index documents)."""
+    data = sidecar.get("layout")
+    if not isinstance(data, Mapping) or data.get("preset") not in PRESETS:
+        return None  # another layout family with its own fields: only the sidecar's top-level ids apply
+    return TokenLayout.from_dict(data)
+
+
+def document_lengths(prefixes: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Tokens per document over ``prefixes`` (int64) and sequences per prefix, read with megatron-core."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    lengths, sequences = [], {}
+    for prefix in prefixes:
+        ds = IndexedDataset(prefix)
+        seq = np.asarray(ds.sequence_lengths, np.int64)
+        bounds = np.asarray(ds.document_indices, np.int64)
+        per_doc = np.add.reduceat(seq, bounds[:-1]) if seq.size else np.zeros(0, np.int64)
+        lengths.append(per_doc[np.diff(bounds) > 0] if seq.size else per_doc)
+        sequences[prefix] = int(seq.shape[0])
+    return (np.concatenate(lengths) if lengths else np.zeros(0, np.int64)), sequences
+
+
+def megatron_settings(
+    prefix_or_sidecar: str | os.PathLike, *, split: str = "99,1,0", tensor_parallel: int = 1
+) -> MegatronSettings:
+    """The Megatron flags and checks for the dataset at ``prefix_or_sidecar`` (see the module docstring)."""
+    if tensor_parallel < 1:
+        raise ValueError(f"tensor_parallel must be >= 1, got {tensor_parallel}")
+    path, sidecar = resolve_sidecar(prefix_or_sidecar)
+    layout = layout_of(sidecar)
+    vocab_size = int(layout.vocab_size if layout else sidecar["vocab_size"])
+    eod = layout.eod_id if layout else sidecar.get("eod_id")
+    pad = layout.pad_id if layout else sidecar.get("pad_id")
+    prefixes = data_paths(path, sidecar)
+    lengths, sequences = document_lengths(prefixes)
+    if lengths.size == 0:
+        raise ValueError(f"{path}: the dataset holds no document")
+    stats = {
+        "min": float(lengths.min()), "p50": float(np.percentile(lengths, 50)), "p90": float(np.percentile(lengths, 90)),
+        "max": float(lengths.max()), "mean": float(lengths.mean()),
+    }
+    # NullTokenizer(N) says eod = N, vocab_size = N + 1; a layout without eod (fixed-length documents) only needs
+    # the vocabulary, which NullTokenizer(vocab_size) covers with one unused id.
+    if eod is None:
+        null_size = vocab_size
+    elif int(eod) == vocab_size - 1:
+        null_size = vocab_size - 1
+    else:
+        null_size = None
+    problems = tuple(check_split(split, sequences))
+    return MegatronSettings(
+        sidecar=path,
+        data_path=prefixes,
+        vocab_size=vocab_size,
+        eod_id=None if eod is None else int(eod),
+        pad_id=None if pad is None else int(pad),
+        preset=layout.preset if layout else str(sidecar.get("layout", {}).get("preset", "unknown")),
+        layout_version=layout.version if layout else int(sidecar.get("layout", {}).get("version", 0)),
+        null_tokenizer_vocab_size=null_size,
+        padded_vocab_size=_padded(vocab_size if null_size is None else null_size + 1, tensor_parallel),
+        tensor_parallel=tensor_parallel,
+        documents=int(lengths.size),
+        sequences_per_prefix=sequences,
+        tokens=int(lengths.sum()),
+        document_length=stats,
+        seq_length=_round_up(int(stats["max"]), 64),
+        split=split,
+        split_problems=problems,
+        suggested_split=suggest_split(sequences, split),
+    )

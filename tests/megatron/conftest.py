@@ -1,0 +1,40 @@
+"""Fixtures of the Megatron tests: a tiny build with the built-in random tokenizer, a 1-process gloo group."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("megatron.core")
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory):
+    """The demo inputs (5 clips + 1 image, 6 documents) built at 32x32, 9 frames: grids of 2 x 2 x 2."""
+    from nemo_cosmos_tokenizer.data import BuildConfig, build
+    from nemo_cosmos_tokenizer.data.samples import make_sample_inputs
+
+    root = tmp_path_factory.mktemp("megatron_build")
+    inputs = make_sample_inputs(root / "inputs")
+    config = BuildConfig(input=str(inputs.manifest), output_prefix=str(root / "tokens"),
+                         text_tokenizer=str(inputs.text_tokenizer), tokenizer="tiny-random-dv8x16x16",
+                         resolution=[32, 32], num_frames=9, device="cpu", progress=False)
+    build(config)
+    return config.output_prefix
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    """megatron-core's dataset builder calls torch.distributed.get_rank(): a 1-process gloo group."""
+    import socket
+
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        yield
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
