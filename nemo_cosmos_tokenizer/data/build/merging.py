@@ -120,6 +120,9 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
                 os.path.basename(prefix) if concatenate else [os.path.relpath(os.path.abspath(p), folder) for p in shards]
             ),
             "vocab_size": layout.vocab_size,
+            # Megatron-LM's NullTokenizer(N) has eod = N and vocab_size = N + 1: it describes a layout whose eod is
+            # its last id (None: use nemo_cosmos_tokenizer.megatron.SidecarTokenizer).
+            "null_tokenizer_vocab_size": _null_tokenizer_vocab_size(layout),
             "note": (
                 f"every document is exactly {layout.document_length} ids (raw FSQ indices), no eod: NVIDIA's "
                 "Cosmos-1.0-Autoregressive post-training reads it" if cosmos_ar else
@@ -129,6 +132,13 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
     }
     write_json_atomic(sidecar_path(prefix), sidecar)
     return sidecar
+
+
+def _null_tokenizer_vocab_size(layout: Any) -> int | None:
+    eod = getattr(layout, "eod_id", None)
+    if eod is None:  # fixed-length documents (cosmos_ar): NullTokenizer(vocab_size) covers every id
+        return int(layout.vocab_size)
+    return int(layout.vocab_size) - 1 if int(eod) == int(layout.vocab_size) - 1 else None
 
 
 def nvidia_folders_dir(config: BuildConfig) -> Path:
