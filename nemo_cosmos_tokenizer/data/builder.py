@@ -37,13 +37,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .layout import TEMPLATES, PRESETS, TokenLayout
-from .manifest import Manifest, Sample, read_manifest
+from .manifest import Sample
+from .sources import Columns, InputPlan, InputSpec, Storage, plan_inputs
 from .text import TextTokenizer, load_text_tokenizer
 from .video import BACKENDS, RESIZE_MODES, SHORT_VIDEO_POLICIES, ClipSpec, SampleClips, read_sample
 from .video_tokenizer import DEFAULT_TOKENIZER, VideoTokenizer, is_builtin_tokenizer, load_video_tokenizer
@@ -80,7 +81,35 @@ class BuildConfig:
     """Settings of one dataset build (fill from YAML with OmegaConf; see :func:`load_build_config`)."""
 
     input: Optional[str] = None
-    """JSONL manifest (``{"path", "text"}`` per line) or a folder of media with sidecar ``.txt`` captions."""
+    """A manifest (``.jsonl``, ``.csv``, ``.parquet``), WebDataset tar shards (a ``.tar``, a brace pattern like
+    ``shards/{000000..000099}.tar``, a folder of ``*.tar``, or a ``.txt`` listing shard paths/URLs), or a folder of
+    media with sidecar ``.txt`` captions; local, or on object storage (``s3://``, ``gs://``, ``https://``)."""
+
+    path_column: str = "path"
+    """Table column of the media path (relative paths resolve against the table's folder)."""
+
+    text_column: str = "text"
+    """Table column of the caption (a list of captions for a row of segments)."""
+
+    id_column: str = "id"
+    """Table column of the sample id (optional)."""
+
+    start_column: str = "start"
+    """Table column of the start time in seconds; a list of ``[start, end]`` pairs (Panda-70M's ``timestamp``) or of
+    starts expands the row to one sample per segment."""
+
+    end_column: str = "end"
+    """Table column of the end time in seconds (a list, with a list of starts)."""
+
+    text_key: List[str] = field(default_factory=lambda: ["caption", "text"])
+    """Fields of a tar sample's ``.json`` member that hold its caption, in order (a ``.txt`` member comes first)."""
+
+    storage_options: Dict[str, Any] = field(default_factory=dict)
+    """fsspec options of remote inputs, e.g. ``{"endpoint_url": ..., "profile": ...}`` or per protocol
+    ``{"s3": {...}}``; credentials otherwise from the usual environment (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...)."""
+
+    io_retries: int = 5
+    """Attempts per remote read on transient errors (exponential backoff from 0.5 s); then the sample is a failure."""
 
     output_prefix: Optional[str] = None
     """Output path without extension: writes ``<prefix>.bin/.idx/.json``, ``<prefix>.failures.jsonl`` and
@@ -176,6 +205,8 @@ class BuildConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.io_retries < 1:
+            raise ValueError(f"io_retries must be >= 1, got {self.io_retries}")
 
     @property
     def height(self) -> int:
@@ -203,6 +234,18 @@ class BuildConfig:
     def plan_path(self) -> Path:
         return self.chunks_dir / "plan.json"
 
+    @property
+    def inputs_dir(self) -> Path:
+        """The input index (:mod:`.sources.plan`): every sample once, and where each chunk's samples start."""
+        return self.chunks_dir / "inputs"
+
+    def storage(self) -> Storage:
+        return Storage(options=dict(self.storage_options), retries=self.io_retries)
+
+    def input_spec(self) -> InputSpec:
+        columns = Columns(self.path_column, self.text_column, self.id_column, self.start_column, self.end_column)
+        return InputSpec(str(self.input), columns, tuple(self.text_key), self.storage())
+
     def chunk_prefix(self, chunk_id: int) -> str:
         return str(self.chunks_dir / CHUNK_NAME.format(chunk_id))
 
@@ -229,7 +272,8 @@ class BuildContext:
     """Everything a build needs, loaded once per process: samples, tokenizers, layout, the config hash."""
 
     config: BuildConfig
-    manifest: Manifest
+    inputs: InputPlan
+    """The indexed input: a process reads only the samples of the chunks it runs."""
     video_tokenizer: VideoTokenizer
     text_tokenizer: TextTokenizer
     layout: TokenLayout
@@ -242,14 +286,18 @@ class BuildContext:
         return _sha256_json(self.fingerprint)
 
     @property
+    def num_samples(self) -> int:
+        return self.inputs.num_samples
+
+    @property
     def num_chunks(self) -> int:
-        return -(-len(self.manifest) // self.config.chunk_size)
+        return self.inputs.num_chunks
+
+    def chunk_length(self, chunk_id: int) -> int:
+        return self.inputs.chunk_length(chunk_id)
 
     def chunk_samples(self, chunk_id: int) -> tuple[Sample, ...]:
-        if not 0 <= chunk_id < self.num_chunks:
-            raise IndexError(f"chunk {chunk_id} out of range [0, {self.num_chunks})")
-        size = self.config.chunk_size
-        return self.manifest.samples[chunk_id * size : (chunk_id + 1) * size]
+        return self.inputs.chunk_samples(chunk_id)
 
     def is_chunk_complete(self, chunk_id: int) -> bool:
         return _chunk_record(self.config, chunk_id, self.config_hash) is not None
@@ -270,10 +318,11 @@ class BuildContext:
             "version": FORMAT_VERSION,
             "config_hash": self.config_hash,
             "fingerprint": self.fingerprint,
-            "num_samples": len(self.manifest),
+            "num_samples": self.num_samples,
             "chunk_size": self.config.chunk_size,
             "num_chunks": self.num_chunks,
-            "manifest": {"source": self.manifest.source, "sha256": self.manifest.checksum},
+            "manifest": {"source": self.config.input, "kind": self.inputs.kind, "sha256": self.inputs.checksum,
+                         "files": len(self.inputs.files)},
             "layout": self.layout.to_dict(),
             "text_tokenizer": self.text_tokenizer.describe(),
             "video_tokenizer": self.video_tokenizer.describe(),
@@ -297,7 +346,7 @@ def prepare_build(
     """
     config.require_paths()
     require_megatron()  # fail before any encoding if megatron-core is missing (and keep its import out of timings)
-    manifest = read_manifest(config.input)
+    inputs = _plan_inputs(config)
     if text_tokenizer is None:
         text_tokenizer = load_text_tokenizer(config.text_tokenizer)
     if video_tokenizer is None:
@@ -337,7 +386,7 @@ def prepare_build(
         spatial_compression=video_tokenizer.spatial_compression,
     )
     fingerprint = {
-        "manifest": manifest.checksum,
+        "manifest": inputs.checksum,
         "video_tokenizer": _sha256_json(
             {"config": video_tokenizer.config.to_dict(), "encoder_sha256": video_tokenizer.checksum}
         ),
@@ -352,13 +401,28 @@ def prepare_build(
         ),
         "chunking": _sha256_json({"chunk_size": config.chunk_size}),
     }
-    context = BuildContext(config, manifest, video_tokenizer, text_tokenizer, layout, clip_spec, fingerprint)
+    if inputs.kind not in ("jsonl", "folder") or any("://" in f["url"] for f in inputs.files):
+        # Media inside the inputs (tar shards) or remote tables: their sizes and versions (ETag, mtime) count too.
+        # (Not for local manifests and folders, whose content hash alone was the hash of builds made before.)
+        fingerprint["inputs"] = inputs.files_digest()
+    context = BuildContext(config, inputs, video_tokenizer, text_tokenizer, layout, clip_spec, fingerprint)
     _check_or_write_plan(context)
     return context
 
 
+def _plan_inputs(config: BuildConfig) -> InputPlan:
+    """Rank 0 (or a single process) indexes the input (or reuses the index); the other ranks, which prepare after
+    it, load the index it wrote."""
+    from ..distributed import get_dist_env
+
+    if get_dist_env().rank == 0 or not (config.inputs_dir / "index.json").is_file():
+        return plan_inputs(config.input_spec(), config.inputs_dir, config.chunk_size)
+    return InputPlan.load(config.inputs_dir)
+
+
 _PARTS_EXPLAINED = {
     "manifest": "the manifest content",
+    "inputs": "the input files (shard list, sizes or versions)",
     "video_tokenizer": "the video tokenizer (architecture or weights)",
     "text_tokenizer": "the text tokenizer",
     "layout": "the token layout or template",
@@ -424,26 +488,28 @@ def _clips_as_tensors(item: SampleClips) -> SampleClips:
 class _SampleReader:
     """``Dataset`` of one chunk's samples -> :class:`SampleClips` (picklable for DataLoader workers)."""
 
-    def __init__(self, samples: Sequence[Sample], spec: ClipSpec, backend: str) -> None:
+    def __init__(self, samples: Sequence[Sample], spec: ClipSpec, backend: str, storage: Storage | None = None) -> None:
         self.samples = samples
         self.spec = spec
         self.backend = backend
+        self.storage = storage
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> SampleClips:
-        return read_sample(self.samples[i], self.spec, self.backend)
+        return read_sample(self.samples[i], self.spec, self.backend, self.storage)
 
 
 def _iter_samples(
-    samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device
+    samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device,
+    storage: Storage | None = None,
 ) -> Iterator[SampleClips]:
     if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
         from .nvdec import DEFAULT_THREADS, NvdecReader
 
-        return NvdecReader(spec, device, num_workers or DEFAULT_THREADS).iter_samples(samples)
-    reader = _SampleReader(samples, spec, backend)
+        return NvdecReader(spec, device, num_workers or DEFAULT_THREADS, storage=storage).iter_samples(samples)
+    reader = _SampleReader(samples, spec, backend, storage)
     if num_workers == 0:
         return (reader[i] for i in range(len(reader)))
     from torch.utils.data import DataLoader
@@ -501,7 +567,10 @@ class _Encoder:
 
 def _failure_entry(item: SampleClips) -> dict[str, Any]:
     sample, failure = item.sample, item.failure
-    return {"index": sample.index, "id": sample.id, "path": sample.path, "reason": failure.reason, "message": failure.message}
+    entry = {"index": sample.index, "id": sample.id, "path": sample.path, "reason": failure.reason, "message": failure.message}
+    if sample.member is not None:
+        entry["member"] = sample.member  # the media inside a tar shard
+    return entry
 
 
 def _process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, Any]:
@@ -511,7 +580,8 @@ def _process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, 
     encoder = _Encoder(context.video_tokenizer, config.batch_size, config.temporal_mode)
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
-    items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers, context.video_tokenizer.device)
+    items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers,
+                          context.video_tokenizer.device, config.storage())
     for item in items:
         if item.failure is not None:
             failures.append(_failure_entry(item))
@@ -583,7 +653,7 @@ def run_chunks(context: BuildContext, chunk_ids: Iterable[int], *, progress: Any
     if own_bar and show and todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(len(context.chunk_samples(c)) for c in todo), unit="sample", desc="tokenizing")
+        bar = tqdm(total=sum(context.chunk_length(c) for c in todo), unit="sample", desc="tokenizing")
     records = {}
     try:
         for chunk_id in todo:
@@ -746,7 +816,7 @@ def build(
     pending = context.pending_chunks()
     log.info(
         "%d samples in %d chunks (%d to run) -> %s; tokenizer %s on %s/%s; layout %s, vocab %d",
-        len(context.manifest), context.num_chunks, len(pending), config.output_prefix, context.video_tokenizer.name,
+        context.num_samples, context.num_chunks, len(pending), config.output_prefix, context.video_tokenizer.name,
         context.video_tokenizer.device, str(context.video_tokenizer.dtype).removeprefix("torch."),
         context.layout.preset, context.layout.vocab_size,
     )

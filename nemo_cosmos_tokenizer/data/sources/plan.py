@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 PLAN_FORMAT = "nemo-cosmos-tokenizer/input-plan"
 PLAN_VERSION = 1
 INPUT_KINDS = ("folder", "jsonl", "csv", "parquet", "tar")
-_SAMPLE_FIELDS = ("id", "path", "text", "start", "end", "start_frame", "end_frame", "member", "offset", "size",
-                  "failure_reason", "failure_message")
 SHARD_LIST_SUFFIXES = (".txt", ".list", ".shards")
 
 
@@ -136,8 +134,11 @@ def _canonical(sample: Sample) -> str:
 
 
 def _entry(sample: Sample) -> dict[str, Any]:
-    values = {name: getattr(sample, name) for name in _SAMPLE_FIELDS}
-    return {k: v for k, v in values.items() if v is not None or k == "text"}
+    """The sample's fields but ``index`` (implicit: the line number), ``None`` ones left out (``text`` kept)."""
+    entry = {k: v for k, v in vars(sample).items() if v is not None}
+    del entry["index"]
+    entry.setdefault("text", None)
+    return entry
 
 
 def _stat_files(storage: Storage, kind: str, files: list[str], threads: int) -> list[dict[str, Any]]:
