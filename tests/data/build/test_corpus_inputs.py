@@ -12,16 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from nemo_cosmos_tokenizer.data import (
-    BuildConfig,
-    ConfigMismatchError,
-    build,
-    load_text_tokenizer,
-    load_video_tokenizer,
-    prepare_build,
-    run_chunks,
-)
+from nemo_cosmos_tokenizer.data import load_text_tokenizer, load_video_tokenizer
+from nemo_cosmos_tokenizer.data.build import BuildConfig, ConfigMismatchError, prepare_build, run_build, run_chunks
 from nemo_cosmos_tokenizer.data.samples import train_sentencepiece
+from nemo_cosmos_tokenizer.distributed import DistEnv
 
 from corpus_inputs import add_member, s3_server, upload, write_parquet, write_shards
 
@@ -44,7 +38,7 @@ def corpus(tmp_path_factory, media_dir):
             "text": load_text_tokenizer(spm), "spm": spm,
             "video": load_video_tokenizer("tiny-random-dv8x16x16", "cpu", "float32")}
     reference = _config(work, manifest, root / "ref" / "ds", chunk_size=3)
-    work["summary"] = build(reference, video_tokenizer=work["video"], text_tokenizer=work["text"])
+    work["summary"] = _build(work, reference)
     work["reference"] = reference
     return work
 
@@ -58,7 +52,7 @@ def _config(work, source, prefix, **changes) -> BuildConfig:
 
 
 def _build(work, config):
-    return build(config, video_tokenizer=work["video"], text_tokenizer=work["text"])
+    return run_build(config, video_tokenizer=work["video"], text_tokenizer=work["text"], env=DistEnv())
 
 
 def _bytes(prefix) -> tuple[bytes, bytes]:
