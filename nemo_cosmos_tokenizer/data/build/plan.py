@@ -25,7 +25,7 @@ from typing import Any
 
 from ..layout import TokenLayout
 from ..manifest import Sample
-from ..sources import InputPlan, plan_inputs
+from ..sources import InputPlan, plan_inputs, resolve_input
 from ..text import TextTokenizer, load_text_tokenizer
 from ..video import ClipSpec
 from ..video_tokenizer import VideoTokenizer, is_builtin_tokenizer, load_video_tokenizer
@@ -124,7 +124,7 @@ def prepare_build(
     """
     config.require_paths()
     require_megatron()  # fail before any encoding if megatron-core is missing (and keep its import out of timings)
-    inputs = _plan_inputs(config)
+    resolve_input(config.input_spec())  # a wrong --input fails now, before the tokenizers load (indexing comes later)
     if text_tokenizer is None:
         text_tokenizer = load_text_tokenizer(config.text_tokenizer)
     if video_tokenizer is None:
@@ -163,6 +163,7 @@ def prepare_build(
         temporal_compression=video_tokenizer.temporal_compression,
         spatial_compression=video_tokenizer.spatial_compression,
     )
+    inputs = _plan_inputs(config)  # after the checks above: a refused configuration leaves no files behind
     fingerprint = {
         "manifest": inputs.checksum,
         "video_tokenizer": sha256_json(
