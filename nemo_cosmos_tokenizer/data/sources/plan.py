@@ -67,6 +67,9 @@ def resolve_input(spec: InputSpec) -> tuple[str, list[str]]:
         if len(kinds) != 1 or None in kinds:
             raise ManifestError(f"{spec.input}: a brace pattern must name files of one kind (.tar shards or tables)")
         return kinds.pop(), files
+    if not is_remote(text) and not os.path.exists(text):
+        raise ManifestError(f"input not found: {text} (give a .jsonl/.csv/.parquet manifest, .tar shards, a "
+                            "brace pattern like shards/{000000..000009}.tar, a shard list .txt, or a folder)")
     try:
         folder = storage.is_folder(text)
     except FetchError as err:
@@ -94,9 +97,6 @@ def resolve_input(spec: InputSpec) -> tuple[str, list[str]]:
             raise ManifestError(f"{spec.input}: a shard list holds one .tar path or URL per line"
                                 + (f"; {bad[0]!r} is not one" if bad else " (it is empty)"))
         return "tar", files
-    if not is_remote(text) and not os.path.exists(text):
-        raise ManifestError(f"input not found: {text} (give a .jsonl/.csv/.parquet manifest, .tar shards, a "
-                            "brace pattern like shards/{000000..000009}.tar, a shard list .txt, or a folder)")
     raise ManifestError(f"{spec.input}: unknown input kind (give a .jsonl/.csv/.parquet manifest, .tar shards, a "
                         "shard list .txt, or a folder)")
 
@@ -263,6 +263,8 @@ def plan_inputs(spec: InputSpec, directory: str | os.PathLike, chunk_size: int, 
         _refuse_duplicates(id_hashes, tmp)
         del id_hashes
         os.replace(tmp, directory / "samples.jsonl")
+    except FetchError as err:  # a table that cannot be read (tar shards record their own failures instead)
+        raise ManifestError(f"input {spec.input}: {err}") from err
     finally:
         if tmp.exists():
             tmp.unlink()
