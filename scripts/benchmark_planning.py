@@ -148,7 +148,7 @@ def main() -> None:
         rows.append((label, f"rank 0 of {args.world}: its chunks", run_measure("rank", source, plan_dir, args.chunk_size, args.world)))
         print(f"done: {label}", file=sys.stderr, flush=True)
 
-    print(f"\n| input | step | samples | seconds | peak RSS (MB) |\n|---|---|---:|---:|---:|")
+    print("\n| input | step | samples | seconds | peak RSS (MB) |\n|---|---|---:|---:|---:|")
     for label, step, m in rows:
         print(f"| {label} | {step} | {m['samples']:,} | {m['seconds']:.1f} | {m['peak_rss_mb']:.0f} |")
     if args.out:
