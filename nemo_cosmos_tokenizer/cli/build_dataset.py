@@ -9,6 +9,7 @@ Also run as ``python scripts/build_video_token_dataset.py``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import warnings
@@ -47,13 +48,31 @@ manifest (JSONL, one sample per line; paths relative to the manifest's folder):
   {"path": "clips/a.mp4", "text": "a caption"}
   {"path": "b.mp4", "text": "...", "id": "b-2", "start": 2.0, "end": 6.5}
 or a folder of videos/images with sidecar .txt captions (a.mp4 + a.txt).
+
+corpus inputs (local or s3:// gs:// https://; pip install "nemo-cosmos-tokenizer[cloud,tables]"):
+  --input 'shards/{000000..000099}.tar'     WebDataset tar shards (or a folder of *.tar, or a .txt listing them)
+  --input s3://bucket/panda70m.parquet --path-column url --text-column caption --start-column timestamp
+                                            Parquet/CSV rows; a list of [start, end] segments -> one sample each
+  --storage-options '{"endpoint_url": "http://127.0.0.1:9000"}'   (or AWS_ENDPOINT_URL, AWS_PROFILE, ...)
 """
 
 __all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main", "config_from_args"]
 
 #: (flag, BuildConfig field, argparse kwargs); every default is "not given" so YAML values survive.
 _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("--input", "input", dict(metavar="MANIFEST_OR_DIR", help="JSONL manifest or folder of media with .txt captions")),
+    ("--input", "input", dict(metavar="INPUT", help=".jsonl/.csv/.parquet manifest, tar shards (x.tar, "
+     "'shards/{000000..000099}.tar', a folder of *.tar, a .txt list of shard paths/URLs), or a folder of media with "
+     ".txt captions; local or s3://, gs://, https://")),
+    ("--path-column", "path_column", dict(metavar="NAME", help="table column of the media path (default path)")),
+    ("--text-column", "text_column", dict(metavar="NAME", help="table column of the caption (default text)")),
+    ("--id-column", "id_column", dict(metavar="NAME", help="table column of the sample id (default id)")),
+    ("--start-column", "start_column", dict(metavar="NAME", help="table column of the start in seconds, or of a list "
+     "of [start, end] segments (one sample each; default start)")),
+    ("--end-column", "end_column", dict(metavar="NAME", help="table column of the end in seconds (default end)")),
+    ("--text-key", "text_key", dict(metavar="KEY", nargs="+", help="caption fields of a tar sample's .json member, in "
+     "order (default caption text; a .txt member comes first)")),
+    ("--storage-options", "storage_options", dict(metavar="JSON", type=json.loads, help="fsspec options for remote "
+     "inputs, e.g. '{\"endpoint_url\": \"http://127.0.0.1:9000\", \"profile\": \"corpus\"}'")),
     ("--output-prefix", "output_prefix", dict(metavar="PREFIX", help="output path without extension")),
     ("--tokenizer", "tokenizer", dict(metavar="NAME_OR_PATH", help="discrete video/image tokenizer: released name "
      "(e.g. Cosmos-1.0-Tokenizer-DV8x16x16), local directory, or the built-in tiny-random-dv8x16x16 (default; random "
@@ -143,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         summary = run_build(config, merge=not args.no_merge)  # one process, or every rank under torchrun/srun
-    except (ConfigMismatchError, ManifestError, LayoutError, FileNotFoundError, ValueError) as err:
+    except (ConfigMismatchError, ManifestError, LayoutError, FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except IncompleteBuildError as err:

@@ -22,6 +22,7 @@ Every document of a build therefore has the same length, ``T' * H' * W'`` (12,80
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ class CosmosARLayout:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def read_frames(path: str | os.PathLike, max_frames: int) -> np.ndarray:
+def read_frames(path: str | os.PathLike | io.BytesIO, max_frames: int) -> np.ndarray:
     """The first ``max_frames`` frames of the first video stream, RGB uint8 ``[T, h, w, 3]`` (``T >= 1``), read as
     ``torchvision.io.read_video`` reads them (PyAV, ``rgb24``, rotation metadata not applied). A decoding error
     after the first frame ends the video there (as torchvision does); raises :class:`MediaError` otherwise."""
@@ -108,7 +109,7 @@ def read_frames(path: str | os.PathLike, max_frames: int) -> np.ndarray:
 
     frames: list[np.ndarray] = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(path if isinstance(path, io.BytesIO) else str(path)) as container:
             if not container.streams.video:
                 raise MediaError("no_video_stream", "the file holds no video stream")
             stream = container.streams.video[0]
@@ -150,16 +151,15 @@ def preprocess_frames(frames: np.ndarray | torch.Tensor, num_frames: int, height
     return video.transpose(0, 1).contiguous()  # [3, T, H, W]
 
 
-def read_cosmos_ar_sample(sample: Sample, spec: ClipSpec, backend: str = "pyav") -> SampleClips:
+def read_cosmos_ar_sample(sample: Sample, spec: ClipSpec, backend: str = "pyav", storage=None) -> SampleClips:
     """One clip of a sample for ``layout="cosmos_ar"``: float32 ``[3, T, H, W]`` in [-1, 1] (see the module
     docstring), or the reason it failed. The caption is not needed; ``start``/``end`` of the manifest are not
     applied (NVIDIA reads each file from its first frame). Never raises for bad media."""
     try:
-        if not os.path.exists(sample.path):
-            raise MediaError("missing", f"no such file: {sample.path}")
-        if os.path.getsize(sample.path) == 0:
-            raise MediaError("empty_file", "the file has zero bytes")
-        frames = read_frames(sample.path, spec.num_frames)
+        from .sources.media import load_media
+
+        media = load_media(sample, storage)  # a local path, or the bytes of a tar member / remote object
+        frames = read_frames(media if isinstance(media, str) else io.BytesIO(media), spec.num_frames)
         clip = preprocess_frames(frames, spec.num_frames, spec.height, spec.width).numpy()
         return SampleClips(sample, [clip], [list(range(min(len(frames), spec.num_frames)))], backend="pyav")
     except MediaError as err:

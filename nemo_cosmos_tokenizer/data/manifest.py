@@ -65,9 +65,35 @@ class Sample:
     start_frame: int | None = None
     end_frame: int | None = None
 
+    member: str | None = None
+    """Name of the media member when ``path`` is a tar shard (:mod:`.sources.tar`)."""
+
+    offset: int | None = None
+    """Byte offset of the media inside ``path`` (a tar member's data), with ``size``."""
+
+    size: int | None = None
+
+    failure_reason: str | None = None
+    """Set when the input itself already says the sample cannot be read (a tar group without media, a truncated
+    shard, an unreachable object): a reason of :data:`.video.FAILURE_REASONS`, reported, never decoded."""
+
+    failure_message: str | None = None
+
+    @property
+    def media_name(self) -> str:
+        """The name whose extension tells the media kind: the tar member's, else the path's."""
+        return self.member or self.path
+
     @property
     def is_image(self) -> bool:
-        return Path(self.path).suffix.lower() in IMAGE_EXTENSIONS
+        return Path(self.media_name).suffix.lower() in IMAGE_EXTENSIONS
+
+    @property
+    def is_local_file(self) -> bool:
+        """A whole local file (decoded from its path, as before corpus inputs existed)."""
+        from .sources.storage import is_remote
+
+        return self.offset is None and not is_remote(self.path)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,7 +112,7 @@ def _optional_number(entry: dict[str, Any], key: str, kind: type, where: str) ->
     return kind(value)
 
 
-def _sample_from_entry(entry: Any, index: int, base: Path, where: str) -> tuple[Sample, str]:
+def _sample_from_entry(entry: Any, index: int, base: Path | str, where: str) -> tuple[Sample, str]:
     if not isinstance(entry, dict):
         raise ManifestError(f"{where}: each line must be a JSON object, got {type(entry).__name__}")
     raw_path = next((entry[k] for k in _PATH_KEYS if k in entry), None)
@@ -113,13 +139,12 @@ def _sample_from_entry(entry: Any, index: int, base: Path, where: str) -> tuple[
             sample_id += f"@{'' if lo is None else lo}-{'' if hi is None else hi}"
     elif not isinstance(sample_id, (str, int)) or isinstance(sample_id, bool):
         raise ManifestError(f"{where}: 'id' must be a string or an integer, got {sample_id!r}")
-    path = Path(raw_path).expanduser()
-    if not path.is_absolute():
-        path = base / path
+    from .sources.storage import join
+
     sample = Sample(
         index=index,
         id=str(sample_id),
-        path=os.path.normpath(str(path)),
+        path=join(str(base), raw_path),
         text=text,
         start=start,
         end=end,

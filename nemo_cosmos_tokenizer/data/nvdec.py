@@ -16,6 +16,11 @@ the source's runs on the GPU in float32 (:func:`.video.resize_clip`), which can 
 by one level at a few pixels - the one difference from the ``pyav`` backend (the backend is part of a build's
 config hash, so two backends never mix in one dataset).
 
+Media held in memory (a tar member, an object read from storage: :mod:`.sources.media`) are probed by PyAV from
+the bytes; PyNvVideoCodec's decoder opens a path, so the bytes of that one sample are written to a temporary file
+in ``/dev/shm`` (memory, not disk, where it exists) for the decode and removed right after - never a shard's
+extraction.
+
 Decoding runs in ``threads`` Python threads of the main process (PyNvVideoCodec releases the GIL), each with its
 own decoder and CUDA stream; samples come out in manifest order.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +40,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .manifest import IMAGE_EXTENSIONS, Sample
+from .manifest import Sample
+from .sources.media import load_media
 from .video import (
     ClipSpec,
     MediaError,
@@ -135,7 +142,8 @@ class NvdecReader:
     """
 
     def __init__(
-        self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None
+        self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None,
+        storage=None,
     ) -> None:
         device = torch.device(device)
         if device.type != "cuda" and decoder_module is None:
@@ -143,6 +151,8 @@ class NvdecReader:
         # decoder_module: a stand-in for PyNvVideoCodec (tests on machines without NVDEC); then CPU is allowed.
         self.nvc = decoder_module if decoder_module is not None else require_nvdec()
         self.spec = spec
+        self.storage = storage
+        """How tar shards and remote objects are reached (:class:`.sources.storage.Storage`; default options)."""
         self.cuda = device.type == "cuda"
         if self.cuda and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -161,11 +171,10 @@ class NvdecReader:
         """Clips of one sample, or a failure (never raises for bad media)."""
         spec = self.spec
         try:
-            if sample.text is None or not os.path.exists(sample.path) or os.path.getsize(sample.path) == 0:
+            if sample.text is None or sample.failure_reason is not None or sample.is_image:
                 return self._on_cpu(sample)  # the CPU reader reports these failures with their reasons
-            if os.path.splitext(sample.path)[1].lower() in IMAGE_EXTENSIONS:
-                return self._on_cpu(sample)
-            source = _pyav_open(sample.path, describe=True)  # frames counted by demuxing, as the pyav backend does
+            media = load_media(sample, self.storage)  # a local path, or the bytes of a tar member / remote object
+            source = _pyav_open(media, describe=True)  # frames counted by demuxing, as the pyav backend does
             begin, end = frame_range(sample, source.num_frames, source.fps)
             plans = plan_clips(begin, end, source.fps, spec)
             info = stream_info(source)
@@ -179,8 +188,8 @@ class NvdecReader:
             log.debug("%s: %s, decoding on the CPU", sample.path, problem)
             return self._on_cpu(sample)
         try:
-            with self._decode_slots:
-                frames = self._decode(sample.path, np.concatenate(plans), info)  # [N, H, W, 3] on the GPU
+            with self._decode_slots, _decodable_path(media, sample) as path:
+                frames = self._decode(path, np.concatenate(plans), info)  # [N, H, W, 3] on the GPU
         except Exception as err:  # NVDEC refused the stream: the CPU decoder gets it (and names a real failure)
             log.debug("nvdec could not decode %s (%s); reading it on the CPU", sample.path, err)
             self.refused[sample.path] = f"{type(err).__name__}: {err}"
@@ -200,7 +209,7 @@ class NvdecReader:
 
     def _on_cpu(self, sample: Sample) -> SampleClips:
         self._count("cpu")
-        return read_sample(sample, self.spec, "pyav")
+        return read_sample(sample, self.spec, "pyav", self.storage)
 
     def _count(self, key: str) -> None:
         with self._count_lock:
@@ -270,3 +279,18 @@ class NvdecReader:
             self.counts["nvdec"], self.counts["cpu"], len(self.refused),
             f", e.g. {next(iter(self.refused))}" if self.refused else "",
         )
+
+
+@contextlib.contextmanager
+def _decodable_path(media: str | bytes, sample: Sample):
+    """A path PyNvVideoCodec can open: the file itself, or the sample's bytes in a temporary file in memory
+    (``/dev/shm`` where it exists), removed on exit."""
+    if isinstance(media, str):
+        yield media
+        return
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    suffix = os.path.splitext(sample.media_name)[1]
+    with tempfile.NamedTemporaryFile(prefix="nct-nvdec-", suffix=suffix, dir=folder) as tmp:
+        tmp.write(media)
+        tmp.flush()
+        yield tmp.name

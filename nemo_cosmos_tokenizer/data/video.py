@@ -18,20 +18,23 @@ A sample's media becomes one or several clips, each ``uint8 [T, H, W, 3]`` at th
 * **Resize**: ``crop`` scales the shortest side to cover the target and centre-crops; ``pad`` fits the longest
   side inside and pads with black, centred. The target is validated against the tokenizer's spatial compression.
 
+Media come as a local path, or as bytes (a tar member, an object fetched from storage: :mod:`.sources.media`),
+which every reader opens from memory (decord and PyAV read file-like objects) without writing them to disk.
+
 Failures raise :class:`MediaError` with a short ``reason`` code (see :data:`FAILURE_REASONS`).
 """
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from .manifest import IMAGE_EXTENSIONS, Sample
+from .manifest import Sample
 
 INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[data]"'
 BACKENDS = ("auto", "decord", "pyav")
@@ -48,6 +51,9 @@ FAILURE_REASONS = {
     "truncated": "fewer frames decode than the container promises (cut-off file)",
     "too_short": "fewer frames than one clip needs",
     "bad_range": "the manifest's start/end range holds no frames",
+    # corpus inputs (.sources): tar shards, object storage
+    "no_media": "a tar sample holds no video or image member",
+    "unreachable": "the object could not be fetched from storage (after retries)",
 }
 
 
@@ -188,14 +194,19 @@ def plan_clips(begin: int, end: int, source_fps: float, spec: ClipSpec) -> list[
 
 
 # --------------------------------------------------------------------------------------------------- images
-def load_image(path: str) -> np.ndarray:
-    """An image file as uint8 ``[H, W, 3]`` sRGB, displayed orientation."""
+def _as_file(media: str | bytes):
+    """What a decoder opens: the path itself, or a file object over the bytes (a fresh one per open)."""
+    return io.BytesIO(media) if isinstance(media, (bytes, bytearray, memoryview)) else media
+
+
+def load_image(path: str | bytes) -> np.ndarray:
+    """An image (a file path, or its bytes) as uint8 ``[H, W, 3]`` sRGB, displayed orientation."""
     try:
         from PIL import Image, ImageOps
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(f"reading images needs Pillow: {INSTALL_HINT}") from err
     try:
-        with Image.open(path) as opened:
+        with Image.open(_as_file(path)) as opened:
             image = ImageOps.exif_transpose(opened)  # applies and drops EXIF Orientation
             image.load()
     except Exception as err:  # Pillow raises many types for bad files
@@ -260,13 +271,13 @@ class VideoSource:
         return _pyav_frames(self._handle, indices)
 
 
-def _decord_open(path: str) -> VideoSource:
+def _decord_open(path: str | bytes) -> VideoSource:
     try:
         import decord
     except ImportError as err:
         raise ImportError(f"the decord backend needs decord (x86-64 Linux/Windows): {INSTALL_HINT}") from err
     decord.logging.set_level(decord.logging.QUIET)
-    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    reader = decord.VideoReader(_as_file(path), ctx=decord.cpu(0), num_threads=1)
     return VideoSource("decord", len(reader), float(reader.get_avg_fps()), reader)
 
 
@@ -289,14 +300,15 @@ def _is_attached_picture(stream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
-def _pyav_open(path: str, describe: bool = False) -> VideoSource:
-    """Open with PyAV and count frames by demuxing; ``describe``: also fill :attr:`VideoSource.description`."""
+def _pyav_open(path: str | bytes, describe: bool = False) -> VideoSource:
+    """Open with PyAV (a path, or the file's bytes) and count frames by demuxing; ``describe``: also fill
+    :attr:`VideoSource.description`."""
     try:
         import av
     except ImportError as err:
         raise ImportError(f"the pyav backend needs PyAV: {INSTALL_HINT}") from err
     try:
-        container = av.open(path)
+        container = av.open(_as_file(path))
     except Exception as err:
         raise MediaError("unreadable", f"cannot open: {err}") from err
     with container:
@@ -358,7 +370,7 @@ def _pyav_frames(handle, indices: Sequence[int]) -> np.ndarray:
     frames: dict[int, np.ndarray] = {}
     last = wanted[-1]
     try:
-        with av.open(path) as container:
+        with av.open(_as_file(path)) as container:
             stream = container.streams[stream_index]
             stream.thread_type = "AUTO"
             want = set(wanted)
@@ -380,8 +392,9 @@ def _pyav_frames(handle, indices: Sequence[int]) -> np.ndarray:
     return np.stack([frames[int(i)] for i in indices])
 
 
-def open_video(path: str, backend: str = "auto") -> VideoSource:
-    """Open a video with ``backend`` (``auto`` tries decord, then PyAV). Raises :class:`MediaError`."""
+def open_video(path: str | bytes, backend: str = "auto") -> VideoSource:
+    """Open a video (a path, or the file's bytes) with ``backend`` (``auto`` tries decord, then PyAV). Raises
+    :class:`MediaError`."""
     if backend not in BACKENDS:
         raise ValueError(f"video backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "pyav":
@@ -460,34 +473,36 @@ class SampleClips:
     failure: MediaError | None = None
 
 
-def read_sample(sample: Sample, spec: ClipSpec, backend: str = "auto") -> SampleClips:
-    """Clips of one sample, or a failure; never raises for bad media (only for programming errors)."""
+def read_sample(sample: Sample, spec: ClipSpec, backend: str = "auto", storage=None) -> SampleClips:
+    """Clips of one sample, or a failure; never raises for bad media (only for programming errors).
+
+    ``storage``: how to reach tar shards and remote objects (a :class:`.sources.storage.Storage`; default options).
+    """
     try:
-        return _read_sample(sample, spec, backend)
+        return _read_sample(sample, spec, backend, storage)
     except MediaError as err:
         return SampleClips(sample, failure=err)
 
 
-def _read_sample(sample: Sample, spec: ClipSpec, backend: str) -> SampleClips:
-    if sample.text is None:
-        raise MediaError("no_caption", "no caption: add a sidecar .txt next to the file")
-    if not os.path.exists(sample.path):
-        raise MediaError("missing", f"no such file: {sample.path}")
-    if os.path.getsize(sample.path) == 0:
-        raise MediaError("empty_file", "the file has zero bytes")
-    if os.path.splitext(sample.path)[1].lower() in IMAGE_EXTENSIONS:
-        frame = load_image(sample.path)[None]  # [1, H, W, 3]
+def _read_sample(sample: Sample, spec: ClipSpec, backend: str, storage=None) -> SampleClips:
+    from .sources.media import load_media
+
+    if sample.text is None and sample.failure_reason is None:
+        raise MediaError("no_caption", "no caption: add a sidecar .txt next to the file (a .txt member to a tar sample)")
+    media = load_media(sample, storage)  # the local path, or the bytes of a tar member / remote object
+    if sample.is_image:
+        frame = load_image(media)[None]  # [1, H, W, 3]
         clip = resize_frames(frame, spec.height, spec.width, spec.resize_mode)
         return SampleClips(sample, [clip], [[]], backend="pillow")
     try:
-        return _read_video(sample, spec, open_video(sample.path, backend))
+        return _read_video(sample, spec, open_video(media, backend))
     except MediaError:
         raise
     except Exception as err:
         if backend != "auto":
             raise MediaError("unreadable", f"{backend}: {_last_line(err)}") from err
         # decord opened the file but failed to decode it: PyAV gets its chance (and reports its own failure).
-        return _read_video(sample, spec, _pyav_open(sample.path))
+        return _read_video(sample, spec, _pyav_open(media))
 
 
 def _read_video(sample: Sample, spec: ClipSpec, source: VideoSource) -> SampleClips:

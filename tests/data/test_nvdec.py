@@ -8,6 +8,7 @@ cannot take, failures and their reasons, order.
 
 from __future__ import annotations
 
+import os
 import types
 
 import numpy as np
@@ -191,3 +192,29 @@ def test_real_nvdec_build_writes_the_pyav_bytes(tmp_path, media_dir, temporal_mo
         assert summary.failed_samples == 2 and summary.written_samples == 2, summary.format()
         digests[backend] = (root / backend / "ds.bin").read_bytes()
     assert digests["nvdec"] == digests["pyav"]
+
+
+def test_reader_takes_tar_members_from_memory(media_dir, tmp_path):
+    """Tar members (bytes in memory): probed by PyAV from the bytes, handed to the decoder as a temporary file of
+    that one sample (removed after), same clips as the pyav backend reading the same tar."""
+    import glob
+    import tempfile
+
+    from corpus_inputs import write_shards
+
+    from nemo_cosmos_tokenizer.data.sources import InputSpec, plan_inputs
+
+    names = ["plant_tiny_64x48.mp4", "keyboard_rot90_3frames.mov", "cat_tiny_17x13.png", "broken_truncated.mp4"]
+    write_shards([{"path": n, "text": n} for n in names], media_dir, tmp_path / "shards", per_shard=2)
+    samples = list(plan_inputs(InputSpec(str(tmp_path / "shards")), tmp_path / "plan", 8).iter_samples())
+    spec = ClipSpec(num_frames=1, height=32, width=48, temporal_compression=8, spatial_compression=2)
+    leftovers = lambda: set(glob.glob(os.path.join("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(), "nct-nvdec-*")))  # noqa: E731
+    before = leftovers()
+    got = list(NvdecReader(spec, "cpu", threads=2, decoder_module=FAKE_NVC).iter_samples(samples))
+    assert leftovers() == before
+    assert [item.backend for item in got[:2]] == ["nvdec", "nvdec"]
+    for sample, item in zip(samples, got):
+        want = read_sample(sample, spec, "pyav")
+        assert (item.failure and item.failure.reason) == (want.failure and want.failure.reason), sample.id
+        for ours, theirs in zip(item.clips, want.clips):
+            assert np.array_equal(np.asarray(ours), theirs), sample.id

@@ -44,28 +44,30 @@ def _clips_as_tensors(item: SampleClips) -> SampleClips:
 class _SampleReader:
     """``Dataset`` of one chunk's samples -> :class:`SampleClips` (picklable for DataLoader workers)."""
 
-    def __init__(self, samples: Sequence[Sample], spec: ClipSpec, backend: str, read: Callable = read_sample) -> None:
+    def __init__(self, samples: Sequence[Sample], spec: ClipSpec, backend: str, read: Callable = read_sample,
+                 storage=None) -> None:
         self.samples = samples
         self.spec = spec
         self.backend = backend
         self.read = read
+        self.storage = storage  # how tar shards / remote objects are reached (a picklable sources.Storage)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> SampleClips:
-        return self.read(self.samples[i], self.spec, self.backend)
+        return self.read(self.samples[i], self.spec, self.backend, self.storage)
 
 
 def _iter_samples(
     samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device,
-    read: Callable = read_sample,
+    read: Callable = read_sample, storage=None,
 ) -> Iterator[SampleClips]:
     if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
         from ..nvdec import DEFAULT_THREADS, NvdecReader
 
-        return NvdecReader(spec, device, num_workers or DEFAULT_THREADS).iter_samples(samples)
-    reader = _SampleReader(samples, spec, backend, read)
+        return NvdecReader(spec, device, num_workers or DEFAULT_THREADS, storage=storage).iter_samples(samples)
+    reader = _SampleReader(samples, spec, backend, read, storage)
     if num_workers == 0:
         return (reader[i] for i in range(len(reader)))
     from torch.utils.data import DataLoader
@@ -125,7 +127,10 @@ class _Encoder:
 
 def _failure_entry(item: SampleClips) -> dict[str, Any]:
     sample, failure = item.sample, item.failure
-    return {"index": sample.index, "id": sample.id, "path": sample.path, "reason": failure.reason, "message": failure.message}
+    entry = {"index": sample.index, "id": sample.id, "path": sample.path, "reason": failure.reason, "message": failure.message}
+    if sample.member is not None:
+        entry["member"] = sample.member  # the media inside a tar shard
+    return entry
 
 
 def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, Any]:
@@ -136,7 +141,7 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
     items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers,
-                          context.video_tokenizer.device, context.read_sample)
+                          context.video_tokenizer.device, context.read_sample, config.storage())
     for item in items:
         if item.failure is not None:
             failures.append(_failure_entry(item))
@@ -208,7 +213,7 @@ def run_chunks(context: BuildContext, chunk_ids: Iterable[int], *, progress: Any
     if own_bar and show and todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(len(context.chunk_samples(c)) for c in todo), unit="sample", desc="tokenizing")
+        bar = tqdm(total=sum(context.chunk_length(c) for c in todo), unit="sample", desc="tokenizing")
     records = {}
     try:
         for chunk_id in todo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..cosmos_ar import COSMOS_AR
 from ..layout import PRESETS, TEMPLATES
@@ -52,7 +52,36 @@ class BuildConfig:
     """
 
     input: Optional[str] = None
-    """JSONL manifest (``{"path", "text"}`` per line) or a folder of media with sidecar ``.txt`` captions."""
+    """A manifest (``.jsonl``, ``.csv``, ``.parquet``), WebDataset tar shards (a ``.tar``, a brace pattern like
+    ``shards/{000000..000099}.tar``, a folder of ``*.tar``, or a ``.txt`` listing shard paths/URLs), or a folder of
+    media with sidecar ``.txt`` captions; local, or on object storage (``s3://``, ``gs://``, ``https://``); see
+    :mod:`nemo_cosmos_tokenizer.data.sources`."""
+
+    path_column: str = "path"
+    """Table column of the media path (relative paths resolve against the table's folder)."""
+
+    text_column: str = "text"
+    """Table column of the caption (a list of captions for a row of segments)."""
+
+    id_column: str = "id"
+    """Table column of the sample id (optional)."""
+
+    start_column: str = "start"
+    """Table column of the start time in seconds; a list of ``[start, end]`` pairs (Panda-70M's ``timestamp``) or of
+    starts expands the row to one sample per segment."""
+
+    end_column: str = "end"
+    """Table column of the end time in seconds (a list, with a list of starts)."""
+
+    text_key: List[str] = field(default_factory=lambda: ["caption", "text"])
+    """Fields of a tar sample's ``.json`` member that hold its caption, in order (a ``.txt`` member comes first)."""
+
+    storage_options: Dict[str, Any] = field(default_factory=dict)
+    """fsspec options of remote inputs, e.g. ``{"endpoint_url": ..., "profile": ...}`` or per protocol
+    ``{"s3": {...}}``; credentials otherwise from the usual environment (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...)."""
+
+    io_retries: int = 5
+    """Attempts per remote read on transient errors (exponential backoff from 0.5 s); then the sample is a failure."""
 
     output_prefix: Optional[str] = None
     """Output path without extension: writes ``<prefix>.bin/.idx/.json``, ``<prefix>.failures.jsonl`` and
@@ -154,6 +183,8 @@ class BuildConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.io_retries < 1:
+            raise ValueError(f"io_retries must be >= 1, got {self.io_retries}")
         # Combinations that cannot work: refused here, before any model is loaded (ClipSpec and prepare_build
         # check them again, later and for callers that bypass the config).
         if self.fps is not None and self.stride is not None:
@@ -199,6 +230,24 @@ class BuildConfig:
     @property
     def plan_path(self) -> Path:
         return self.chunks_dir / "plan.json"
+
+    @property
+    def inputs_dir(self) -> Path:
+        """The input index (:mod:`..sources.plan`): every sample once, and where each chunk's samples start."""
+        return self.chunks_dir / "inputs"
+
+    def storage(self):
+        """How remote inputs are reached: a :class:`..sources.Storage` of ``storage_options`` and ``io_retries``."""
+        from ..sources import Storage
+
+        return Storage(options=dict(self.storage_options), retries=self.io_retries)
+
+    def input_spec(self):
+        """The :class:`..sources.InputSpec` of ``input`` with the table columns, tar caption keys and storage."""
+        from ..sources import Columns, InputSpec
+
+        columns = Columns(self.path_column, self.text_column, self.id_column, self.start_column, self.end_column)
+        return InputSpec(str(self.input), columns, tuple(self.text_key), self.storage())
 
     def chunk_prefix(self, chunk_id: int) -> str:
         return str(self.chunks_dir / CHUNK_NAME.format(chunk_id))

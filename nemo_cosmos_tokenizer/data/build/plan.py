@@ -1,11 +1,15 @@
 """Preparing a build: load what it needs once per process, fingerprint the configuration, record ``plan.json``.
 
-The **config hash** covers every part of the configuration that changes the output bytes (manifest content,
-tokenizers, layout, frame sampling, encoding dtype, batch size, temporal mode, ``fast``, chunk size). It is
+The **config hash** covers every part of the configuration that changes the output bytes (manifest content;
+for tar shards and remote tables also the input files' sizes and versions; tokenizers, layout, frame sampling, encoding dtype, batch size, temporal mode, ``fast``, chunk size). It is
 written to ``<prefix>.chunks/plan.json`` by the first process and checked by every later one: a prefix holding
 work of another configuration is refused with :class:`~.config.ConfigMismatchError` naming what changed.
 The same module lists the chunks (fixed-size runs of ``chunk_size`` samples in manifest order) and tells which are
 complete (their record ``chunk-NNNNNN.json`` exists with this hash and matches the shard sizes).
+
+The input is indexed once (:mod:`..sources.plan`, into ``<prefix>.chunks/inputs/``) by rank 0 / a single process;
+a process keeps only that index and reads the samples of a chunk when it runs it, so its memory does not grow
+with the corpus.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any, Callable
 
 from ..cosmos_ar import COSMOS_AR, CosmosARLayout, read_cosmos_ar_sample
 from ..layout import TokenLayout
-from ..manifest import Manifest, Sample, read_manifest
+from ..manifest import Sample
+from ..sources import InputPlan, plan_inputs, resolve_input
 from ..text import TextTokenizer, load_text_tokenizer
 from ..video import ClipSpec, SampleClips, read_sample
 from ..video_tokenizer import VideoTokenizer, is_builtin_tokenizer, load_video_tokenizer
@@ -46,7 +51,8 @@ class BuildContext:
     """Everything a build needs, loaded once per process: samples, tokenizers, layout, the config hash."""
 
     config: BuildConfig
-    manifest: Manifest
+    inputs: InputPlan
+    """The indexed input: a process reads only the samples of the chunks it runs."""
     video_tokenizer: VideoTokenizer
     text_tokenizer: TextTokenizer | None
     """``None`` for layouts without text (``cosmos_ar``)."""
@@ -54,7 +60,7 @@ class BuildContext:
     clip_spec: ClipSpec
     fingerprint: dict[str, str]
     """Hash of each part of the configuration that changes the output (see :func:`prepare_build`)."""
-    read_sample: Callable[[Sample, ClipSpec, str], SampleClips] = read_sample
+    read_sample: Callable[..., SampleClips] = read_sample
     """Reads one sample into clips (a module-level function: DataLoader workers receive it by pickle)."""
 
     @property
@@ -62,14 +68,20 @@ class BuildContext:
         return sha256_json(self.fingerprint)
 
     @property
+    def num_samples(self) -> int:
+        return self.inputs.num_samples
+
+    @property
     def num_chunks(self) -> int:
-        return -(-len(self.manifest) // self.config.chunk_size)
+        return self.inputs.num_chunks
+
+    def chunk_length(self, chunk_id: int) -> int:
+        """Samples in chunk ``chunk_id`` (without reading them)."""
+        return self.inputs.chunk_length(chunk_id)
 
     def chunk_samples(self, chunk_id: int) -> tuple[Sample, ...]:
-        if not 0 <= chunk_id < self.num_chunks:
-            raise IndexError(f"chunk {chunk_id} out of range [0, {self.num_chunks})")
-        size = self.config.chunk_size
-        return self.manifest.samples[chunk_id * size : (chunk_id + 1) * size]
+        """The samples of chunk ``chunk_id``, read from the input index."""
+        return self.inputs.chunk_samples(chunk_id)
 
     def is_chunk_complete(self, chunk_id: int) -> bool:
         return chunk_record(self.config, chunk_id, self.config_hash) is not None
@@ -90,10 +102,11 @@ class BuildContext:
             "version": FORMAT_VERSION,
             "config_hash": self.config_hash,
             "fingerprint": self.fingerprint,
-            "num_samples": len(self.manifest),
+            "num_samples": self.num_samples,
             "chunk_size": self.config.chunk_size,
             "num_chunks": self.num_chunks,
-            "manifest": {"source": self.manifest.source, "sha256": self.manifest.checksum},
+            "manifest": {"source": self.config.input, "kind": self.inputs.kind, "sha256": self.inputs.checksum,
+                         "files": len(self.inputs.files)},
             "layout": self.layout.to_dict(),
             "text_tokenizer": self.text_tokenizer.describe() if self.text_tokenizer is not None else None,
             "video_tokenizer": self.video_tokenizer.describe(),
@@ -115,7 +128,7 @@ def prepare_build(
     """
     config.require_paths()
     require_megatron()  # fail before any encoding if megatron-core is missing (and keep its import out of timings)
-    manifest = read_manifest(config.input)
+    resolve_input(config.input_spec())  # a wrong --input fails now, before the tokenizers load (indexing comes later)
     cosmos_ar = config.layout == COSMOS_AR
     if cosmos_ar and (config.text_tokenizer or text_tokenizer is not None):
         log.warning("layout cosmos_ar writes no text: the text tokenizer is not used")
@@ -165,8 +178,9 @@ def prepare_build(
         temporal_compression=video_tokenizer.temporal_compression,
         spatial_compression=video_tokenizer.spatial_compression,
     )
+    inputs = _plan_inputs(config)  # after the checks above: a refused configuration leaves no files behind
     fingerprint = {
-        "manifest": manifest.checksum,
+        "manifest": inputs.checksum,
         "video_tokenizer": sha256_json(
             {"config": video_tokenizer.config.to_dict(), "encoder_sha256": video_tokenizer.checksum}
         ),
@@ -181,14 +195,29 @@ def prepare_build(
         ),
         "chunking": sha256_json({"chunk_size": config.chunk_size}),
     }
-    context = BuildContext(config, manifest, video_tokenizer, text_tokenizer, layout, clip_spec, fingerprint,
+    if inputs.kind not in ("jsonl", "folder") or any("://" in f["url"] for f in inputs.files):
+        # Media inside the inputs (tar shards) or remote tables: their sizes and versions (ETag, mtime) count too.
+        # (Not for local manifests and folders, whose content hash alone was the hash of builds made before.)
+        fingerprint["inputs"] = inputs.files_digest()
+    context = BuildContext(config, inputs, video_tokenizer, text_tokenizer, layout, clip_spec, fingerprint,
                            read_cosmos_ar_sample if cosmos_ar else read_sample)
     _check_or_write_plan(context)
     return context
 
 
+def _plan_inputs(config: BuildConfig) -> InputPlan:
+    """Rank 0 (or a single process) indexes the input, or reuses an index that still matches it; the other ranks,
+    which prepare after rank 0 (:func:`.run._prepare_everywhere`), load the index it wrote."""
+    from ...distributed import get_dist_env
+
+    if get_dist_env().rank == 0 or not (config.inputs_dir / "index.json").is_file():
+        return plan_inputs(config.input_spec(), config.inputs_dir, config.chunk_size)
+    return InputPlan.load(config.inputs_dir)
+
+
 _PARTS_EXPLAINED = {
     "manifest": "the manifest content",
+    "inputs": "the input files (shard list, sizes or versions)",
     "video_tokenizer": "the video tokenizer (architecture or weights)",
     "text_tokenizer": "the text tokenizer",
     "layout": "the token layout or template",

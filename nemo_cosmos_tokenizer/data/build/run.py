@@ -187,7 +187,7 @@ def run_build(
             log.info(
                 "%d samples in %d chunks, %d to run (%d already complete) on %d processes -> %s; tokenizer %s, %s; "
                 "layout %s, vocab %d",
-                len(context.manifest), context.num_chunks, len(pending), context.num_chunks - len(pending),
+                context.num_samples, context.num_chunks, len(pending), context.num_chunks - len(pending),
                 env.world_size, config.output_prefix, context.video_tokenizer.name,
                 str(context.video_tokenizer.dtype).removeprefix("torch."), context.layout.preset,
                 context.layout.vocab_size,
@@ -196,7 +196,7 @@ def run_build(
         mine = pending[env.rank :: env.world_size]
 
         progress = GlobalProgress(
-            env, sum(len(context.chunk_samples(c)) for c in pending), len(pending),
+            env, sum(context.chunk_length(c) for c in pending), len(pending),
             show=bool(config.progress), interval=report_interval,
         )
         stats = {

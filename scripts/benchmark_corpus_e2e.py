@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Real-world end to end: WebDataset tar shards of 1080p / 4K / HEVC / portrait sources -> 720p-class clips ->
+Megatron shards, NVDEC decode + the DV8x16x16 fast path, against the encoder-only rate in the same process; from
+local files, from local tar shards and from tar shards on a local S3 server (moto).
+
+1. Writes synthetic sources (PyAV, several processes): ``--num-1080p`` 1920x1080 H.264, ``--num-4k`` 3840x2160
+   H.264, ``--num-hevc`` 1920x1080 HEVC (libx265, H.264 when PyAV's FFmpeg lacks it) and ``--num-portrait``
+   1080x1920 H.264 videos of ``--frames`` frames (drifting textured colour fields, as in ``benchmark_e2e.py``),
+   interleaved so every shard mixes kinds; packs them into tar shards of ``--per-shard`` samples (``.mp4`` +
+   ``.txt``) and uploads the shards to a moto S3 server on 127.0.0.1.
+2. Builds a real-size DV8x16x16 with random weights on the fast path (compiled and verified once, before timing).
+3. Times the encoder alone on GPU-resident ``--resolution`` windows, then ``build(fast=True, video_backend="nvdec")``
+   for each input: ``files`` (the mp4 files + a JSONL manifest), ``tar`` (local shards) and ``s3`` (the same shards
+   from the S3 server); every build resizes to ``--resolution`` (crop) on the GPU. All builds must write
+   byte-identical shards (digests printed).
+
+Needs, beyond the ``[data]`` extra: ``[nvdec]`` (PyNvVideoCodec), ``[cloud]`` (fsspec, s3fs) and ``moto[server]``.
+
+Example (one H100, 16 cores; ~4 minutes)::
+
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e
+    # CPU dry run of the plumbing: tiny model, small sources, PyAV instead of NVDEC
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-dry --device cpu --dtype float32 --channels 8 \\
+        --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --clips-per-video 1 \\
+        --resolution 64 64 --batch 2 --no-compile --scale 0.25
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import sys
+import tarfile
+import time
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import nemo_cosmos_tokenizer as nct  # noqa: E402
+from benchmark_e2e import _frames  # noqa: E402
+from nemo_cosmos_tokenizer.fast.profiling import time_cuda  # noqa: E402
+
+KINDS = {  # name: (codec, height, width)
+    "1080p": ("libx264", 1080, 1920),
+    "4k": ("libx264", 2160, 3840),
+    "hevc": ("libx265", 1080, 1920),
+    "portrait": ("libx264", 1920, 1080),
+}
+
+
+def _write_one(job: tuple[str, str, int, int, int, int]) -> str:
+    """One mp4 (veryfast / ultrafast for HEVC, crf 20, yuv420p); returns the codec used."""
+    import av
+    from fractions import Fraction
+
+    path, codec, seed, count, height, width = job
+    if codec not in av.codecs_available:
+        codec = "libx264"
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(24))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "20", "preset": "ultrafast" if codec == "libx265" else "veryfast", "threads": "1"}
+        if codec == "libx265":
+            stream.codec_context.codec_tag = "hvc1"
+        for frame in _frames(seed, count, height, width):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return codec
+
+
+def make_sources(root: Path, counts: dict[str, int], frames: int, scale: float, per_shard: int, procs: int) -> dict[str, Any]:
+    from nemo_cosmos_tokenizer.data.samples import train_sentencepiece
+
+    videos, shards = root / "videos", root / "shards"
+    manifest, model = videos / "captions.jsonl", root / "text_tokenizer.model"
+    if manifest.is_file() and model.is_file():
+        rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+        return {"manifest": manifest, "shards": sorted(shards.glob("*.tar")), "text_tokenizer": model, "rows": rows, "seconds": 0.0}
+    started = time.perf_counter()
+    videos.mkdir(parents=True, exist_ok=True)
+    order = []  # interleave kinds so that every shard mixes them
+    remaining = dict(counts)
+    while any(remaining.values()):
+        for kind in KINDS:
+            if remaining.get(kind, 0):
+                order.append(kind)
+                remaining[kind] -= 1
+    jobs = []
+    for i, kind in enumerate(order):
+        codec, h, w = KINDS[kind]
+        h, w = max(16, int(h * scale) // 2 * 2), max(16, int(w * scale) // 2 * 2)
+        jobs.append((str(videos / f"{i:05d}-{kind}.mp4"), codec, i, frames, h, w))
+    with get_context("spawn").Pool(procs) as pool:
+        codecs = pool.map(_write_one, jobs, chunksize=1)
+    rows = [{"path": Path(j[0]).name, "text": f"clip {i}: a {order[i]} scene of drifting colour bands ({codecs[i]})"}
+            for i, j in enumerate(jobs)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shards.mkdir(exist_ok=True)
+    for s, at in enumerate(range(0, len(rows), per_shard)):
+        with tarfile.open(shards / f"{s:06d}.tar", "w") as tar:
+            for k, row in enumerate(rows[at : at + per_shard]):
+                for name, data in ((f"s{at + k:05d}.mp4", (videos / row["path"]).read_bytes()),
+                                   (f"s{at + k:05d}.txt", row["text"].encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    train_sentencepiece([r["text"] for r in rows], root / "text_tokenizer")
+    return {"manifest": manifest, "shards": sorted(shards.glob("*.tar")), "text_tokenizer": model, "rows": rows,
+            "seconds": time.perf_counter() - started}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", required=True)
+    p.add_argument("--model", default="Cosmos-1.0-Tokenizer-DV8x16x16")
+    p.add_argument("--num-1080p", type=int, default=240)
+    p.add_argument("--num-4k", type=int, default=16)
+    p.add_argument("--num-hevc", type=int, default=32)
+    p.add_argument("--num-portrait", type=int, default=32)
+    p.add_argument("--frames", type=int, default=34, help="frames per source video")
+    p.add_argument("--clips-per-video", type=int, default=2)
+    p.add_argument("--num-frames", type=int, default=17, help="frames per clip")
+    p.add_argument("--resolution", type=int, nargs=2, default=[720, 1280], metavar=("H", "W"))
+    p.add_argument("--scale", type=float, default=1.0, help="shrink the sources (dry runs)")
+    p.add_argument("--per-shard", type=int, default=32)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--backend", default="nvdec")
+    p.add_argument("--workers", type=int, default=8, help="nvdec decoder threads (or DataLoader processes)")
+    p.add_argument("--inputs", default="files,tar,s3", help="comma list of files, tar, s3")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--channels", type=int, default=None)
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--make-procs", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+
+    from nemo_cosmos_tokenizer.data.build import BuildConfig, run_build
+    from nemo_cosmos_tokenizer.data.video_tokenizer import wrap_network
+    from nemo_cosmos_tokenizer.data.writer import require_megatron
+    from nemo_cosmos_tokenizer.distributed import DistEnv
+
+    require_megatron()
+    root = Path(args.dir)
+    counts = {"1080p": args.num_1080p, "4k": args.num_4k, "hevc": args.num_hevc, "portrait": args.num_portrait}
+    src = make_sources(root, counts, args.frames, args.scale, args.per_shard, args.make_procs)
+    total_mb = sum(p.stat().st_size for p in src["shards"]) / 1e6
+    print(f"# sources: {counts} x {args.frames} frames, {len(src['shards'])} shards, {total_mb:.0f} MB "
+          f"(written in {src['seconds']:.1f} s)", flush=True)
+
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    torch.backends.cudnn.benchmark = True
+    config = nct.get_config(args.model)
+    if args.channels:
+        config = config.replace(channels=args.channels)
+    torch.manual_seed(0)
+    vt = wrap_network(nct.build_tokenizer(config), args.model, device=device, dtype=dtype, parts=("encoder",))
+    vt.use_fast(compile=not args.no_compile)
+    height, width = args.resolution
+    clips = np.random.default_rng(0).integers(0, 256, size=(args.batch, args.num_frames, height, width, 3), dtype=np.uint8)
+    t0 = time.perf_counter()
+    vt.encode(clips)  # compile + verify, once
+    print(f"# compile + verify: {time.perf_counter() - t0:.1f} s", flush=True)
+    x = torch.from_numpy(clips).to(device).movedim(-1, 1).to(dtype) / 127.5 - 1  # [B, 3, T, H, W]
+    t = time_cuda(lambda: vt.inference.network.encode(x), warmup=1, reps=5)
+    enc_fps = args.batch * args.num_frames / (t.median_ms * 1e-3)
+    results: dict[str, Any] = {"args": vars(args), "encoder_only_fps": enc_fps, "runs": []}
+    print(f"encoder only (GPU-resident {height}x{width}, batch {args.batch}): {enc_fps:.1f} frames/s "
+          f"({enc_fps / args.num_frames:.1f} clips/s)", flush=True)
+
+    server = None
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    try:
+        for kind in [k for k in args.inputs.split(",") if k]:
+            options: dict[str, Any] = {}
+            if kind == "files":
+                source = str(src["manifest"])
+            elif kind == "tar":
+                source = str(root / "shards")
+            elif kind == "s3":
+                if server is None:
+                    server, endpoint = _start_s3(src["shards"])
+                options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+                source = f"s3://corpus/shards/{{000000..{len(src['shards']) - 1:06d}}}.tar"
+            else:
+                raise SystemExit(f"unknown input {kind!r}")
+            prefix = root / "builds" / kind / "data"
+            cfg = BuildConfig(input=source, output_prefix=str(prefix), text_tokenizer=str(src["text_tokenizer"]),
+                              tokenizer=args.model, video_backend=args.backend, num_frames=args.num_frames,
+                              clips_per_video=args.clips_per_video, resolution=[height, width], device=str(device),
+                              dtype=args.dtype, batch_size=args.batch, num_workers=args.workers, chunk_size=100000,
+                              progress=False, fast=True, storage_options=options)
+            sync()
+            summary = run_build(cfg, video_tokenizer=vt, env=DistEnv())
+            sync()
+            records = [json.loads(q.read_text()) for q in sorted(Path(f"{prefix}.chunks").glob("chunk-*.json"))]
+            chunk_s = sum(r["seconds"] for r in records)
+            # Whole build: index the input, read, decode, encode, write, merge (what a user waits for).
+            fps = summary.frames / summary.seconds
+            r = {"input": kind, "seconds": summary.seconds, "clips": summary.clips, "frames": summary.frames,
+                 "clips_per_s": summary.clips / summary.seconds, "frames_per_s": fps, "of_encoder_only": fps / enc_fps,
+                 "failed": summary.failed_samples, "chunk_frames_per_s": summary.frames / chunk_s,
+                 "chunk_of_encoder_only": summary.frames / chunk_s / enc_fps}
+            results["runs"].append(r)
+            print(f"{kind:6s} {args.backend}:{args.workers}: {r['clips']} clips {r['frames']} frames in {r['seconds']:.1f} s: "
+                  f"{r['clips_per_s']:.1f} clips/s {r['frames_per_s']:.1f} frames/s = {r['of_encoder_only']:.0%} of "
+                  f"encoder-only (chunk loop: {r['chunk_frames_per_s']:.1f} frames/s = {r['chunk_of_encoder_only']:.0%}), "
+                  f"failed {r['failed']}", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    digests = {b.parent.name: hashlib.sha256(b.read_bytes()).hexdigest()[:16] for b in sorted((root / "builds").glob("*/data.bin"))}
+    results["bin_sha256"] = digests
+    print(f"# shard digests (must be equal): {digests}", flush=True)
+    out = args.out or (os.path.join(os.environ["OUT"], "benchmark-corpus-e2e.json") if os.environ.get("OUT") else None)
+    if out:
+        Path(out).write_text(json.dumps(results, indent=1, default=str))
+        print(f"# wrote {out}")
+    return 0
+
+
+def _start_s3(shards: list[Path]):
+    """A moto S3 server on 127.0.0.1 holding the shards under s3://corpus/shards/."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    client.create_bucket(Bucket="corpus")
+    t0 = time.perf_counter()
+    for shard in shards:
+        client.upload_file(str(shard), "corpus", f"shards/{shard.name}")
+    print(f"# uploaded {len(shards)} shards to {endpoint} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return server, endpoint
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
