@@ -186,7 +186,7 @@ def audit_dataset(
     def fail(path: str, label: str, reason: str, message: str) -> None:
         failure = EvalFailure(label, path, reason, message)
         report.failures.append(failure)
-        log.warning("skipping %s", failure)
+        log.info("skipping %s", failure)
         if on_failure is not None:
             on_failure(failure)
 

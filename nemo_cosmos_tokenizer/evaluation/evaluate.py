@@ -167,7 +167,7 @@ def evaluate_videos(
     def fail(path: str, reason: str, message: str) -> None:
         failure = EvalFailure(Path(path).name, str(path), reason, message)
         report.failures.append(failure)
-        log.warning("skipping %s", failure)
+        log.info("skipping %s", failure)
         if on_failure is not None:
             on_failure(failure)
 
