@@ -61,9 +61,9 @@ class LPIPSVGG(nn.Module):
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
 
-    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The five normalised feature maps of scaled input ``x`` ``[N, 3, H, W]``."""
-        out = []
+    def taps(self, x: torch.Tensor):
+        """The five normalised feature maps of input ``x`` ``[N, 3, H, W]``, one at a time (a generator: the caller
+        uses each before the next is computed, so only one tap is held at a time)."""
         h = (x - self.shift) / self.scale
         start = 0
         for stop in LPIPS_TAPS:
@@ -71,17 +71,15 @@ class LPIPSVGG(nn.Module):
                 h = layer(h)
             start = stop
             norm = h.pow(2).sum(dim=1, keepdim=True).sqrt()  # [N, 1, h, w]
-            out.append(h / (norm + _NORM_EPS))
-        return out
+            yield h / (norm + _NORM_EPS)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected two [N, 3, H, W] batches of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
-        # One backbone pass over both inputs: [2N, 3, H, W].
-        taps = self.taps(torch.cat([x, y]).to(self.shift.dtype))
         n = x.shape[0]
-        total = 0
-        for head, feat in zip(self.heads, taps):
+        total = torch.zeros(n, 1, dtype=self.shift.dtype, device=x.device)
+        # One backbone pass over both inputs: [2N, 3, H, W].
+        for head, feat in zip(self.heads, self.taps(torch.cat([x, y]).to(self.shift.dtype))):
             diff = (feat[:n] - feat[n:]) ** 2  # [N, C, h, w]
             total = total + head(diff).mean(dim=(2, 3))  # [N, 1]
         return total[:, 0]
