@@ -139,6 +139,7 @@ def load_tokenizer(config: ReconstructionConfig):
         if config.backend == "jit":
             raise ValueError(f"{name} is a built-in tokenizer: it has no TorchScript files (drop backend='jit')")
         tokenizer = load_video_tokenizer(name, device, dtype, parts=("encoder", "decoder")).inference
+    weights_sha256 = _weights_sha256(tokenizer)  # the plain weights (the fast module holds them in another layout)
     if config.fast:
         from ..fast import optimize
 
@@ -154,7 +155,7 @@ def load_tokenizer(config: ReconstructionConfig):
         "dtype": str(tokenizer.dtype).removeprefix("torch."),
         "device": str(tokenizer.device),
         "fast": bool(config.fast),
-        "weights_sha256": _weights_sha256(tokenizer),
+        "weights_sha256": weights_sha256,
     }
     return tokenizer, description
 

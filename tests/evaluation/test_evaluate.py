@@ -19,7 +19,7 @@ BUILTIN = "tiny-random-dv8x16x16"
 
 @pytest.fixture(scope="module")
 def clip(media_dir):
-    return read_frames(media_dir / "plant_tiny_64x48.mp4", max_frames=20).frames  # [20, 48, 64, 3]: windows 17 + 3
+    return read_frames(media_dir / "plant_tiny_64x48.mp4", max_frames=12).frames  # [12, 48, 64, 3]: windows 9 + 3
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,11 @@ def builtin():
 def test_window_reconstruction_is_the_inference_api_s(clip, builtin):
     tokenizer, description = builtin
     assert description["name"] == BUILTIN and description["family"] == "DV" and description["dtype"] == "float32"
-    out = reconstruct(tokenizer, clip, ReconstructionConfig(BUILTIN, temporal_window=17, batch_windows=4))
+    out = reconstruct(tokenizer, clip, ReconstructionConfig(BUILTIN, temporal_window=9, batch_windows=4))
     # What reconstruct-videos writes (the public uint8 API), and the tokens encode writes.
-    np.testing.assert_array_equal(out.frames, tokenizer(clip[None], temporal_window=17, batch_windows=4)[0])
-    np.testing.assert_array_equal(out.indices, tokenizer.encode_uint8(clip[None], temporal_window=17)[0][0].numpy())
-    assert out.window_starts == [0, 17] and out.indices.shape == (3 + 2, 3, 4)  # 17 frames: 1 + 2 latent; 3: 1 + 1
+    np.testing.assert_array_equal(out.frames, tokenizer(clip[None], temporal_window=9, batch_windows=4)[0])
+    np.testing.assert_array_equal(out.indices, tokenizer.encode_uint8(clip[None], temporal_window=9)[0][0].numpy())
+    assert out.window_starts == [0, 9] and out.indices.shape == (2 + 2, 3, 4)  # 9 frames: 1 + 1 latent; 3: 1 + 1
 
 
 def test_streaming_reconstruction_is_the_whole_clip_at_once(clip, builtin):
@@ -52,26 +52,26 @@ def test_evaluate_with_a_tokenizer(media_dir, clip, builtin, tmp_path):
     inputs = [str(media_dir / "plant_tiny_64x48.mp4"), str(media_dir / "broken_text.mp4"),
               str(media_dir / "missing_clip.mp4")]
     status = main(["evaluate", *inputs, "--tokenizer", BUILTIN, "--device", "cpu", "--metric-device", "cpu",
-                   "--max-frames", "20", "--output-dir", str(out), "--no-progress", "--no-html"])
+                   "--max-frames", "12", "--temporal-window", "9", "--output-dir", str(out), "--no-progress", "--no-html"])
     assert status == 1  # two inputs skipped
     report = json.loads((out / "metrics.json").read_text())
     assert [f["reason"] for f in report["failures"]] == ["unreadable", "missing"]
     (video,) = report["videos"]
-    assert video["name"] == "plant_tiny_64x48.mp4" and video["frames"] == 20 and video["window_starts"] == [0, 17]
-    assert len(video["per_frame"]["psnr"]) == len(video["per_frame"]["ssim"]) == 20
+    assert video["name"] == "plant_tiny_64x48.mp4" and video["frames"] == 12 and video["window_starts"] == [0, 9]
+    assert len(video["per_frame"]["psnr"]) == len(video["per_frame"]["ssim"]) == 12
 
     # The same scores as scoring the inference API's reconstruction directly.
     tokenizer, _ = builtin
-    expected = VideoScorer(EvalConfig(device="cpu")).score("x", clip, tokenizer(clip[None], temporal_window=17)[0])
+    expected = VideoScorer(EvalConfig(device="cpu")).score("x", clip, tokenizer(clip[None], temporal_window=9)[0])
     assert video["psnr"] == expected.psnr and video["ssim"] == expected.ssim
     assert report["mean"] == {"videos": 1, "psnr": video["psnr"], "ssim": video["ssim"]}
 
     settings = report["settings"]
     assert settings["tokenizer"]["name"] == BUILTIN and len(settings["tokenizer"]["weights_sha256"]) == 64
-    assert settings["reconstruction"]["temporal_window"] == 17 and settings["metrics"]["metrics"] == ["psnr", "ssim"]
+    assert settings["reconstruction"]["temporal_window"] == 9 and settings["metrics"]["metrics"] == ["psnr", "ssim"]
     tokens = report["tokens"]
-    assert tokens["tokens"] == 5 * 3 * 4 and tokens["codebook_size"] == 64000 and 1 <= tokens["used_codes"] <= 60
-    assert sum(tokens["levels"][0]["counts"]) == 60
+    assert tokens["tokens"] == 4 * 3 * 4 and tokens["codebook_size"] == 64000 and 1 <= tokens["used_codes"] <= 48
+    assert sum(tokens["levels"][0]["counts"]) == 48
 
 
 def test_evaluate_a_continuous_tokenizer_folder(media_dir, load_conformance_model, tmp_path):
@@ -136,3 +136,15 @@ def test_yaml_config_with_flag_overrides(tmp_path):
     assert config.metrics == ("psnr", "ssim", "lpips") and config.batch_frames == 3 and config.fvd_frames == 16
     with pytest.raises(ValueError, match="unknown metric"):
         EvalConfig(metrics=("psnr", "mse"))
+
+
+def test_fast_path_reconstruction_matches_eager(clip, builtin):
+    """``--fast`` (uncompiled on a CPU) against the eager network: float32 sums in another order."""
+    config = ReconstructionConfig(BUILTIN, device="cpu", fast=True, temporal_window=9)
+    fast, description = load_tokenizer(config)
+    assert description["fast"] is True and type(fast.network).__name__ == "FastCosmosTokenizer"
+    got = reconstruct(fast, clip[:9], config)
+    eager = reconstruct(builtin[0], clip[:9], config)
+    # FSQ rounding can flip at a boundary on some CPU's kernels: almost all tokens equal, pixels a level apart.
+    assert (got.indices == eager.indices).mean() >= 0.95
+    assert np.abs(got.frames.astype(int) - eager.frames).mean() < 1.0
