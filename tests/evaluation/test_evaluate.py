@@ -148,3 +148,22 @@ def test_fast_path_reconstruction_matches_eager(clip, builtin):
     # FSQ rounding can flip at a boundary on some CPU's kernels: almost all tokens equal, pixels a level apart.
     assert (got.indices == eager.indices).mean() >= 0.95
     assert np.abs(got.frames.astype(int) - eager.frames).mean() < 1.0
+
+
+def test_tokenbench_preprocessing():
+    from nemo_cosmos_tokenizer.evaluation.reconstruct import tokenbench_preprocess
+
+    long = np.zeros((450, 4, 6, 3), np.uint8)
+    assert len(tokenbench_preprocess(long, 30.0)) == 300  # max(ceil(10 s * 30), 300)
+    assert len(tokenbench_preprocess(long, 40.5)) == 405  # ceil(405.0)
+    assert len(tokenbench_preprocess(long, None)) == 450  # no rate: no clipping
+    big = np.random.default_rng(0).integers(0, 256, (2, 1200, 1300, 3), dtype=np.uint8)
+    out = tokenbench_preprocess(big, 25.0)
+    # short side 1200 -> 1080, long side int(1300 * 1080 / 1200 + 0.5) = 1170 (no even rounding), Lanczos
+    assert out.shape == (2, 1080, 1170, 3)
+    from PIL import Image
+
+    expected = np.asarray(Image.fromarray(big[1]).resize((1170, 1080), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(out[1], expected)
+    small = big[:, :1080]
+    np.testing.assert_array_equal(tokenbench_preprocess(small, 25.0), small)  # short side <= 1080: untouched
