@@ -221,7 +221,10 @@ def audit_dataset(
         extra = {"document": index, "path": item.path, "sample_id": source.sample_id, "clip": source.clip,
                  "frame_indices": clips.frame_indices[source.clip], "token_grid": list(grid.shape),
                  "token_agreement": agreement}
-        report.videos.append(scorer.score(label, clip, decoded, window_starts=[0], extra=extra))
+        try:
+            report.videos.append(scorer.score(label, clip, decoded, window_starts=[0], extra=extra))
+        except ValueError as err:  # e.g. clips smaller than SSIM's 7x7 window
+            fail(item.path, label, "unscorable", str(err))
 
     report.fvd = scorer.fvd()
     report.tokens = counter.summary() if counter.total else None

@@ -210,7 +210,10 @@ def evaluate_videos(
             extra["reconstruction"] = str(match)
             windows = list(range(0, len(frames), temporal_window)) if temporal_window else None
         extra["fps"] = ref.fps
-        report.videos.append(scorer.score(name, frames, rec_frames, window_starts=windows, extra=extra))
+        try:
+            report.videos.append(scorer.score(name, frames, rec_frames, window_starts=windows, extra=extra))
+        except ValueError as err:  # e.g. frames smaller than SSIM's 7x7 window
+            fail(path, "unscorable", str(err))
     report.fvd = scorer.fvd()
     if counter is not None and counter.total:
         report.tokens = counter.summary()

@@ -167,3 +167,18 @@ def test_tokenbench_preprocessing():
     np.testing.assert_array_equal(out[1], expected)
     small = big[:, :1080]
     np.testing.assert_array_equal(tokenbench_preprocess(small, 25.0), small)  # short side <= 1080: untouched
+
+
+def test_frames_too_small_for_ssim_are_skipped_and_recorded(tmp_path):
+    from PIL import Image
+
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.full((5, 9, 3), 200, np.uint8)).save(tiny)
+    recon = tmp_path / "recon"
+    recon.mkdir()
+    Image.fromarray(np.full((5, 9, 3), 190, np.uint8)).save(recon / "tiny.png")
+    report = evaluate_videos([tiny], EvalConfig(device="cpu"), reconstructions=recon, progress=False)
+    assert report.videos == [] and [(f.reason, "7x7" in f.message) for f in report.failures] == [("unscorable", True)]
+    only_psnr = evaluate_videos([tiny], EvalConfig(metrics=("psnr",), device="cpu"), reconstructions=recon,
+                                progress=False)
+    assert only_psnr.videos[0].psnr == pytest.approx(20 * np.log10(255 / (10 + np.finfo(np.float32).eps)))
