@@ -145,8 +145,13 @@ def main() -> int:
         if not args.no_baseline:
             from nemo_cosmos_tokenizer.evaluation.lpips_vgg import load_lpips
 
-            model, _ = load_lpips(vgg, heads)
-            baseline = time_tokenbench(pairs[0][0], pairs[0][1], args.baseline_frames, model.to(device), device)
+            try:
+                import skimage  # noqa: F401
+            except ImportError:
+                print("scikit-image is not installed: no TokenBench baseline (pip install scikit-image)", flush=True)
+            else:
+                model, _ = load_lpips(vgg, heads)
+                baseline = time_tokenbench(pairs[0][0], pairs[0][1], args.baseline_frames, model.to(device), device)
 
     print(f"\ndevice: {name}; {args.videos} videos of {args.frames} frames at {args.width}x{args.height}\n")
     print("| metrics | batch | videos/s | frames/s | ms/frame | peak GPU MiB | TokenBench ms/frame | speed-up |")
