@@ -1,7 +1,7 @@
 """Dataset audit: what the tokens of a built dataset actually preserve.
 
 :func:`audit_dataset` picks ``sample`` random documents of a dataset built by
-:func:`nemo_cosmos_tokenizer.data.build`, decodes their FSQ grids with the tokenizer recorded in the sidecar, and
+:func:`nemo_cosmos_tokenizer.data.run_build` (``build-dataset``), decodes their FSQ grids with the tokenizer recorded in the sidecar, and
 scores them against their source clips, cut and resized exactly as the build did (the sidecar's ``frames`` settings
 through :class:`~nemo_cosmos_tokenizer.data.ClipSpec` and :func:`~nemo_cosmos_tokenizer.data.read_sample`). It also
 re-encodes each source clip and reports the share of tokens that come out the same (``token_agreement``: 1.0 when

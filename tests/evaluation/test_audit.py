@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nemo_cosmos_tokenizer.cli.main import main
-from nemo_cosmos_tokenizer.data import BuildConfig, ClipSpec, build, load_video_tokenizer, read_manifest, read_sample
+from nemo_cosmos_tokenizer.data import BuildConfig, ClipSpec, load_video_tokenizer, read_manifest, read_sample, run_build
 from nemo_cosmos_tokenizer.data.reader import VideoTokenDataset
 from nemo_cosmos_tokenizer.data.samples import make_sample_inputs
 from nemo_cosmos_tokenizer.evaluation import EvalConfig, audit_dataset
@@ -25,7 +25,7 @@ def demo(tmp_path_factory):
     config = BuildConfig(input=str(inputs.manifest), output_prefix=str(root / "ds"),
                          text_tokenizer=str(inputs.text_tokenizer), tokenizer=BUILTIN, resolution=[32, 48],
                          num_frames=9, clips_per_video=2, template="both", device="cpu", chunk_size=4, progress=False)
-    build(config)
+    run_build(config)  # this process alone
     return config
 
 
