@@ -140,7 +140,8 @@ def main() -> int:
                 config = EvalConfig(metrics=metrics, device=str(device), batch_frames=batch, vgg16_weights=str(vgg),
                                     lpips_heads=str(heads), i3d_weights=args.i3d_weights)
                 rows.append(time_scorer(config, pairs, device))
-                print(f"{rows[-1]['metrics']:>22} batch {batch:>3}: {rows[-1]['videos_per_s']:.3f} videos/s", flush=True)
+                row = rows[-1]
+                print(f"{row['metrics']:>22} batch {batch:>3}: {row['videos_per_s']:.3f} videos/s", flush=True)
         baseline = None
         if not args.no_baseline:
             from nemo_cosmos_tokenizer.evaluation.lpips_vgg import load_lpips

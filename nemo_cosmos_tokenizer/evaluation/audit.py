@@ -1,12 +1,12 @@
 """Dataset audit: what the tokens of a built dataset actually preserve.
 
 :func:`audit_dataset` picks ``sample`` random documents of a dataset built by
-:func:`nemo_cosmos_tokenizer.data.run_build` (``build-dataset``), decodes their FSQ grids with the tokenizer recorded in the sidecar, and
-scores them against their source clips, cut and resized exactly as the build did (the sidecar's ``frames`` settings
-through :class:`~nemo_cosmos_tokenizer.data.ClipSpec` and :func:`~nemo_cosmos_tokenizer.data.read_sample`). It also
-re-encodes each source clip and reports the share of tokens that come out the same (``token_agreement``: 1.0 when
-the audit runs the build's device and precision; slightly less across devices or dtypes), and counts the codebook
-usage of every document of the dataset.
+:func:`nemo_cosmos_tokenizer.data.run_build` (``build-dataset``), decodes their FSQ grids with the tokenizer
+recorded in the sidecar, and scores them against their source clips, cut and resized exactly as the build did (the
+sidecar's ``frames`` settings through :class:`~nemo_cosmos_tokenizer.data.ClipSpec` and
+:func:`~nemo_cosmos_tokenizer.data.read_sample`). It also re-encodes each source clip and reports the share of
+tokens that come out the same (``token_agreement``: 1.0 when the audit runs the build's device and precision;
+slightly less across devices or dtypes), and counts the codebook usage of every document of the dataset.
 
 Which document came from which clip is read from the chunk records under ``<prefix>.chunks/`` (documents are
 written chunk by chunk, sample by sample, clip by clip, ``documents / clips`` documents per clip); the manifest must
@@ -175,7 +175,8 @@ def audit_dataset(
         "metrics": config.to_dict(),
         "mode": "dataset",
         "tokenizer": {"name": video_tokenizer.name, "requested": name, "family": video_tokenizer.config.family,
-                      "config": video_tokenizer.config.to_dict(), "dtype": str(video_tokenizer.dtype).removeprefix("torch."),
+                      "config": video_tokenizer.config.to_dict(),
+                      "dtype": str(video_tokenizer.dtype).removeprefix("torch."),
                       "device": str(video_tokenizer.device), "encoder_sha256": checksum,
                       "encoder_matches_build": encoder_matches},
         "metric_device": str(scorer.device),

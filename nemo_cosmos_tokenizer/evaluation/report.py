@@ -114,7 +114,8 @@ def _frame_chart(videos) -> str:
     fig = _figure(6.0 * cols, 2.4 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).reshape(-1)
     for ax, video in zip(axes, videos):
-        ax.plot(range(video.frames), video.frame_psnr, color="#4878cf", linewidth=1, marker="." if video.frames < 60 else None)
+        ax.plot(range(video.frames), video.frame_psnr, color="#4878cf", linewidth=1,
+                marker="." if video.frames < 60 else None)
         for start in video.window_starts or []:
             if start > 0:
                 ax.axvline(start - 0.5, color="#999999", linestyle=":", linewidth=1)

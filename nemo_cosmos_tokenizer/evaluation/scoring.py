@@ -126,9 +126,9 @@ class VideoScorer:
         """Exact float32 convolutions (no TF32) unless the config allows TF32."""
         if self.device.type != "cuda":
             return contextlib.nullcontext()
-        return torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=torch.backends.cudnn.benchmark,
-                                          deterministic=torch.backends.cudnn.deterministic,
-                                          allow_tf32=self.config.allow_tf32)
+        cudnn = torch.backends.cudnn
+        return cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                           allow_tf32=self.config.allow_tf32)
 
     @torch.no_grad()
     def score(
@@ -141,8 +141,8 @@ class VideoScorer:
         extra: dict[str, Any] | None = None,
     ) -> VideoResult:
         """Scores of one video: ``reference`` and ``reconstruction`` uint8 ``[T, H, W, 3]`` of the same shape."""
-        ref = torch.as_tensor(np.asarray(reference)) if not isinstance(reference, torch.Tensor) else reference
-        rec = torch.as_tensor(np.asarray(reconstruction)) if not isinstance(reconstruction, torch.Tensor) else reconstruction
+        ref, rec = (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))
+                    for v in (reference, reconstruction))
         if ref.shape != rec.shape:
             raise ValueError(f"{name}: the reconstruction has shape {tuple(rec.shape)}, the input {tuple(ref.shape)} "
                              "(frames, height, width and channels must match)")

@@ -94,7 +94,8 @@ def candidate_paths(key: str) -> list[Path]:
     paths = [eval_weights_dir() / entry.filename]
     if key == "lpips_heads":
         paths = [eval_weights_dir() / "lpips_vgg_v0.1.pth", *paths]
-        for package, sub in (("lpips", "weights/v0.1/vgg.pth"), ("torchmetrics", "functional/image/lpips_models/vgg.pth")):
+        packaged = (("lpips", "weights/v0.1/vgg.pth"), ("torchmetrics", "functional/image/lpips_models/vgg.pth"))
+        for package, sub in packaged:
             folder = _package_dir(package)
             if folder is not None:
                 paths.append(folder / sub)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nemo_cosmos_tokenizer.cli.main import main
-from nemo_cosmos_tokenizer.data import BuildConfig, ClipSpec, load_video_tokenizer, read_manifest, read_sample, run_build
+from nemo_cosmos_tokenizer.data import (BuildConfig, ClipSpec, load_video_tokenizer, read_manifest, read_sample,
+                                        run_build)
 from nemo_cosmos_tokenizer.data.reader import VideoTokenDataset
 from nemo_cosmos_tokenizer.data.samples import make_sample_inputs
 from nemo_cosmos_tokenizer.evaluation import EvalConfig, audit_dataset

@@ -52,7 +52,8 @@ def test_evaluate_with_a_tokenizer(media_dir, clip, builtin, tmp_path):
     inputs = [str(media_dir / "plant_tiny_64x48.mp4"), str(media_dir / "broken_text.mp4"),
               str(media_dir / "missing_clip.mp4")]
     status = main(["evaluate", *inputs, "--tokenizer", BUILTIN, "--device", "cpu", "--metric-device", "cpu",
-                   "--max-frames", "12", "--temporal-window", "9", "--output-dir", str(out), "--no-progress", "--no-html"])
+                   "--max-frames", "12", "--temporal-window", "9", "--output-dir", str(out), "--no-progress",
+                   "--no-html"])
     assert status == 1  # two inputs skipped
     report = json.loads((out / "metrics.json").read_text())
     assert [f["reason"] for f in report["failures"]] == ["unreadable", "missing"]
