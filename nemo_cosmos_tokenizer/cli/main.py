@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "encode": "nemo_cosmos_tokenizer.cli.encode",
     "build-dataset": "nemo_cosmos_tokenizer.cli.build_dataset",
     "inspect-dataset": "nemo_cosmos_tokenizer.cli.inspect_dataset",
+    "evaluate": "nemo_cosmos_tokenizer.cli.evaluate",
 }
 
 EPILOG = """examples:
@@ -39,6 +40,7 @@ EPILOG = """examples:
   nemo-cosmos-tokenizer reconstruct-videos "clips/*.mp4" --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16
   nemo-cosmos-tokenizer encode img.png --tokenizer Cosmos-0.1-Tokenizer-CI8x8 --format npy
   nemo-cosmos-tokenizer build-dataset --demo --output-prefix demo/tokens
+  nemo-cosmos-tokenizer evaluate "clips/*.mp4" --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16 --output-dir eval/
 
 Run '%(prog)s <command> --help' for the options and more examples of a command."""
 
