@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..config import TokenizerConfig
+from ..devices import resolve_device, resolve_dtype  # noqa: F401  (re-exported: public here before)
 from . import preprocess as pp
 
 __all__ = ["CausalVideoTokenizer", "ImageTokenizer", "resolve_device", "resolve_dtype", "tokenizer_class"]
@@ -35,29 +36,6 @@ _MODES = {"torch": "torch", "native": "torch", "pytorch": "torch", "jit": "jit"}
 # Alignments the reference uses for every model; only needed when a JIT file's architecture is unknown.
 _FALLBACK_SPATIAL_ALIGN = 16
 _FALLBACK_TEMPORAL_ALIGN = 8
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> ``cuda`` when available, else ``cpu``."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` ... -> a floating ``torch.dtype``."""
-    if isinstance(dtype, torch.dtype):
-        resolved = dtype
-    else:
-        aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32",
-                   "fp64": "float64", "double": "float64"}
-        name = aliases.get(str(dtype).lower().removeprefix("torch."), str(dtype).lower().removeprefix("torch."))
-        resolved = getattr(torch, name, None)
-        if not isinstance(resolved, torch.dtype):
-            raise ValueError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32")
-    if not resolved.is_floating_point:
-        raise ValueError(f"dtype must be a floating type, got {resolved}")
-    return resolved
 
 
 def _normalise_mode(mode: str | None) -> str | None:

@@ -11,11 +11,9 @@ from torch import nn
 from ..config import TokenizerConfig
 from ..modules.cache import StreamCache
 from ..quantizers.fsq import FSQuantizer
+from .checkpoint import PARTS, cosmos_state_dict, load_cosmos_state_dict
 
 __all__ = ["CosmosTokenizer", "PARTS"]
-
-#: The three weight layouts of NVIDIA's TorchScript files (``<part>.jit``).
-PARTS = ("encoder", "decoder", "autoencoder")
 
 
 class CosmosTokenizer(nn.Module):
@@ -113,16 +111,12 @@ class CosmosTokenizer(nn.Module):
 
         Tensors are detached views of this model's own (no copy), in the model's dtypes.
         """
-        from ..hub.convert import cosmos_state_dict
-
         return cosmos_state_dict(self, part)
 
     def load_cosmos_state_dict(self, state_dict: Mapping[str, torch.Tensor], part: str = "autoencoder") -> None:
         """Load a ``<part>.jit``-layout state_dict strictly (missing / unexpected / mis-shaped keys raise
         an error naming them; constant buffers are value-checked, not loaded); float tensors are cast to
         the model's dtype."""
-        from ..hub.convert import load_cosmos_state_dict
-
         load_cosmos_state_dict(self, state_dict, part)
 
     def num_parameters(self, part: str = "autoencoder") -> int:
