@@ -15,7 +15,7 @@ See ``BENCHMARKS.md`` for measured speeds.
 """
 
 from .convert import FAST_MODULES, UnsupportedModuleError
-from .layers import sdpa
+from .attention import sdpa
 from .options import FastOptions
 from .tokenizer import FastCosmosTokenizer, VerifyReport, optimize, relative_error
 

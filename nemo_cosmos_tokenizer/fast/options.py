@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from .layers import ATTENTION, Attention
+from .attention import ATTENTION, Attention
 
 __all__ = ["FastOptions"]
 
