@@ -18,9 +18,7 @@ import difflib
 from dataclasses import dataclass
 
 from .config import DEFAULT_FSQ_LEVELS, TokenizerConfig
-
-#: The TorchScript file of each part (weights layout) that every released repository holds (traced by NVIDIA).
-PART_FILES: dict[str, str] = {"encoder": "encoder.jit", "decoder": "decoder.jit", "autoencoder": "autoencoder.jit"}
+from .networks.checkpoint import PART_FILES  # the one part -> file table (weight layouts live with the networks)
 #: Files every released repository holds.
 JIT_FILES = tuple(PART_FILES.values())
 #: EMA weights of the whole autoencoder (``autoencoder.jit`` layout), written by NVIDIA's training checkpointer.

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.files import encode_file, expand_inputs, process_files
+    from ..media_files import encode_file, expand_inputs, process_files
 
     paths = expand_inputs(args.inputs)
     tokenizer = load_tokenizer_or_exit(args, None)

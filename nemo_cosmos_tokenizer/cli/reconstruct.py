@@ -55,7 +55,7 @@ def add_video_arguments_(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, family: str) -> int:
-    from ..inference.files import expand_inputs, process_files, reconstruct_file
+    from ..media_files import expand_inputs, process_files, reconstruct_file
 
     paths = expand_inputs(args.inputs)
     tokenizer = load_tokenizer_or_exit(args, family)

@@ -91,7 +91,7 @@ class Sample:
     @property
     def is_local_file(self) -> bool:
         """A whole local file (decoded from its path, as before corpus inputs existed)."""
-        from .sources.storage import is_remote
+        from .locations import is_remote
 
         return self.offset is None and not is_remote(self.path)
 
@@ -139,7 +139,7 @@ def _sample_from_entry(entry: Any, index: int, base: Path | str, where: str) -> 
             sample_id += f"@{'' if lo is None else lo}-{'' if hi is None else hi}"
     elif not isinstance(sample_id, (str, int)) or isinstance(sample_id, bool):
         raise ManifestError(f"{where}: 'id' must be a string or an integer, got {sample_id!r}")
-    from .sources.storage import join
+    from .locations import join
 
     sample = Sample(
         index=index,

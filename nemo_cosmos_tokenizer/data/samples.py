@@ -90,25 +90,11 @@ class SampleInputs:
 
 
 def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float) -> None:
-    """Write uint8 ``[H, W, 3]`` RGB frames to an H.264 ``.mp4`` (even sizes) with PyAV."""
-    try:
-        import av
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(f"writing videos needs PyAV: {INSTALL_HINT}") from err
-    from fractions import Fraction
+    """Write uint8 ``[H, W, 3]`` RGB frames to an H.264 ``.mp4`` (even sizes) with PyAV, reproducibly (one encoder
+    thread); :func:`nemo_cosmos_tokenizer.media_writing.write_video` does the writing."""
+    from ..media_writing import write_video as write
 
-    frames = iter(frames)
-    first = next(frames)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = first.shape[1], first.shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "medium", "threads": "1"}
-        for frame in (first, *frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write(path, frames, fps, threads=1)
 
 
 def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike, vocab_size: int = 400) -> Path:

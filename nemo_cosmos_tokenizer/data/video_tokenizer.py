@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..config import DEFAULT_FSQ_LEVELS, TokenizerConfig
+from ..devices import default_dtype, resolve_device, resolve_dtype
 
 #: Built-in tokenizers (name -> architecture); weights from a fixed seed: no download, and no visual meaning.
 BUILTIN_TOKENIZERS: dict[str, TokenizerConfig] = {
@@ -64,11 +65,6 @@ def build_builtin_network(name: str):
             else:
                 param.mul_(_BUILTIN_QUANT_SCALE)
     return network.eval().requires_grad_(False)
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 on CUDA (the models' training precision), float32 elsewhere."""
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 def _as_clips(clips: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -275,8 +271,6 @@ class VideoTokenizer:
 
 
 def _resolve_device_dtype(device, dtype) -> tuple[torch.device, torch.dtype]:
-    from ..inference.tokenizers import resolve_device, resolve_dtype
-
     dev = resolve_device(None if device in (None, "auto") else device)
     dt = default_dtype(dev) if dtype in (None, "auto") else resolve_dtype(dtype)
     return dev, dt

@@ -13,28 +13,37 @@ the batch so that
   temporal attention the same over ``[B, H*W, T, C]`` views with ``is_causal=True``.
 
 Nothing here copies data to change layout except where noted. Every layer is built from the corresponding plain
-module (``from_plain``) and computes the same function; ``tests/fast`` checks that on CPU in float32.
-The image networks (CI/DI) reuse the same layers with ``T = 1`` (``GroupNorm(32)``, no temporal convs).
+module by the one conversion table :data:`nemo_cosmos_tokenizer.fast.convert.FAST_MODULES` and computes the same
+function; ``tests/fast`` checks that on CPU in float32. The image networks (CI/DI) reuse the same layers with
+``T = 1`` (``GroupNorm(32)``, no temporal convs).
+
+The fast module protocol: ``forward(x, b, cache=None)`` with ``x`` the folded frames ``[B*T, C, H, W]``, ``b`` the
+batch size ``B`` and ``cache`` an optional :class:`~nemo_cosmos_tokenizer.modules.cache.StreamCache`: with it ``x``
+holds the next chunk of a stream and the stateful layers (temporal convs, resamplers, temporal attention) keep what
+they need in it, exactly as the plain modules do. Norms (``forward(x, silu)``) are called by their owner.
+
+Layers take their already converted parts (or, for the leaves, the plain module whose weights they copy); the table
+in :mod:`.convert` does the wiring. The attention kernels are in :mod:`.attention` (re-exported here).
 """
 
 from __future__ import annotations
-
-import functools
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..modules.attention import AttnBlock2d, CausalSpatialAttnBlock3d, CausalTemporalAttnBlock3d
+from ..modules.cache import StreamCache
 from ..modules.conv import CausalConv3d
-from ..modules.resample import CausalHybridDownsample3d, CausalHybridUpsample3d, Downsample2d, Upsample2d
-from ..modules.resnet import CausalResnetBlock3d, ResnetBlock2d
+from ..modules.resample import avg_pool_hw
+from .attention import ATTENTION, Attention, materialized, sdpa  # noqa: F401  (re-exported)
 
 __all__ = [
     "ATTENTION",
     "Attention",
     "ConvFrames",
+    "FastChain",
+    "FastFactorizedConv",
     "FastDownsample",
     "FastResBlock",
     "FastUpsample",
@@ -42,104 +51,15 @@ __all__ = [
     "SpatialAttention",
     "TemporalAttention",
     "TemporalConv",
+    "conv_frames_or_temporal",
+    "fused_qkv",
+    "group_norm_of",
+    "linear_of",
     "frames_from_seq",
     "frames_from_video",
     "seq_from_frames",
     "video_from_frames",
 ]
-
-#: Signature of the attention kernel: ``(q, k, v, is_causal) -> out``, all ``[batch, heads, seq, dim]``.
-Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]
-
-
-def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` (a fused kernel where one exists for the shape)."""
-    return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
-
-
-def materialized(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool,
-                 max_score_bytes: int = 1 << 30, fp16_logits: bool = True) -> torch.Tensor:
-    """Single-head attention with the score matrix written out, in chunks of at most ``max_score_bytes``.
-
-    For the mid blocks' head dim 512, where no flash kernel exists and the memory-efficient kernel runs at ~110
-    TFLOP/s on an H100: scores ``q k^T`` come from a tensor-core GEMM with float32 accumulation, the softmax is one
-    fused pass (float32 arithmetic) that writes ``P`` in the input dtype, and ``P v`` is a second GEMM. The logits
-    are written in float16 for bf16 inputs on CUDA (``fp16_logits``; else float32): the GEMM and the softmax pass are
-    bound by that traffic (830 MB of float32 logits per 14,400-position frame). The bf16 -> fp16 casts of ``q`` and
-    ``k`` are exact (within fp16's range), the unscaled logits are rounded to 2^-11 relative (finer than the bf16
-    rounding of ``P``); fp16 overflows only for ``|q.k| > 65,504`` (scaled logits above ~2,900 at D = 512, far into
-    saturation).
-    Short sequences (the causal temporal attention over a window's few latent frames) are computed directly with
-    element-wise products and sums in float32 (one fused kernel each under ``torch.compile``; the fused SDPA
-    kernels waste most of their tiles on a sequence of 3); other short ones use :func:`sdpa`.
-    ``[B, H, L, D]`` -> ``[B, H, L, D]``.
-    """
-    b, h, length, d = q.shape
-    if length <= 16:
-        return _short_attention(q, k, v, is_causal)
-    if is_causal or length < 1024:
-        return sdpa(q, k, v, is_causal)
-    scale = d ** -0.5
-    g = b * h
-    q3, k3, v3 = q.reshape(g, length, d), k.reshape(g, length, d), v.reshape(g, length, d)
-    fp16_logits = fp16_logits and q.is_cuda and q.dtype == torch.bfloat16
-    row_bytes = 4 * length  # the budget counts float32 logits (one 14,400-position frame per chunk either way)
-    per_chunk = max(1, max_score_bytes // row_bytes)  # query rows per chunk, over all [G, L] rows
-    outs = []
-    if per_chunk >= length:  # whole frames per chunk
-        frames = max(1, per_chunk // length)
-        for i in range(0, g, frames):
-            outs.append(_attend(q3[i:i + frames], k3[i:i + frames], v3[i:i + frames], scale, fp16_logits))
-        out = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]
-    else:  # row chunks of one frame at a time
-        for i in range(g):
-            rows = [_attend(q3[i:i + 1, r:r + per_chunk], k3[i:i + 1], v3[i:i + 1], scale, fp16_logits)
-                    for r in range(0, length, per_chunk)]
-            outs.append(torch.cat(rows, dim=1))
-        out = torch.cat(outs, dim=0)
-    return out.reshape(b, h, length, d)
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-            fp16_logits: bool = False) -> torch.Tensor:
-    """``softmax(q k^T * scale) v`` for ``[G, Lq, D]`` x ``[G, Lk, D]``: logits accumulated in float32 and stored in
-    float32 (float16 with ``fp16_logits``, see :func:`materialized`), softmax in float32."""
-    kt = k.transpose(1, 2)
-    if fp16_logits:  # bf16 -> fp16 is exact within fp16's range; fp16 tensor cores, float32 accumulation
-        s = torch.bmm(q.half(), kt.half())
-    elif q.dtype == torch.float32:
-        s = torch.bmm(q, kt)
-    elif q.is_cuda:
-        s = torch.bmm(q, kt, out_dtype=torch.float32)  # bf16 tensor cores, float32 result
-    else:
-        s = torch.bmm(q.float(), kt.float())
-    s = s.float() * scale
-    # Unnormalised probabilities (written once, in the input dtype) and their row sums come from one pass over the
-    # logits after the max; the division moves to the [Lq, D] output. Hand-rolled, so no pass rewrites it to SDPA.
-    e = torch.exp(s - s.amax(dim=-1, keepdim=True))
-    out = torch.bmm(e.to(v.dtype), v) / e.sum(dim=-1, keepdim=True)
-    return out.to(v.dtype)
-
-
-def _short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool) -> torch.Tensor:
-    """Attention over a short sequence (``L <= 16``) by broadcasting, in float32: ``[B, H, L, D]`` -> same."""
-    length, d = q.shape[-2], q.shape[-1]
-    s = (q.float().unsqueeze(-2) * k.float().unsqueeze(-3)).sum(-1) * d ** -0.5  # [B, H, Lq, Lk]
-    if is_causal:
-        mask = torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
-        s = s.masked_fill(~mask, float("-inf"))
-    a = torch.softmax(s, dim=-1)
-    out = (a.unsqueeze(-1) * v.float().unsqueeze(-3)).sum(-2)  # [B, H, Lq, D]
-    return out.to(v.dtype)
-
-
-#: Attention kernels by name (``optimize(attention=...)``).
-ATTENTION: dict[str, Attention] = {
-    "sdpa": sdpa,
-    "materialized": materialized,
-    "materialized-fp32": functools.partial(materialized, fp16_logits=False),  # float32 logits (the first version)
-}
-
 
 # ----------------------------------------------------------------------------------------------------- layout
 def frames_from_video(x: torch.Tensor) -> torch.Tensor:
@@ -164,6 +84,11 @@ def frames_from_seq(s: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``[B, T, H*W, C]`` -> ``[B*T, C, H, W]`` (channels-last view for contiguous ``s``)."""
     b, t, _, c = s.shape
     return s.reshape(b * t, h, w, c).permute(0, 3, 1, 2)  # [B*T, C, H, W]
+
+
+def group_norm_of(module: nn.Module) -> nn.GroupNorm:
+    """The ``nn.GroupNorm`` inside a plain norm module (``CausalGroupNorm.norm`` or the GroupNorm itself)."""
+    return module if isinstance(module, nn.GroupNorm) else module.norm
 
 
 def _weight(t: torch.Tensor, memory_format: torch.memory_format) -> nn.Parameter:
@@ -196,7 +121,8 @@ class ConvFrames(nn.Module):
             return cls(c3.weight[:, :, 0], c3.bias, c3.stride[1], c3.padding[1], memory_format)
         return cls(conv.weight, conv.bias, conv.stride[0], conv.padding[0], memory_format)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, b: int = 0, cache: StreamCache | None = None) -> torch.Tensor:
+        """Per frame: ``b`` and ``cache`` change nothing."""
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
@@ -221,18 +147,25 @@ class TemporalConv(nn.Module):
         self.time_pad = conv.time_pad
         self.time_stride = c3.stride[0]
 
-    def forward_seq(self, s: torch.Tensor) -> torch.Tensor:
-        """``[B, T, H*W, C]`` -> ``[B, T', H*W, C_out]``."""
+    def forward_seq(self, s: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """``[B, T, H*W, C]`` -> ``[B, T', H*W, C_out]``; with a ``cache`` as :meth:`CausalConv3d.forward`."""
         b, _, hw, c = s.shape
-        if self.time_pad:
-            s = torch.cat([s[:, :1].expand(b, self.time_pad, hw, c), s], dim=1)  # [B, pad + T, HW, C]
+        past = None if cache is None else cache.get(self)
+        if past is None:
+            if self.time_pad:
+                s = torch.cat([s[:, :1].expand(b, self.time_pad, hw, c), s], dim=1)  # [B, pad + T, HW, C]
+        elif past.shape[1] > 0:
+            s = torch.cat([past, s], dim=1)  # [B, len(past) + n, HW, C]
         y = F.conv2d(s.permute(0, 3, 1, 2), self.weight, self.bias, stride=(self.time_stride, 1))  # [B, O, T', HW]
+        if cache is not None:
+            consumed = y.shape[2] * self.time_stride  # the next output window starts at this input frame
+            cache.set(self, s[:, consumed:].detach().clone())
         return y.permute(0, 2, 3, 1)  # [B, T', HW, O]
 
-    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
         """``[B*T, C, H, W]`` -> ``[B*T', C_out, H, W]``."""
         h, w = x.shape[2:]
-        return frames_from_seq(self.forward_seq(seq_from_frames(x, b)), h, w)
+        return frames_from_seq(self.forward_seq(seq_from_frames(x, b), cache), h, w)
 
     def extra_repr(self) -> str:
         o, i, kt, _ = self.weight.shape
@@ -276,113 +209,121 @@ class FrameNorm(nn.Module):
         return y.reshape(n, c, h, w)
 
 
+def conv_frames_or_temporal(conv: CausalConv3d, memory_format: torch.memory_format) -> ConvFrames | TemporalConv:
+    """The fast layer of one causal conv: :class:`ConvFrames` for a per-frame ``(1, k, k)`` kernel, :class:`TemporalConv`
+    for a ``(k, 1, 1)`` one (a full 3D kernel has no fast layer: none of the released networks has one)."""
+    c3 = conv.conv3d
+    if c3.kernel_size[0] == 1 and conv.time_pad == 0:
+        return ConvFrames.from_plain(conv, memory_format)
+    if c3.kernel_size[1:] == (1, 1):
+        return TemporalConv(conv, memory_format)
+    raise TypeError(f"the fast path has no layer for a full 3D causal conv (kernel {tuple(c3.kernel_size)}); "
+                    "factorize it into (1, k, k) and (k, 1, 1) convs (FactorizedCausalConv3d)")
+
+
 # ----------------------------------------------------------------------------------------------------- blocks
+class FastChain(nn.Module):
+    """Fast layers run one after the other (a level, a mid block, the video attention pair)."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, b, cache)
+        return x
+
+
+class FastFactorizedConv(nn.Module):
+    """:class:`FactorizedCausalConv3d`: a per-frame 3x3 :class:`ConvFrames` then a :class:`TemporalConv`."""
+
+    def __init__(self, spatial: ConvFrames, temporal: TemporalConv) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.temporal = temporal
+
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
+        return self.temporal(self.spatial(x), b, cache)
+
+
 class FastResBlock(nn.Module):
     """``shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))))))`` on folded frames.
 
-    Each conv is a :class:`ConvFrames` (3x3) followed, in the video networks, by a :class:`TemporalConv`.
+    Each conv is a :class:`ConvFrames` (3x3, images) or a :class:`FastFactorizedConv` (video); the shortcut a
+    1x1 :class:`ConvFrames` or ``None`` (identity).
     """
 
-    def __init__(self, block: CausalResnetBlock3d | ResnetBlock2d, memory_format: torch.memory_format) -> None:
+    def __init__(self, norm1: FrameNorm, conv1: nn.Module, norm2: FrameNorm, conv2: nn.Module,
+                 nin_shortcut: ConvFrames | None) -> None:
         super().__init__()
-        self.norm1 = FrameNorm(_group_norm(block.norm1))
-        self.norm2 = FrameNorm(_group_norm(block.norm2))
-        self.conv1_t: TemporalConv | None = None
-        self.conv2_t: TemporalConv | None = None
-        if isinstance(block, CausalResnetBlock3d):
-            self.conv1_s = ConvFrames.from_plain(block.conv1[0], memory_format)
-            self.conv1_t = TemporalConv(block.conv1[1], memory_format)
-            self.conv2_s = ConvFrames.from_plain(block.conv2[0], memory_format)
-            self.conv2_t = TemporalConv(block.conv2[1], memory_format)
-        else:
-            self.conv1_s = ConvFrames.from_plain(block.conv1, memory_format)
-            self.conv2_s = ConvFrames.from_plain(block.conv2, memory_format)
-        shortcut = block.nin_shortcut
-        self.nin_shortcut = None if isinstance(shortcut, nn.Identity) else ConvFrames.from_plain(shortcut, memory_format)
+        self.norm1 = norm1
+        self.conv1 = conv1
+        self.norm2 = norm2
+        self.conv2 = conv2
+        self.nin_shortcut = nin_shortcut
 
-    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
-        h = self.conv1_s(self.norm1(x, silu=True))
-        if self.conv1_t is not None:
-            h = self.conv1_t(h, b)
-        h = self.conv2_s(self.norm2(h, silu=True))
-        if self.conv2_t is not None:
-            h = self.conv2_t(h, b)
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
+        h = self.conv1(self.norm1(x, silu=True), b, cache)
+        h = self.conv2(self.norm2(h, silu=True), b, cache)
         skip = x if self.nin_shortcut is None else self.nin_shortcut(x)
         return skip + h
 
 
-def _group_norm(module: nn.Module) -> nn.GroupNorm:
-    """The ``nn.GroupNorm`` inside a plain norm module (``CausalGroupNorm.norm`` or the GroupNorm itself)."""
-    return module if isinstance(module, nn.GroupNorm) else module.norm
-
-
-def _avg_pool_hw(x: torch.Tensor) -> torch.Tensor:
-    """``avg_pool2d(x, 2)`` (floor mode) with the summation order of the plain ``_avg_pool_hw``."""
-    h, w = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
-    x = x[:, :, :h, :w]
-    return (x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 0::2] + x[:, :, 1::2, 1::2]) / 4
-
-
 class FastDownsample(nn.Module):
-    """Video: NVIDIA's hybrid downsample (spatial conv + 2x2 mean, temporal conv + 2-frame mean, 1x1 conv).
-    Image: zero pad right/bottom, 3x3 conv with stride 2."""
+    """Video (``conv3`` given): NVIDIA's hybrid downsample (spatial conv + 2x2 mean, temporal conv + 2-frame mean,
+    1x1 conv). Image (``conv3=None``): zero pad right/bottom, 3x3 conv ``conv1`` with stride 2."""
 
-    def __init__(self, down: CausalHybridDownsample3d | Downsample2d, memory_format: torch.memory_format) -> None:
+    def __init__(self, conv1: ConvFrames | None, conv2: TemporalConv | None, conv3: ConvFrames | None) -> None:
         super().__init__()
-        self.video = isinstance(down, CausalHybridDownsample3d)
-        self.conv1: ConvFrames | None = None
-        self.conv2: TemporalConv | None = None
-        self.conv3: ConvFrames | None = None
-        if self.video:
-            if down.spatial:
-                self.conv1 = ConvFrames.from_plain(down.conv1, memory_format)
-            if down.temporal:
-                self.conv2 = TemporalConv(down.conv2, memory_format)
-            self.conv3 = ConvFrames.from_plain(down.conv3, memory_format)
-        else:
-            self.conv1 = ConvFrames.from_plain(down.conv, memory_format)
+        self.video = conv3 is not None
+        self.conv1 = conv1
+        self.conv2 = conv2
+        self.conv3 = conv3
 
-    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
         if self.conv1 is not None:
             xp = F.pad(x, (0, 1, 0, 1))  # [N, C, H+1, W+1]: zero pad right and bottom only
             x = self.conv1(xp)
             if not self.video:
                 return x
-            x = x + _avg_pool_hw(xp)  # [N, C, H/2, W/2]
+            x = x + avg_pool_hw(xp)  # [N, C, H/2, W/2]
         if self.conv2 is not None:
             h, w = x.shape[2:]
             s = seq_from_frames(x, b)  # [B, T, HW, C]
-            s = torch.cat([s[:, :1], s], dim=1)  # [B, T+1, HW, C]: frame 0 once more
+            first_chunk = cache is None or cache.get(self.conv2) is None
+            if cache is not None and s.shape[1] % 2 != (1 if first_chunk else 0):
+                raise ValueError(
+                    f"temporal downsample: the {'first' if first_chunk else 'a later'} chunk needs an "
+                    f"{'odd' if first_chunk else 'even'} number of frames, got {s.shape[1]}"
+                )
+            if first_chunk:
+                s = torch.cat([s[:, :1], s], dim=1)  # [B, T+1, HW, C]: frame 0 once more
             t = s.shape[1] // 2 * 2
-            s = self.conv2.forward_seq(s) + (s[:, 0:t:2] + s[:, 1:t:2]) / 2  # [B, (T+1)/2, HW, C]
+            s = self.conv2.forward_seq(s, cache) + (s[:, 0:t:2] + s[:, 1:t:2]) / 2  # [B, (T+1)/2, HW, C]
             x = frames_from_seq(s, h, w)
         return self.conv3(x)
 
 
 class FastUpsample(nn.Module):
-    """Video: NVIDIA's hybrid upsample (frame doubling + causal temporal conv, nearest x2 + conv, 1x1 conv,
-    each resampling with a residual). Image: nearest x2 then a 3x3 conv."""
+    """Video (``conv3`` given): NVIDIA's hybrid upsample (frame doubling + causal temporal conv, nearest x2 + conv,
+    1x1 conv, each resampling with a residual). Image (``conv3=None``): nearest x2 then the 3x3 conv ``conv2``."""
 
-    def __init__(self, up: CausalHybridUpsample3d | Upsample2d, memory_format: torch.memory_format) -> None:
+    def __init__(self, conv1: TemporalConv | None, conv2: ConvFrames | None, conv3: ConvFrames | None) -> None:
         super().__init__()
-        self.video = isinstance(up, CausalHybridUpsample3d)
-        self.conv1: TemporalConv | None = None
-        self.conv2: ConvFrames | None = None
-        self.conv3: ConvFrames | None = None
-        if self.video:
-            if up.temporal:
-                self.conv1 = TemporalConv(up.conv1, memory_format)
-            if up.spatial:
-                self.conv2 = ConvFrames.from_plain(up.conv2, memory_format)
-            self.conv3 = ConvFrames.from_plain(up.conv3, memory_format)
-        else:
-            self.conv2 = ConvFrames.from_plain(up.conv, memory_format)
+        self.video = conv3 is not None
+        self.conv1 = conv1
+        self.conv2 = conv2
+        self.conv3 = conv3
 
-    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
         if self.conv1 is not None:
             h, w = x.shape[2:]
-            s = seq_from_frames(x, b).repeat_interleave(2, dim=1)[:, 1:]  # [B, 2t-1, HW, C]
-            x = frames_from_seq(self.conv1.forward_seq(s) + s, h, w)
+            first_chunk = cache is None or cache.get(self.conv1) is None
+            s = seq_from_frames(x, b).repeat_interleave(2, dim=1)  # [B, 2t, HW, C]
+            if first_chunk:
+                s = s[:, 1:]  # [B, 2t-1, HW, C]: the first copy of frame 0 is dropped
+            x = frames_from_seq(self.conv1.forward_seq(s, cache) + s, h, w)
         if self.conv2 is not None:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # [N, C, 2h, 2w]
             if not self.video:
@@ -391,12 +332,18 @@ class FastUpsample(nn.Module):
         return self.conv3(x)
 
 
-def _qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def fused_qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused ``[3C, C]`` weight and ``[3C]`` bias of three 1x1 convs (2D or causal 3D)."""
     convs = [m.conv3d if isinstance(m, CausalConv3d) else m for m in (q, k, v)]
     weight = torch.cat([c.weight.reshape(c.weight.shape[0], -1) for c in convs])
     bias = torch.cat([c.bias for c in convs])
     return weight, bias
+
+
+def linear_of(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight [O, I], bias [O])`` of a 1x1 conv (2D or causal 3D)."""
+    c = m.conv3d if isinstance(m, CausalConv3d) else m
+    return c.weight.reshape(c.weight.shape[0], -1), c.bias
 
 
 def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -405,21 +352,16 @@ def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch
     return F.linear(x, weight) + bias
 
 
-def _linear(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    c = m.conv3d if isinstance(m, CausalConv3d) else m
-    return c.weight.reshape(c.weight.shape[0], -1), c.bias
-
-
 class _FusedAttention(nn.Module):
-    """Shared weights of the two attention layers: the block's norm, q/k/v fused into one projection, proj_out."""
+    """Weights of an attention layer: the block's norm, q/k/v fused into one projection, proj_out; the kernel."""
 
-    def __init__(self, block: AttnBlock2d | CausalSpatialAttnBlock3d | CausalTemporalAttnBlock3d,
+    def __init__(self, block: AttnBlock2d | CausalSpatialAttnBlock3d | CausalTemporalAttnBlock3d, norm: FrameNorm,
                  attention: Attention = sdpa) -> None:
         super().__init__()
-        self.norm = FrameNorm(_group_norm(block.norm))
-        w, bias = _qkv(block.q, block.k, block.v)
+        self.norm = norm
+        w, bias = fused_qkv(block.q, block.k, block.v)
         self.qkv_weight, self.qkv_bias = _vector(w), _vector(bias)
-        w, bias = _linear(block.proj_out)
+        w, bias = linear_of(block.proj_out)
         self.proj_weight, self.proj_bias = _vector(w), _vector(bias)
         self.attention = attention
 
@@ -430,7 +372,7 @@ class SpatialAttention(_FusedAttention):
     From :class:`AttnBlock2d` (GroupNorm 32) or :class:`CausalSpatialAttnBlock3d` (per-frame GroupNorm 1).
     """
 
-    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
         n, c, h, w = x.shape
         tokens = self.norm(x, silu=False).permute(0, 2, 3, 1).reshape(n, 1, h * w, c)  # [N, 1, HW, C]
         q, k, v = _project(tokens, self.qkv_weight, self.qkv_bias).chunk(3, dim=-1)  # 3 x [N, 1, HW, C]
@@ -441,12 +383,45 @@ class SpatialAttention(_FusedAttention):
 
 class TemporalAttention(_FusedAttention):
     """Causal attention over the frames of each window at every spatial position (:class:`CausalTemporalAttnBlock3d`):
-    ``[B, T, HW, C]`` is viewed as ``[B, HW (heads), T, C]``, no copy."""
+    ``[B, T, HW, C]`` is viewed as ``[B, HW (heads), T, C]``, no copy. With a stream ``cache`` it keeps the keys and
+    values of earlier frames (at most ``max_context_frames - 1``) like the plain block."""
 
-    def forward(self, x: torch.Tensor, b: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
         h, w = x.shape[2:]
         s = seq_from_frames(self.norm(x, silu=False), b)  # [B, T, HW, C]
         q, k, v = _project(s, self.qkv_weight, self.qkv_bias).transpose(1, 2).chunk(3, dim=-1)  # 3 x [B, HW, T, C]
-        out = self.attention(q, k, v, True).transpose(1, 2)  # [B, T, HW, C]
-        out = _project(out, self.proj_weight, self.proj_bias)  # [B, T, HW, C]
+        if cache is None:
+            out = self.attention(q, k, v, True)  # [B, HW, T, C]
+        else:
+            out, state = _cached_causal_attention(q, k, v, cache.get(self), cache.max_context_frames, self.attention)
+            cache.set(self, state)
+        out = _project(out.transpose(1, 2), self.proj_weight, self.proj_bias)  # [B, T, HW, C]
         return x + frames_from_seq(out, h, w)
+
+
+def _cached_causal_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None,
+    window: int | None, attention: Attention,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Causal attention of the next ``n`` frames ``q, k, v`` ``[B, HW, n, C]`` over the ``c`` cached ones ``past``
+    (``[B, HW, c, C]`` keys and values) and themselves, limited to ``window`` frames; returns the output and the keys
+    and values to keep (the same rule as the plain :class:`CausalTemporalAttnBlock3d`)."""
+    t = q.shape[2]
+    if past is not None and past[0].shape[2] > 0:
+        k = torch.cat([past[0], k], dim=2)  # [B, HW, c + n, C]
+        v = torch.cat([past[1], v], dim=2)
+    num_past = k.shape[2] - t
+    if num_past == 0 and (window is None or t <= window):
+        out = attention(q, k, v, True)  # a first chunk: as the whole clip
+    else:
+        query_pos = torch.arange(num_past, num_past + t, device=q.device)[:, None]  # [n, 1]
+        key_pos = torch.arange(num_past + t, device=q.device)[None, :]  # [1, c + n]
+        mask = key_pos <= query_pos
+        if window is not None:
+            mask = mask & (key_pos > query_pos - window)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, HW, n, C]
+    keep = k.shape[2] if window is None else min(k.shape[2], window - 1)
+    start = k.shape[2] - keep
+    if start > 0:  # copy the kept frames so the dropped ones can be freed
+        k, v = k[:, :, start:].clone(), v[:, :, start:].clone()
+    return out, (k.detach(), v.detach())

@@ -16,6 +16,14 @@ exact result (measured on real-size DV8x16x16: eager bf16 vs float32 8e-3 relati
 direct check fails in low precision, both paths are compared with the same networks in float32 (TF32 off): the fast
 path passes if its error is at most ``noise_factor`` times eager's and its indices match float32 no less often than
 eager's, up to ``index_slack``. A broken kernel or graph gives errors of order one.
+
+**Streaming**: ``encode_pre_quant(x, cache=...)`` / ``decode_latent(z, cache=...)`` take a
+:class:`~nemo_cosmos_tokenizer.modules.cache.StreamCache` like the plain model, so
+:mod:`nemo_cosmos_tokenizer.networks.streaming` drives a fast tokenizer too. A stream runs the fast layers eagerly
+(uncompiled: every chunk shape would compile anew, and the cache is Python state the compiled graphs do not take).
+Its path is chosen at its first chunk, which is checked against the plain network like a first ``encode`` (both
+write their own entries into the cache; the losing side's are dropped); a failure there falls back to eager for
+the whole stream, while a failure in a later chunk raises (the stream's state is the fast layers').
 """
 
 from __future__ import annotations
@@ -23,15 +31,16 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from ..modules.cache import StreamCache
 from ..networks.tokenizer import CosmosTokenizer
-from .layers import ATTENTION, Attention
-from .networks import FastDecoder, FastEncoder
+from .convert import convert_tokenizer
+from .options import FastOptions
 
 __all__ = ["FastCosmosTokenizer", "VerifyReport", "compile_options", "optimize", "relative_error"]
 
@@ -74,55 +83,26 @@ class FastCosmosTokenizer(nn.Module):
     Every new input shape is compiled once (``dynamic=False``); keep the batch shape fixed in long jobs.
     """
 
-    def __init__(
-        self,
-        model: CosmosTokenizer,
-        *,
-        compile: bool = True,
-        compile_mode: str | None = None,
-        channels_last: bool = True,
-        attention: str | Attention = "materialized",
-        auto_verify: bool = True,
-        min_index_match: float = 0.99,
-        max_rel_error: float = 1e-2,
-        noise_factor: float = 1.5,
-        index_slack: float = 0.02,
-        verify_windows: int = 1,
-        eager_numerics: bool = False,
-    ) -> None:
+    def __init__(self, model: CosmosTokenizer, options: FastOptions = FastOptions()) -> None:
         super().__init__()
         self.config = model.config
         self.reference = model
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        if isinstance(attention, str):
-            if attention not in ATTENTION:
-                raise ValueError(f"attention must be one of {sorted(ATTENTION)} or a callable, got {attention!r}")
-            attention = ATTENTION[attention]
+        self.options = options
         # A side whose weights were dropped (the inference API's encoder-only tokenizers) gets no fast module.
-        self.encoder = (FastEncoder(model, memory_format=memory_format, attention=attention)
-                        if model.encoder is not None else None)
-        self.decoder = (FastDecoder(model, memory_format=memory_format, attention=attention)
-                        if model.decoder is not None else None)
+        self.encoder, self.decoder = convert_tokenizer(model, options)
         self.quantizer = model.quantizer
-        self.compiled = compile
-        self.compile_mode = compile_mode
-        self.auto_verify = auto_verify
-        self.min_index_match = min_index_match
-        self.max_rel_error = max_rel_error
-        self.noise_factor = noise_factor
-        self.index_slack = index_slack
-        self.verify_windows = verify_windows
+        self.compiled = options.compile
         self.use_fast = True
         self.reports: list[VerifyReport] = []
-        self._checked = {"encode": not auto_verify, "decode": not auto_verify}
+        self._checked = {"encode": not options.auto_verify, "decode": not options.auto_verify}
         self._fns: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"encode": self.encoder, "decode": self.decoder}
         self._cudagraphs = False
-        if compile:
-            options = compile_options(compile_mode, eager_numerics)
-            self._cudagraphs = bool(options.get("triton.cudagraphs"))
+        if options.compile:
+            compiler_options = compile_options(options.compile_mode, options.eager_numerics)
+            self._cudagraphs = bool(compiler_options.get("triton.cudagraphs"))
             for part, module in (("encode", self.encoder), ("decode", self.decoder)):
                 if module is not None:
-                    self._fns[part] = torch.compile(module, dynamic=False, fullgraph=True, options=options)
+                    self._fns[part] = torch.compile(module, dynamic=False, fullgraph=True, options=compiler_options)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
 
@@ -156,11 +136,12 @@ class FastCosmosTokenizer(nn.Module):
             self._fall_back(f"{type(exc).__name__}: {exc}")
             return None
 
-    def _eager(self, part: str, model: CosmosTokenizer, x: torch.Tensor) -> torch.Tensor:
+    def _eager(self, part: str, model: CosmosTokenizer, x: torch.Tensor,
+               cache: StreamCache | None = None) -> torch.Tensor:
         with torch.no_grad():
             if part == "encode":
-                return model.encode_pre_quant(x)
-            return model.decoder(model.post_quant_conv(x))
+                return model.encode_pre_quant(x, cache=cache)
+            return model.decode_latent(x, cache=cache)
 
     def _float32_reference(self, part: str, x: torch.Tensor) -> torch.Tensor:
         """The plain networks in float32 (same weights, TF32 off) on ``x``: the yardstick for bf16 noise."""
@@ -176,37 +157,47 @@ class FastCosmosTokenizer(nn.Module):
     def _indices(self, h: torch.Tensor) -> torch.Tensor:
         return self.quantizer(h)[0]
 
-    def _verify_part(self, part: str, x: torch.Tensor) -> tuple[torch.Tensor, VerifyReport]:
-        """Run the fast path on all of ``x`` and the eager path on its first windows; compare (see module doc)."""
-        n = min(self.verify_windows, x.shape[0])
+    def _verify_part(self, part: str, x: torch.Tensor,
+                     cache: StreamCache | None = None) -> tuple[torch.Tensor, VerifyReport]:
+        """Run the fast path on all of ``x`` and the eager path on its first windows; compare (see module doc).
+
+        With a stream ``cache`` (``x`` is a stream's first chunk) both run on all of ``x`` and keep their state in
+        it, so the stream can go on with either; the caller drops the entries of the side it does not keep."""
+        n = min(self.options.verify_windows, x.shape[0])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         start = time.perf_counter()
-        out = self._run(part, x)
-        ref = self._eager(part, self.reference, x[:n])
+        if cache is None:
+            out = self._run(part, x)
+            ref = self._eager(part, self.reference, x[:n])
+        else:
+            with torch.no_grad():
+                out = self._fast_module(part)(x, cache)
+            ref_all = self._eager(part, self.reference, x, cache)
+            ref = ref_all[:n]
         discrete = part == "encode" and self.quantizer is not None
         err = relative_error(out[:n], ref)
         index_match = (self._indices(out[:n]) == self._indices(ref)).float().mean().item() if discrete else None
-        ok = err <= self.max_rel_error and (index_match is None or index_match >= self.min_index_match)
+        ok = err <= self.options.max_rel_error and (index_match is None or index_match >= self.options.min_index_match)
         what = {"encode": "pre-quantization tensor" if discrete else "latent", "decode": "reconstruction"}[part]
-        message = (f"{part}: {what} relative error vs eager {err:.2e} (limit {self.max_rel_error:.0e})"
-                   + (f", indices equal on {index_match:.2%} (limit {self.min_index_match:.0%})" if discrete else ""))
+        message = (f"{part}: {what} relative error vs eager {err:.2e} (limit {self.options.max_rel_error:.0e})"
+                   + (f", indices equal on {index_match:.2%} (limit {self.options.min_index_match:.0%})" if discrete else ""))
         details: dict[str, Any] = {}
         if not ok and self.dtype in (torch.bfloat16, torch.float16):
             # Two low-precision evaluations that differ anywhere decorrelate to the level of the precision itself;
             # what matters is that the fast path is not further from the exact result than eager is.
             ref32 = self._float32_reference(part, x[:n])
             details = {"fast_vs_fp32": relative_error(out[:n], ref32), "eager_vs_fp32": relative_error(ref, ref32)}
-            ok = details["fast_vs_fp32"] <= self.noise_factor * details["eager_vs_fp32"]
+            ok = details["fast_vs_fp32"] <= self.options.noise_factor * details["eager_vs_fp32"]
             message += (f"; vs float32: fast {details['fast_vs_fp32']:.2e}, eager {details['eager_vs_fp32']:.2e} "
-                        f"(limit x{self.noise_factor})")
+                        f"(limit x{self.options.noise_factor})")
             if discrete:
                 idx32 = self._indices(ref32)
                 details["fast_index_match_fp32"] = (self._indices(out[:n]) == idx32).float().mean().item()
                 details["eager_index_match_fp32"] = (self._indices(ref) == idx32).float().mean().item()
-                ok = ok and details["fast_index_match_fp32"] >= details["eager_index_match_fp32"] - self.index_slack
+                ok = ok and details["fast_index_match_fp32"] >= details["eager_index_match_fp32"] - self.options.index_slack
                 message += (f", indices equal to float32 on {details['fast_index_match_fp32']:.2%} (fast) / "
-                            f"{details['eager_index_match_fp32']:.2%} (eager, slack {self.index_slack:.0%})")
+                            f"{details['eager_index_match_fp32']:.2%} (eager, slack {self.options.index_slack:.0%})")
             del ref32
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -214,7 +205,43 @@ class FastCosmosTokenizer(nn.Module):
         report = VerifyReport(ok=ok, part=part, windows=n, rel_error=err, index_match=index_match,
                               seconds=time.perf_counter() - start, message=message, details=details)
         self.reports.append(report)
-        return out, report
+        return (out if cache is None or ok else ref_all), report
+
+    def _fast_module(self, part: str) -> nn.Module:
+        return self.encoder if part == "encode" else self.decoder
+
+    def _stream(self, part: str, x: torch.Tensor, cache: StreamCache) -> torch.Tensor:
+        """The next chunk of a stream (see the module docstring): fast or eager, chosen at the first chunk."""
+        fast = self._fast_module(part)
+        side = self.reference.encoder if part == "encode" else self.reference.decoder
+        path = cache.get(fast)  # None: first chunk; True: fast; False: eager
+        if path is not None:
+            if not path:
+                return self._eager(part, self.reference, x, cache)
+            with torch.no_grad():
+                return fast(x, cache)  # a failure here raises: the stream's state is the fast layers'
+        if self.use_fast:
+            try:
+                if not self._checked[part]:
+                    self._checked[part] = True
+                    out, report = self._verify_part(part, x, cache)
+                    if not report.ok:  # out is eager's result, whose state is in the cache too
+                        self._fall_back(report.message)
+                        cache.discard(fast.modules())
+                        cache.set(fast, False)
+                        return out
+                else:
+                    with torch.no_grad():
+                        out = fast(x, cache)
+                cache.discard(side.modules())
+                cache.set(fast, True)
+                return out
+            except Exception as exc:  # a kernel failure must not stop a long job: eager from this first chunk on
+                self._fall_back(f"{type(exc).__name__}: {exc}")
+        cache.discard(fast.modules())
+        cache.discard(side.modules())  # a fresh eager start (a failed check may have left some state)
+        cache.set(fast, False)
+        return self._eager(part, self.reference, x, cache)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(device=self.device, dtype=self.dtype)
@@ -252,8 +279,11 @@ class FastCosmosTokenizer(nn.Module):
             self._fall_back("; ".join(failed))
         return reports
 
-    def encode_pre_quant(self, x: torch.Tensor) -> torch.Tensor:
-        """``quant_conv(encoder(x))`` like :meth:`CosmosTokenizer.encode_pre_quant` (model dtype)."""
+    def encode_pre_quant(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """``quant_conv(encoder(x))`` like :meth:`CosmosTokenizer.encode_pre_quant` (model dtype); with a stream
+        ``cache``, ``x`` is the next chunk of a longer clip."""
+        if cache is not None:
+            return self._stream("encode", self._input(x), cache)
         self.config.check_input_shape(tuple(x.shape))
         x = self._input(x)
         out = self._fast_or_fallback("encode", x)
@@ -290,11 +320,17 @@ class FastCosmosTokenizer(nn.Module):
             raise TypeError(f"decode_codes is for discrete tokenizers; {self.config.family} decodes latents with decode()")
         return self._decode(self._input(codes))
 
+    def decode_latent(self, z: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """The input of ``post_quant_conv`` (a continuous latent or FSQ codes) -> reconstruction, unchecked, like
+        :meth:`CosmosTokenizer.decode_latent`; with a stream ``cache``, ``z`` holds the next latent frames."""
+        z = self._input(z)
+        return self._decode(z) if cache is None else self._stream("decode", z, cache)
+
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         out = self._fast_or_fallback("decode", z)
         if out is None:
             with torch.no_grad():
-                out = self.reference.decoder(self.reference.post_quant_conv(z))
+                out = self.reference.decode_latent(z)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -328,35 +364,20 @@ def compile_options(mode: str | None, eager_numerics: bool) -> dict[str, Any]:
 
 def optimize(
     model: CosmosTokenizer,
+    options: FastOptions | None = None,
     *,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
-    compile: bool = True,
-    compile_mode: str | None = None,
-    channels_last: bool = True,
-    attention: str | Attention = "materialized",
-    auto_verify: bool = True,
-    min_index_match: float = 0.99,
-    max_rel_error: float = 1e-2,
-    noise_factor: float = 1.5,
-    index_slack: float = 0.02,
-    verify_windows: int = 1,
-    eager_numerics: bool = False,
-    cudnn_benchmark: bool = True,
+    **overrides: Any,
 ) -> FastCosmosTokenizer:
     """A :class:`FastCosmosTokenizer` with the weights of ``model``.
 
-    ``dtype`` / ``device`` default to the model's; ``model`` itself is left untouched (a converted copy is made when
-    they differ) and kept as the eager ``reference``. ``compile`` wraps the encoder and decoder in ``torch.compile``
-    (``dynamic=False, fullgraph=True``; ``compile_mode`` e.g. ``"max-autotune-no-cudagraphs"`` or
-    ``"reduce-overhead"`` for CUDA graphs). ``attention``: ``"materialized"`` (default: logits from a tensor-core
-    GEMM, stored in float16 for bf16 on CUDA, softmax in float32, chunked; fastest for the head dim 512 of the mid
-    blocks), ``"materialized-fp32"`` (the same with float32 logits) or ``"sdpa"``, or a callable
-    ``(q, k, v, is_causal) -> out``. ``eager_numerics`` keeps the bf16 rounding of every intermediate that the eager
-    networks round (Inductor's ``emulate_precision_casts``); off by default, as fused kernels that keep float32
-    intermediates are closer to the exact result and no reordering gets bitwise eager results anyway (see
-    :class:`FastCosmosTokenizer`). ``cudnn_benchmark``
-    turns on ``torch.backends.cudnn.benchmark`` (process-wide) on CUDA. On CPU use ``compile=False``.
+    ``options`` (a :class:`FastOptions`; default ``FastOptions()``) says how it is built and checked; keywords
+    override its fields (``optimize(model, compile=False)``); an unknown keyword raises ``TypeError``. ``dtype`` /
+    ``device`` default to the model's; ``model`` itself is left untouched (a converted copy is made when they differ)
+    and kept as the eager ``reference``. Raises
+    :class:`~nemo_cosmos_tokenizer.fast.convert.UnsupportedModuleError` when the model holds a module type the fast
+    path has no conversion for. On CPU use ``compile=False``.
 
     Example::
 
@@ -365,6 +386,11 @@ def optimize(
     """
     if not isinstance(model, CosmosTokenizer):
         raise TypeError(f"optimize takes a CosmosTokenizer, got {type(model).__name__}")
+    options = options or FastOptions()
+    unknown = sorted(set(overrides) - set(FastOptions.field_names()))
+    if unknown:
+        raise TypeError(f"optimize() got unknown option(s) {unknown}; FastOptions has {list(FastOptions.field_names())}")
+    options = replace(options, **overrides)
     param = next(model.parameters())
     dtype = dtype or param.dtype
     device = torch.device(device) if device is not None else param.device
@@ -373,19 +399,6 @@ def optimize(
     if (param.dtype, param.device) != (dtype, device):
         model = copy.deepcopy(model).to(device=device, dtype=dtype)
     model = model.eval().requires_grad_(False)
-    if cudnn_benchmark and device.type == "cuda":
+    if options.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    return FastCosmosTokenizer(
-        model,
-        compile=compile,
-        compile_mode=compile_mode,
-        channels_last=channels_last,
-        attention=attention,
-        auto_verify=auto_verify,
-        min_index_match=min_index_match,
-        max_rel_error=max_rel_error,
-        noise_factor=noise_factor,
-        index_slack=index_slack,
-        verify_windows=verify_windows,
-        eager_numerics=eager_numerics,
-    )
+    return FastCosmosTokenizer(model, options)

@@ -14,59 +14,29 @@ Each object wraps either our :class:`~nemo_cosmos_tokenizer.networks.CosmosToken
 (``mode="torch"``, the default: it reproduces the TorchScript files exactly, and runs on any device and dtype), or
 NVIDIA's TorchScript modules as they are (``mode="jit"``). ``device`` and ``dtype`` are chosen once here; inputs are
 moved and cast at this boundary, so callers may pass CPU float32 tensors to a CUDA bfloat16 tokenizer.
+
+Layout: :mod:`.loading` (files, released names, built networks -> weights on a device), :mod:`.backends` (native /
+jit behind one encode / decode), this module (the tensor and uint8 API and the two public classes).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..config import TokenizerConfig
+from ..devices import resolve_device, resolve_dtype  # noqa: F401  (re-exported: public here before)
 from . import preprocess as pp
+from .loading import TokenizerLoader, normalise_mode
 
 __all__ = ["CausalVideoTokenizer", "ImageTokenizer", "resolve_device", "resolve_dtype", "tokenizer_class"]
 
-_MODES = {"torch": "torch", "native": "torch", "pytorch": "torch", "jit": "jit"}
 # Alignments the reference uses for every model; only needed when a JIT file's architecture is unknown.
 _FALLBACK_SPATIAL_ALIGN = 16
 _FALLBACK_TEMPORAL_ALIGN = 8
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> ``cuda`` when available, else ``cpu``."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` ... -> a floating ``torch.dtype``."""
-    if isinstance(dtype, torch.dtype):
-        resolved = dtype
-    else:
-        aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32",
-                   "fp64": "float64", "double": "float64"}
-        name = aliases.get(str(dtype).lower().removeprefix("torch."), str(dtype).lower().removeprefix("torch."))
-        resolved = getattr(torch, name, None)
-        if not isinstance(resolved, torch.dtype):
-            raise ValueError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32")
-    if not resolved.is_floating_point:
-        raise ValueError(f"dtype must be a floating type, got {resolved}")
-    return resolved
-
-
-def _normalise_mode(mode: str | None) -> str | None:
-    if mode is None:
-        return None
-    key = str(mode).lower()
-    if key not in _MODES:
-        raise ValueError(f"mode must be 'torch' (native) or 'jit', got {mode!r}")
-    return _MODES[key]
 
 
 def _temporal_mode(mode: str) -> str:
@@ -76,17 +46,8 @@ def _temporal_mode(mode: str) -> str:
     return mode
 
 
-def _first(output: Any) -> torch.Tensor:
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
-class _CosmosInference(nn.Module):
+class _CosmosInference(TokenizerLoader):
     """Shared implementation; use :class:`CausalVideoTokenizer` or :class:`ImageTokenizer`."""
-
-    #: Families this class loads.
-    FAMILIES: tuple[str, ...] = ()
-    #: Default name for ``from_pretrained()`` with no name (NeMo's signature has one for video).
-    DEFAULT_MODEL: str | None = None
 
     def __init__(
         self,
@@ -131,208 +92,13 @@ class _CosmosInference(nn.Module):
             from ..hub.resolve import parse_tokenizer_config
 
             config = parse_tokenizer_config(tokenizer_config)
-        self._load_files(files, config, _normalise_mode(mode))
-
-    @classmethod
-    def _empty(cls, device, dtype) -> "_CosmosInference":
-        """An instance with nothing loaded (for the alternative constructors)."""
-        self = cls.__new__(cls)
-        nn.Module.__init__(self)
-        self._init_empty(device, dtype)
-        return self
-
-    def _init_empty(self, device, dtype) -> None:
-        self._device = resolve_device(device)
-        self._dtype = resolve_dtype(dtype)
-        self.config = None
-        self.name = None
-        self.latent_stats = None  # LatentStats of a continuous model (NVIDIA's mean_std.pt), see normalize_latent
-        self.network = self.jit_encoder = self.jit_decoder = self.jit_autoencoder = None
-        self._has_encoder = self._has_decoder = self._has_autoencoder = False
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the weights (follows ``.to()`` / ``.cuda()``); inputs are moved here."""
-        for tensor in self.parameters():
-            return tensor.device
-        return self._device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """Compute dtype of the weights (follows ``.to()``); float inputs are cast to it."""
-        for tensor in self.parameters():
-            if tensor.is_floating_point():
-                return tensor.dtype
-        return self._dtype
-
-    # ------------------------------------------------------------------------------------------------ loading
-    @classmethod
-    def from_network(
-        cls,
-        network: nn.Module,
-        *,
-        parts: Iterable[str] = ("encoder", "decoder"),
-        device: str | torch.device | None = None,
-        dtype: str | torch.dtype = "bfloat16",
-        name: str | None = None,
-    ) -> "_CosmosInference":
-        """Wrap a built (and loaded) :class:`~nemo_cosmos_tokenizer.networks.CosmosTokenizer`.
-
-        ``parts`` says which weights are real: ``"encoder"``, ``"decoder"`` (``"autoencoder"`` = both). The other
-        side is dropped to save memory, and calling it raises a clear error.
-        """
-        self = cls._empty(device, dtype)
-        self.name = name
-        self.config = network.config
-        self._check_family(network.config.family, name or "this network")
-        self._set_network(network, set(parts))
-        return self
-
-    def _set_network(self, network: nn.Module, parts: set[str]) -> None:
-        if "autoencoder" in parts:
-            parts = parts | {"encoder", "decoder"}
-        self._has_encoder = "encoder" in parts
-        self._has_decoder = "decoder" in parts
-        self._has_autoencoder = self._has_encoder and self._has_decoder
-        # Drop the side whose weights were not loaded (it would hold random weights): an encoder-only tokenizer
-        # for dataset building needs about 40% of the memory. The FSQ (no weights) stays for decode of indices.
-        if not self._has_encoder:
-            network.encoder = None
-            network.quant_conv = None
-        if not self._has_decoder:
-            network.decoder = None
-            network.post_quant_conv = None
-        self.network = network.to(device=self._device, dtype=self._dtype).eval().requires_grad_(False)
-
-    def _check_family(self, family: str | None, what: str) -> None:
-        from ..hub.resolve import check_family
-
-        check_family(family, self.FAMILIES, what, type(self).__name__)
-
-    def _load_files(self, files: dict[str, Any], config: TokenizerConfig | None, mode: str | None) -> None:
-        from ..hub.resolve import (
-            WEIGHTS_FILE,
-            PART_FILES,
-            CheckpointNotFoundError,
-            config_from_path,
-            family_from_state_dict,
-            match_released_config,
-        )
-
-        paths: dict[str, Path] = {}
-        safetensors_dir: Path | None = None
-        for part, value in files.items():
-            path = Path(os.fspath(value)).expanduser()
-            if path.is_dir():
-                if (path / WEIGHTS_FILE).is_file() and mode != "jit":
-                    safetensors_dir = path
-                    continue
-                path = path / PART_FILES[part]
-            if not path.is_file():
-                raise CheckpointNotFoundError(f"checkpoint file not found: {path}")
-            paths[part] = path
-
-        if safetensors_dir is not None:
-            from ..hub.convert import load_pretrained
-
-            network = load_pretrained(safetensors_dir)
-            if config is not None and network.config != config:
-                raise ValueError(f"{safetensors_dir} holds {network.config}, which differs from tokenizer_config "
-                                 f"{config}; leave tokenizer_config out (the directory's config.json describes it)")
-            _, self.name = config_from_path(safetensors_dir)
-            self._check_family(network.config.family, str(safetensors_dir))
-            self.config = network.config
-            self._set_network(network, {"encoder", "decoder"})
-            return
-
-        first = next(iter(paths.values()))
-        if config is None:
-            config, self.name = config_from_path(first)
-        else:
-            _, self.name = config_from_path(first)
-        if config is not None:
-            self._check_family(config.family, str(first.parent))
-
-        if mode == "jit":
-            self._load_jit(paths, config)
-            return
-        from ..hub.convert import load_jit_state_dict
-
-        state_dicts = {part: load_jit_state_dict(path) for part, path in paths.items()}
-        for part, state_dict in state_dicts.items():
-            self._check_family(family_from_state_dict(state_dict), str(paths[part]))
-        if config is None:
-            part, state_dict = next(iter(state_dicts.items()))
-            config = match_released_config(state_dict, part)
-            if config is None:
-                if mode == "torch":
-                    raise ValueError(
-                        f"cannot tell the architecture of {paths[part]}: its weights match no released model. Pass "
-                        "tokenizer_config= (a TokenizerConfig or NVIDIA's kwargs) or put a config.json next to it."
-                    )
-                self._load_jit(paths, None)  # unknown architecture: the TorchScript file still runs as is
-                return
-        from ..networks import build_tokenizer
-
-        network = build_tokenizer(config)
-        for part, state_dict in state_dicts.items():
-            try:
-                network.load_cosmos_state_dict(state_dict, part=part)
-            except (RuntimeError, ValueError, KeyError) as err:
-                raise ValueError(
-                    f"{paths[part]} does not fit the {config.family} architecture {config}: {err}. If it is another "
-                    "size of model, pass tokenizer_config= or put a config.json next to it."
-                ) from err
-        self.config = config
-        self._set_network(network, set(paths))
-
-    def _load_jit(self, paths: dict[str, Path], config: TokenizerConfig | None) -> None:
-        from ..hub.resolve import family_from_state_dict, match_released_config
-
-        dtype = self._dtype
-        for part, path in paths.items():
-            module = torch.jit.load(str(path), map_location=self.device).eval()
-            state_dict = module.state_dict()
-            self._check_family(family_from_state_dict(state_dict), str(path))
-            if config is None:  # only for the padding multiples; the TorchScript code runs as is
-                config = match_released_config(state_dict, part)
-            module = module.to(dtype)
-            for param in module.parameters():  # ScriptModules have no requires_grad_()
-                param.requires_grad_(False)
-            setattr(self, f"jit_{part}", module)
-        self.config = config
-        self._has_encoder = self.jit_encoder is not None
-        self._has_decoder = self.jit_decoder is not None
-        self._has_autoencoder = self.jit_autoencoder is not None
-
-    def to_native(self) -> "_CosmosInference":
-        """This tokenizer in native mode: our network with the weights of the loaded TorchScript modules."""
-        if self.network is not None:
-            return self
-        if self.config is None:
-            raise ValueError("the architecture of these JIT files is unknown; load them with tokenizer_config=")
-        from ..networks import build_tokenizer
-
-        network = build_tokenizer(self.config)
-        parts = set()
-        for part in ("encoder", "decoder", "autoencoder"):
-            module = getattr(self, f"jit_{part}")
-            if module is not None:
-                network.load_cosmos_state_dict(module.state_dict(), part=part)
-                parts.add(part)
-        return type(self).from_network(network, parts=parts, device=self.device, dtype=self.dtype, name=self.name)
-
-    @property
-    def mode(self) -> str:
-        """``"torch"`` (native network) or ``"jit"`` (TorchScript files)."""
-        return "torch" if self.network is not None else "jit"
+        self._load_files(files, config, normalise_mode(mode))
 
     @property
     def is_discrete(self) -> bool:
         if self.config is not None:
             return self.config.is_discrete
-        modules = [m for m in (self.jit_encoder, self.jit_decoder, self.jit_autoencoder) if m is not None]
-        return any(k.endswith("quantizer._levels") for m in modules for k in m.state_dict())
+        return self.backend.is_discrete()
 
     @property
     def spatial_multiple(self) -> int:
@@ -344,119 +110,56 @@ class _CosmosInference(nn.Module):
         """Videos are padded to ``1 + k * temporal_multiple`` frames (the model's temporal compression)."""
         return self.config.temporal_compression if self.config is not None else _FALLBACK_TEMPORAL_ALIGN
 
-    # ---------------------------------------------------------------------------------------- from_pretrained
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike | None = None,
-        load_encoder: bool = True,
-        load_decoder: bool = True,
-        load_full_model: bool = False,
-        use_pytorch: bool | None = None,
-        dtype: str | torch.dtype = "bfloat16",
-        device: str | torch.device | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        revision: str | None = None,
-        token: str | bool | None = None,
-        local_files_only: bool = False,
-        tokenizer_config: TokenizerConfig | Mapping[str, Any] | str | None = None,
-        *,
-        tokenizer_type: str | None = None,
-        ema: bool = False,
-        latent_stats: bool | None = None,
-    ) -> "_CosmosInference":
-        """Load a released model by name (downloaded once into the Hugging Face cache) or from a local directory.
 
-        A superset of NeMo's ``CausalVideoTokenizer.from_pretrained`` signature.
+    # --------------------------------------------------------------------------------------- tensor API
+    def _require(self, side: str) -> None:
+        if not getattr(self, f"_has_{side}"):
+            flag = {"encoder": "checkpoint_enc (from_pretrained: load_encoder=True)",
+                    "decoder": "checkpoint_dec (from_pretrained: load_decoder=True)",
+                    "autoencoder": "checkpoint (from_pretrained: load_full_model=True)"}[side]
+            raise RuntimeError(f"this {type(self).__name__} was loaded without {side} weights; pass {flag}")
 
-        Args:
-            name_or_path: a released name (``Cosmos-0.1-Tokenizer-DV4x8x8``, with or without ``nvidia/``, or a
-                legacy ``Cosmos-Tokenizer-DV4x8x8`` alias), another Hub repo ``org/name`` with the same files, or a
-                local directory of ``.jit`` files or of our safetensors format. ``tokenizer_type=`` is NeMo's
-                name for the same argument.
-            load_encoder / load_decoder: fetch and load ``encoder.jit`` / ``decoder.jit`` (only those files
-                are downloaded).
-            load_full_model: fetch ``autoencoder.jit`` for :meth:`autoencode` (in native mode it alone
-                provides encoder and decoder weights, so the other files are not fetched).
-            use_pytorch: ``True`` native, ``False`` jit, ``None`` (default) native where the architecture is known.
-            dtype / device: see the constructor (device default: CUDA when available, else CPU).
-            cache_dir / revision / token / local_files_only: as in ``huggingface_hub.hf_hub_download``;
-                ``HF_HUB_OFFLINE=1`` works from the cache.
-            tokenizer_config: architecture override for checkpoints that are not released sizes.
-            ema: load the EMA weights of ``ema.jit`` (the whole autoencoder, e.g. in
-                ``Cosmos-Tokenize1-DV8x16x16-720p``, as cosmos-predict1's autoregressive models use) into the
-                native network instead of ``encoder.jit`` / ``decoder.jit``; a repository without ``ema.jit``
-                raises :class:`CheckpointNotFoundError` before anything is downloaded. Native mode only.
-            latent_stats: NVIDIA's ``mean_std.pt`` of a continuous model (``Cosmos-Tokenize1-CV8x8x8-720p``):
-                ``None`` (default) loads it where the repository has it, ``True`` requires it (an error for a
-                discrete model or a repository without one), ``False`` skips it. Loaded statistics are
-                :attr:`latent_stats`, used by :meth:`normalize_latent` / :meth:`denormalize_latent`.
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        ndim = 5 if self.FAMILIES[0].endswith("V") else 4
+        layout = "B x 3 x T x H x W" if ndim == 5 else "B x 3 x H x W"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a tensor {layout} in [-1, 1], got {type(x).__name__} (use forward() for uint8 arrays)")
+        if x.ndim != ndim:
+            raise ValueError(f"{type(self).__name__} takes {layout} input, got shape {tuple(x.shape)}")
+        return x.to(device=self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Encode ``x`` (``[B, 3, T, H, W]`` video / ``[B, 3, H, W]`` image, values in [-1, 1], any device/dtype).
+
+        Returns ``(latent,)`` for continuous models (``[B, 16, (t), h, w]`` in the tokenizer's dtype) and
+        ``(indices, codes)`` for discrete ones (int32 ``[B, (t), h, w]`` and float ``[B, 6, (t), h, w]``), on the
+        tokenizer's device. H, W must be multiples of the spatial compression and T ``1 + k * temporal``
+        compression; :meth:`forward` pads for you.
         """
-        from ..hub.resolve import check_family, resolve_pretrained
-        from ..registry import get_spec, is_known_model
+        self._require("encoder")
+        return self.backend.encode(self._input(x))
 
-        if tokenizer_type is not None:
-            if name_or_path is not None:
-                raise TypeError("pass the model as name_or_path or tokenizer_type, not both")
-            name_or_path = tokenizer_type
-        if name_or_path is None:
-            if cls.DEFAULT_MODEL is None:
-                raise TypeError(f"{cls.__name__}.from_pretrained() needs a model name or directory")
-            name_or_path = cls.DEFAULT_MODEL
-        if not (load_encoder or load_decoder or load_full_model):
-            raise ValueError("nothing to load: set load_encoder, load_decoder and/or load_full_model")
-        mode = None if use_pytorch is None else ("torch" if use_pytorch else "jit")
-        if ema and mode == "jit":
-            raise ValueError(
-                "ema=True loads the EMA weights of ema.jit into the native network; jit mode runs NVIDIA's "
-                "encoder.jit / decoder.jit as they are. Leave use_pytorch unset (or True) to use EMA weights."
-            )
-        if isinstance(name_or_path, str) and is_known_model(name_or_path) and not Path(name_or_path).is_dir():
-            # Refuse a released model of the wrong family before downloading anything.
-            spec = get_spec(name_or_path)
-            check_family(spec.config.family, cls.FAMILIES, spec.name, cls.__name__)
-        if ema:
-            parts = {"autoencoder"}  # ema.jit is the whole model: it gives the encoder and the decoder weights
-        elif mode == "jit":
-            parts = {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder),
-                                     ("autoencoder", load_full_model)) if on}
-        elif load_full_model:
-            parts = {"autoencoder"}
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode a latent (continuous) or integer indices (discrete) to a reconstruction in about [-1, 1]
+        (``[B, 3, (T), H, W]``, not clamped, tokenizer dtype and device)."""
+        self._require("decoder")
+        if z.is_floating_point():
+            z = z.to(device=self.device, dtype=self.dtype)
         else:
-            parts = {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder)) if on}
-        resolved = resolve_pretrained(
-            name_or_path,
-            parts,
-            jit=mode == "jit",
-            tokenizer_config=tokenizer_config,
-            cache_dir=cache_dir,
-            revision=revision,
-            token=token,
-            local_files_only=local_files_only,
-            ema=ema,
-            latent_stats=latent_stats,
-        )
-        if resolved.format == "safetensors":
-            files = {"autoencoder": resolved.files["directory"]}
-        else:
-            files = dict(resolved.files)
-        self = cls._empty(device, dtype)
-        self._load_files(files, resolved.config, mode)
-        if resolved.name is not None:
-            self.name = resolved.name
-        if resolved.latent_stats is not None:
-            if self.config is None:
-                if latent_stats:
-                    raise ValueError(f"cannot read {resolved.latent_stats}: the architecture of {resolved.source} "
-                                     "is unknown (pass tokenizer_config=)")
-            else:
-                from .latent_stats import LatentStats
+            z = z.to(device=self.device)
+        return self.backend.decode(z)
 
-                self.latent_stats = LatentStats.load(resolved.latent_stats, self.config.latent_channels)
-        if self.mode == "torch" and not load_full_model:
-            # Keep only what was asked for (the safetensors format holds every part).
-            self._set_network(self.network, {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder)) if on})
-        return self
+    @torch.no_grad()
+    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
+        """``decode(encode(x)[0])`` (or the full ``autoencoder.jit`` when loaded in jit mode)."""
+        out = self.backend.autoencode(self._input(x))
+        if out is not None:
+            return out
+        if not (self._has_encoder and self._has_decoder):
+            self._require("autoencoder")
+        return self.decode(self.encode(x)[0])
 
     # ------------------------------------------------------------------------------------- latent statistics
     def _latent_stats(self):
@@ -487,64 +190,6 @@ class _CosmosInference(nn.Module):
         """``latent * std + mean``: a normalised latent (e.g. a diffusion model's output) back to what
         :meth:`decode` takes. Same arguments as :meth:`normalize_latent`."""
         return self._latent_stats().denormalize(latent, chunk_latent_frames)
-
-    # --------------------------------------------------------------------------------------- tensor API
-    def _require(self, side: str) -> None:
-        if not getattr(self, f"_has_{side}"):
-            flag = {"encoder": "checkpoint_enc (from_pretrained: load_encoder=True)",
-                    "decoder": "checkpoint_dec (from_pretrained: load_decoder=True)",
-                    "autoencoder": "checkpoint (from_pretrained: load_full_model=True)"}[side]
-            raise RuntimeError(f"this {type(self).__name__} was loaded without {side} weights; pass {flag}")
-
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        ndim = 5 if self.FAMILIES[0].endswith("V") else 4
-        layout = "B x 3 x T x H x W" if ndim == 5 else "B x 3 x H x W"
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"expected a tensor {layout} in [-1, 1], got {type(x).__name__} (use forward() for uint8 arrays)")
-        if x.ndim != ndim:
-            raise ValueError(f"{type(self).__name__} takes {layout} input, got shape {tuple(x.shape)}")
-        return x.to(device=self.device, dtype=self.dtype)
-
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Encode ``x`` (``[B, 3, T, H, W]`` video / ``[B, 3, H, W]`` image, values in [-1, 1], any device/dtype).
-
-        Returns ``(latent,)`` for continuous models (``[B, 16, (t), h, w]`` in the tokenizer's dtype) and
-        ``(indices, codes)`` for discrete ones (int32 ``[B, (t), h, w]`` and float ``[B, 6, (t), h, w]``), on the
-        tokenizer's device. H, W must be multiples of the spatial compression and T ``1 + k * temporal``
-        compression; :meth:`forward` pads for you.
-        """
-        self._require("encoder")
-        x = self._input(x)
-        if self.network is not None:
-            return tuple(self.network.encode(x))
-        out = self.jit_encoder(x)
-        if isinstance(out, (tuple, list)):
-            # NVIDIA's encoder.jit returns (latent, stats) / (indices, codes, loss): drop the last element.
-            return tuple(out[:-1]) if len(out) > 1 else (out[0],)
-        return (out,)
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decode a latent (continuous) or integer indices (discrete) to a reconstruction in about [-1, 1]
-        (``[B, 3, (T), H, W]``, not clamped, tokenizer dtype and device)."""
-        self._require("decoder")
-        if z.is_floating_point():
-            z = z.to(device=self.device, dtype=self.dtype)
-        else:
-            z = z.to(device=self.device)
-        if self.network is not None:
-            return self.network.decode(z)
-        return _first(self.jit_decoder(z))
-
-    @torch.no_grad()
-    def autoencode(self, x: torch.Tensor) -> torch.Tensor:
-        """``decode(encode(x)[0])`` (or the full ``autoencoder.jit`` when loaded in jit mode)."""
-        if self.jit_autoencoder is not None:
-            return _first(self.jit_autoencoder(self._input(x)))
-        if not (self._has_encoder and self._has_decoder):
-            self._require("autoencoder")
-        return self.decode(self.encode(x)[0])
 
     # ---------------------------------------------------------------------------------------- uint8 API
     def _autoencode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Building blocks of the Cosmos tokenizer networks, 2D and causal 3D side by side."""
 
 from .attention import AttnBlock2d, CausalAttnBlock3d, CausalSpatialAttnBlock3d, CausalTemporalAttnBlock3d
+from .cache import StreamCache
 from .conv import CausalConv3d, FactorizedCausalConv3d
 from .norm import CausalGroupNorm, group_norm_2d
 from .patching import HaarPatcher2d, HaarPatcher3d, HaarUnpatcher2d, HaarUnpatcher3d
@@ -24,6 +25,7 @@ __all__ = [
     "HaarUnpatcher2d",
     "HaarUnpatcher3d",
     "ResnetBlock2d",
+    "StreamCache",
     "Upsample2d",
     "group_norm_2d",
 ]

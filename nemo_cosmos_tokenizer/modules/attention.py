@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import StreamCache
 from .conv import CausalConv3d
 from .norm import CausalGroupNorm, group_norm_2d
 
@@ -67,7 +68,8 @@ class CausalSpatialAttnBlock3d(_CausalAttn3d):
     ``[B, C, T, H, W]`` -> same shape; keys ``norm.norm``, ``{q,k,v,proj_out}.conv3d``.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """Per frame: a ``cache`` (streaming) changes nothing."""
         b, c, t, h, w = x.shape
         hn = self.norm(x)
 
@@ -85,55 +87,38 @@ class CausalTemporalAttnBlock3d(_CausalAttn3d):
     ``[B, C, T, H, W]`` -> same shape; same keys as :class:`CausalSpatialAttnBlock3d`.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        hn = self.norm(x)
-        tokens = _positions_as_heads
-        out = F.scaled_dot_product_attention(
-            tokens(self.q(hn)), tokens(self.k(hn)), tokens(self.v(hn)), is_causal=True
-        )
-        out = out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)  # [B, C, T, H, W]
-        return x + self.proj_out(out)
-
-    def forward_chunk(
-        self,
-        x: torch.Tensor,
-        past: tuple[torch.Tensor, torch.Tensor] | None,
-        max_context_frames: int | None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Streaming :meth:`forward` with a key/value cache; ``past`` is ``None`` in the first chunk.
-
-        ``x`` ``[B, C, n, H, W]`` holds the next ``n`` frames; ``past`` the keys and values ``[B, H*W, c, C]`` of
-        the ``c`` frames before them, as the previous call returned them. Frame ``i`` attends to frames ``<= i``
-        (exactly :meth:`forward`) or, with ``max_context_frames=N``, to the ``N`` frames ``i-N+1 .. i`` only
-        (a sliding window, whatever the chunking; then only ``N - 1`` frames are cached). Returns
-        ``(y, (k, v))``.
-        """
-        if max_context_frames is not None and max_context_frames < 1:
-            raise ValueError(f"max_context_frames must be >= 1 or None, got {max_context_frames}")
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """With a ``cache`` (streaming), ``x`` ``[B, C, n, H, W]`` holds the next ``n`` frames and the cache the keys
+        and values ``[B, H*W, c, C]`` of the ``c`` frames before them. Frame ``i`` attends to frames ``<= i`` or,
+        with the cache's ``max_context_frames=N``, to the ``N`` frames ``i-N+1 .. i`` only (a sliding window,
+        whatever the chunking; then only ``N - 1`` frames are kept)."""
         b, c, t, h, w = x.shape
         hn = self.norm(x)
         tokens = _positions_as_heads  # [B, H*W, n, C]
         q, k, v = tokens(self.q(hn)), tokens(self.k(hn)), tokens(self.v(hn))
+        window = None if cache is None else cache.max_context_frames
+        past = None if cache is None else cache.get(self)
         if past is not None and past[0].shape[2] > 0:
             k = torch.cat([past[0], k], dim=2)  # [B, H*W, c + n, C]
             v = torch.cat([past[1], v], dim=2)  # [B, H*W, c + n, C]
         num_past = k.shape[2] - t
-        if num_past == 0 and (max_context_frames is None or t <= max_context_frames):
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # as forward
+        if num_past == 0 and (window is None or t <= window):
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H*W, n, C]
         else:
             query_pos = torch.arange(num_past, num_past + t, device=x.device)[:, None]  # [n, 1]
             key_pos = torch.arange(num_past + t, device=x.device)[None, :]  # [1, c + n]
             mask = key_pos <= query_pos
-            if max_context_frames is not None:
-                mask = mask & (key_pos > query_pos - max_context_frames)
+            if window is not None:
+                mask = mask & (key_pos > query_pos - window)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H*W, n, C]
         out = out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)  # [B, C, n, H, W]
-        keep = k.shape[2] if max_context_frames is None else min(k.shape[2], max_context_frames - 1)
-        start = k.shape[2] - keep
-        if start > 0:  # copy the kept frames so the dropped ones can be freed
-            k, v = k[:, :, start:].clone(), v[:, :, start:].clone()
-        return x + self.proj_out(out), (k.detach(), v.detach())
+        if cache is not None:
+            keep = k.shape[2] if window is None else min(k.shape[2], window - 1)
+            start = k.shape[2] - keep
+            if start > 0:  # copy the kept frames so the dropped ones can be freed
+                k, v = k[:, :, start:].clone(), v[:, :, start:].clone()
+            cache.set(self, (k.detach(), v.detach()))
+        return x + self.proj_out(out)
 
 
 class CausalAttnBlock3d(nn.Sequential):
@@ -141,3 +126,8 @@ class CausalAttnBlock3d(nn.Sequential):
 
     def __init__(self, channels: int) -> None:
         super().__init__(CausalSpatialAttnBlock3d(channels), CausalTemporalAttnBlock3d(channels))
+
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        for block in self:
+            x = block(x, cache)
+        return x

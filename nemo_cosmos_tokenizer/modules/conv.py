@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .cache import StreamCache
+
 __all__ = ["CausalConv3d", "FactorizedCausalConv3d"]
 
 
@@ -55,26 +57,25 @@ class CausalConv3d(nn.Module):
             x = torch.cat([first, x], dim=2)  # [B, C, time_pad + T, H, W]
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv3d(self._pad_time(x))
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """``x`` ``[B, C_in, T, H, W]`` -> ``[B, C_out, T', H', W']``.
 
-    def forward_chunk(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Streaming :meth:`forward`: ``x`` ``[B, C_in, n, H, W]`` is the next chunk of a longer input.
-
-        ``past`` is what the previous call returned (``None`` for the first chunk, which is padded with copies
-        of its frame 0 exactly as :meth:`forward` pads). Returns ``(y, past')``: the output frames this chunk
-        completes and the trailing input frames the next output window starts with (``kt - 1`` frames for
-        stride 1; for ``time_stride=2`` it also keeps the stride phase). Concatenating the ``y`` of successive
-        chunks along T gives :meth:`forward` of the concatenated input. ``past'`` is a detached copy (not a
-        view that would keep the whole chunk alive).
+        With a ``cache``, ``x`` is the next chunk of a longer input: the first chunk is padded with copies of its
+        frame 0 exactly as the whole clip is; a later one continues from the trailing input frames the previous
+        call kept (``kt - 1`` frames for stride 1; for ``time_stride=2`` the stride phase as well). Concatenating
+        the outputs of successive chunks along T gives the output of the concatenated input.
         """
+        if cache is None or (self.time_pad == 0 and self.conv3d.kernel_size[0] == 1):
+            return self.conv3d(self._pad_time(x))  # whole clip, or one frame at a time: nothing to carry
+        past = cache.get(self)
         if past is None:
             x = self._pad_time(x)  # [B, C, time_pad + n, H, W]
         elif past.shape[2] > 0:
             x = torch.cat([past, x], dim=2)  # [B, C, len(past) + n, H, W]
         y = self.conv3d(x)  # [B, C_out, n_out, H', W']
         consumed = y.shape[2] * self.conv3d.stride[0]  # the next output window starts at this input frame
-        return y, x[:, :, consumed:].detach().clone()
+        cache.set(self, x[:, :, consumed:].detach().clone())  # a copy, not a view keeping the chunk alive
+        return y
 
 
 class FactorizedCausalConv3d(nn.Sequential):
@@ -88,3 +89,8 @@ class FactorizedCausalConv3d(nn.Sequential):
             CausalConv3d(in_channels, out_channels, (1, 3, 3), padding=1),
             CausalConv3d(out_channels, out_channels, (3, 1, 1), padding=0),
         )
+
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        for conv in self:
+            x = conv(x, cache)
+        return x

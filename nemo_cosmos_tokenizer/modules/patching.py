@@ -27,6 +27,8 @@ import math
 import torch
 from torch import nn
 
+from .cache import StreamCache
+
 __all__ = ["HaarPatcher2d", "HaarUnpatcher2d", "HaarPatcher3d", "HaarUnpatcher3d"]
 
 _A = 1.0 / math.sqrt(2.0)
@@ -104,20 +106,19 @@ class HaarPatcher3d(nn.Module):
         _init_haar(self, patch_size)
         self.register_buffer("patch_size_buffer", torch.tensor([patch_size], dtype=torch.int32), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """With a ``cache`` (streaming), frame 0 is repeated in the first chunk only and a later chunk must hold a
+        multiple of ``p`` frames (each output frame is one aligned group of ``p`` input frames; the cache holds
+        only a first-chunk marker): ``[B, C, n, H, W]`` -> ``[B, C*p^3, n/p (+1 in the first chunk), H/p, W/p]``."""
+        if cache is not None:
+            if cache.get(self) is not None:  # a later chunk
+                if x.shape[2] % self.patch_size:
+                    raise ValueError(f"after the first chunk the Haar patcher takes multiples of {self.patch_size} "
+                                     f"frames, got {x.shape[2]}")
+                return self._transform(x)
+            cache.set(self, True)
         first = x[:, :, :1].expand(-1, -1, self.patch_size - 1, -1, -1)  # [B, C, p - 1, H, W]
         x = torch.cat([first, x], dim=2)  # [B, C, T - 1 + p, H, W]
-        return self._transform(x)
-
-    def forward_chunk(self, x: torch.Tensor, first_chunk: bool) -> torch.Tensor:
-        """Streaming :meth:`forward`: frame 0 is repeated in the first chunk only; a later chunk must hold a
-        multiple of ``p`` frames (each output frame is one aligned group of ``p`` input frames, so no state is
-        carried). ``[B, C, n, H, W]`` -> ``[B, C*p^3, n/p (+1 in the first chunk), H/p, W/p]``."""
-        if first_chunk:
-            return self(x)
-        if x.shape[2] % self.patch_size:
-            raise ValueError(f"after the first chunk the Haar patcher takes multiples of {self.patch_size} frames, "
-                             f"got {x.shape[2]}")
         return self._transform(x)
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,13 +141,14 @@ class HaarUnpatcher3d(nn.Module):
         super().__init__()
         _init_haar(self, patch_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """With a ``cache`` (streaming), the ``p - 1`` repeated frames are dropped from the first chunk only:
+        ``[B, C*p^3, n, h, w]`` -> ``[B, C, n*p (- p + 1 in the first chunk), h*p, w*p]``."""
+        if cache is not None:
+            if cache.get(self) is not None:  # a later chunk
+                return self._transform(x)
+            cache.set(self, True)
         return self._transform(x)[:, :, self.patch_size - 1 :]  # [B, C, T, H, W]: drop the repeated first frames
-
-    def forward_chunk(self, x: torch.Tensor, first_chunk: bool) -> torch.Tensor:
-        """Streaming :meth:`forward`: the ``p - 1`` repeated frames are dropped from the first chunk only.
-        ``[B, C*p^3, n, h, w]`` -> ``[B, C, n*p (- p + 1 in the first chunk), h*p, w*p]``; no state."""
-        return self(x) if first_chunk else self._transform(x)
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
         """The ``log2(p)`` inverse Haar levels: ``[B, C*p^3, t, h, w]`` -> ``[B, C, t*p, h*p, w*p]``."""

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import StreamCache
 from .conv import CausalConv3d
 
-__all__ = ["Downsample2d", "Upsample2d", "CausalHybridDownsample3d", "CausalHybridUpsample3d"]
+__all__ = ["Downsample2d", "Upsample2d", "CausalHybridDownsample3d", "CausalHybridUpsample3d", "avg_pool_hw"]
 
 
 class Downsample2d(nn.Module):
@@ -39,14 +40,15 @@ class Upsample2d(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def _avg_pool_hw(x: torch.Tensor) -> torch.Tensor:
-    """``F.avg_pool3d(x, (1, 2, 2))`` (floor mode, same summation order) for every dtype.
+def avg_pool_hw(x: torch.Tensor) -> torch.Tensor:
+    """``F.avg_pool3d(x, (1, 2, 2))`` / ``F.avg_pool2d(x, 2)`` (floor mode, this summation order) over the last two
+    dims of ``[..., H, W]``, for every dtype (the fast layers use it on folded frames ``[N, C, H, W]``).
 
     CPU ``avg_pool3d`` has no bfloat16 kernel; strided slices work everywhere and compile to one fused kernel.
     """
-    h, w = x.shape[3] // 2 * 2, x.shape[4] // 2 * 2
-    x = x[:, :, :, :h, :w]
-    return (x[:, :, :, 0::2, 0::2] + x[:, :, :, 0::2, 1::2] + x[:, :, :, 1::2, 0::2] + x[:, :, :, 1::2, 1::2]) / 4
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    return (x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2] + x[..., 1::2, 1::2]) / 4
 
 
 def _avg_pool_t(x: torch.Tensor) -> torch.Tensor:
@@ -76,39 +78,24 @@ class CausalHybridDownsample3d(nn.Module):
             self.conv2 = CausalConv3d(channels, channels, (3, 1, 1), time_stride=2, padding=0)
         self.conv3 = CausalConv3d(channels, channels, (1, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """With a ``cache`` (streaming) the first chunk (odd length ``n``) gives ``(n+1)/2`` frames and a later one
+        (even ``n``) ``n/2``, so the stride phase of the whole clip is kept: the pool pairs stay aligned and
+        ``conv2`` continues from the frame it kept. Spatial work is per frame."""
         if self.spatial:
             x = F.pad(x, (0, 1, 0, 1, 0, 0))  # [B, C, T, H+1, W+1]
-            x = self.conv1(x) + _avg_pool_hw(x)  # [B, C, T, H/2, W/2]
+            x = self.conv1(x) + avg_pool_hw(x)  # [B, C, T, H/2, W/2]
         if self.temporal:
-            x = torch.cat([x[:, :, :1], x], dim=2)  # [B, C, T+1, H, W]
-            x = self.conv2(x) + _avg_pool_t(x)  # [B, C, (T+1)/2, H, W]
-        return self.conv3(x)
-
-    def forward_chunk(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Streaming :meth:`forward` (see :meth:`CausalConv3d.forward_chunk`); ``past`` is ``None`` in the first chunk.
-
-        Temporal: the first chunk (odd length ``n``) is handled as in :meth:`forward` and gives ``(n+1)/2`` frames;
-        a later chunk must have an even length ``n`` and gives ``n/2`` frames, so the stride phase of the whole
-        clip is kept: the pool pairs stay aligned and ``conv2`` continues from the frame ``past`` holds.
-        Spatial work is per frame and needs no state. Returns ``(y, past')`` (``past'`` is ``None`` when the
-        module does not sample in time).
-        """
-        if self.spatial:
-            x = F.pad(x, (0, 1, 0, 1, 0, 0))  # [B, C, n, H+1, W+1]
-            x = self.conv1(x) + _avg_pool_hw(x)  # [B, C, n, H/2, W/2]
-        if self.temporal:
-            first_chunk = past is None
-            if x.shape[2] % 2 != (1 if first_chunk else 0):
+            first_chunk = cache is None or cache.get(self.conv2) is None
+            if cache is not None and x.shape[2] % 2 != (1 if first_chunk else 0):
                 raise ValueError(
                     f"temporal downsample: the {'first' if first_chunk else 'a later'} chunk needs an "
                     f"{'odd' if first_chunk else 'even'} number of frames, got {x.shape[2]}"
                 )
             if first_chunk:
-                x = torch.cat([x[:, :, :1], x], dim=2)  # [B, C, n+1, H, W]
-            h, past = self.conv2.forward_chunk(x, past)
-            x = h + _avg_pool_t(x)  # [B, C, (n+1)/2 or n/2, H, W]
-        return self.conv3(x), past
+                x = torch.cat([x[:, :, :1], x], dim=2)  # [B, C, T+1, H, W]: frame 0 once more
+            x = self.conv2(x, cache) + _avg_pool_t(x)  # [B, C, (T+1)/2 (or n/2 in a later chunk), H, W]
+        return self.conv3(x)
 
 
 class CausalHybridUpsample3d(nn.Module):
@@ -133,31 +120,17 @@ class CausalHybridUpsample3d(nn.Module):
             self.conv2 = CausalConv3d(channels, channels, (1, 3, 3), padding=1)
         self.conv3 = CausalConv3d(channels, channels, (1, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """With a ``cache`` (streaming) the first copy of frame 0 is dropped in the first chunk only (``n -> 2n - 1``,
+        later chunks ``n -> 2n``) and ``conv1`` continues from the frames it kept."""
         if self.temporal:
+            first_chunk = cache is None or cache.get(self.conv1) is None
             # Repeat every frame twice, drop the first copy of frame 0; a single frame stays single (no branch).
-            x = x.repeat_interleave(2, dim=2)[:, :, 1:]  # [B, C, 2t-1, h, w]
-            x = self.conv1(x) + x
+            x = x.repeat_interleave(2, dim=2)  # [B, C, 2t, h, w]
+            if first_chunk:
+                x = x[:, :, 1:]  # [B, C, 2t-1, h, w]
+            x = self.conv1(x, cache) + x
         if self.spatial:
             x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")  # [B, C, t, 2h, 2w]
             x = self.conv2(x) + x
         return self.conv3(x)
-
-    def forward_chunk(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Streaming :meth:`forward`; ``past`` is ``None`` in the first chunk.
-
-        Temporal: every frame is repeated twice and the first copy of frame 0 is dropped in the first chunk only
-        (``n -> 2n - 1``, later chunks ``n -> 2n``); ``conv1`` continues from the frames ``past`` holds. Returns
-        ``(y, past')`` (``past'`` is ``None`` when the module does not sample in time).
-        """
-        if self.temporal:
-            first_chunk = past is None
-            x = x.repeat_interleave(2, dim=2)  # [B, C, 2n, h, w]
-            if first_chunk:
-                x = x[:, :, 1:]  # [B, C, 2n-1, h, w]
-            h, past = self.conv1.forward_chunk(x, past)
-            x = h + x
-        if self.spatial:
-            x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")  # [B, C, n', 2h, 2w]
-            x = self.conv2(x) + x
-        return self.conv3(x), past

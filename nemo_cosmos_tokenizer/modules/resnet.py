@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import StreamCache
 from .conv import CausalConv3d, FactorizedCausalConv3d
 from .norm import CausalGroupNorm, group_norm_2d
 
@@ -53,7 +54,8 @@ class CausalResnetBlock3d(nn.Module):
             CausalConv3d(in_channels, out_channels, (1, 1, 1)) if in_channels != out_channels else nn.Identity()
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        # Norms are per frame and nin_shortcut is 1x1x1: only the factorized convs see the cache.
+        h = self.conv1(F.silu(self.norm1(x)), cache)
+        h = self.conv2(F.silu(self.norm2(h)), cache)
         return self.nin_shortcut(x) + h

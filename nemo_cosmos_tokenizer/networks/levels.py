@@ -1,6 +1,9 @@
 """Containers shared by the 2D and 3D bodies; they fix the checkpoint key names
 ``down.<i>.block.<j>`` / ``down.<i>.downsample``, ``up.<i>.block.<j>`` / ``up.<i>.upsample`` and
-``mid.{block_1,attn_1,block_2}``."""
+``mid.{block_1,attn_1,block_2}``.
+
+A stream ``cache`` (video only, see :mod:`nemo_cosmos_tokenizer.modules.cache`) is passed on to every child; the
+2D children take none, so without a cache they are called as ``child(x)``."""
 
 from __future__ import annotations
 
@@ -9,7 +12,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["DownLevel", "UpLevel", "MidBlock"]
+from ..modules.cache import StreamCache
+
+__all__ = ["DownLevel", "UpLevel", "MidBlock", "call"]
+
+
+def call(module: nn.Module, x: torch.Tensor, cache: StreamCache | None) -> torch.Tensor:
+    """``module(x, cache)``, or ``module(x)`` without a cache (2D modules take none)."""
+    return module(x) if cache is None else module(x, cache)
 
 
 class DownLevel(nn.Module):
@@ -20,11 +30,11 @@ class DownLevel(nn.Module):
         self.block = nn.ModuleList(blocks)
         self.downsample = downsample
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
         for block in self.block:
-            x = block(x)
+            x = call(block, x, cache)
         if self.downsample is not None:
-            x = self.downsample(x)
+            x = call(self.downsample, x, cache)
         return x
 
 
@@ -36,11 +46,11 @@ class UpLevel(nn.Module):
         self.block = nn.ModuleList(blocks)
         self.upsample = upsample
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
         for block in self.block:
-            x = block(x)
+            x = call(block, x, cache)
         if self.upsample is not None:
-            x = self.upsample(x)
+            x = call(self.upsample, x, cache)
         return x
 
 
@@ -53,5 +63,5 @@ class MidBlock(nn.Module):
         self.attn_1 = attn_1
         self.block_2 = block_2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block_2(self.attn_1(self.block_1(x)))
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        return call(self.block_2, call(self.attn_1, call(self.block_1, x, cache), cache), cache)

@@ -9,12 +9,11 @@ import torch
 from torch import nn
 
 from ..config import TokenizerConfig
+from ..modules.cache import StreamCache
 from ..quantizers.fsq import FSQuantizer
+from .checkpoint import PARTS, cosmos_state_dict, load_cosmos_state_dict
 
 __all__ = ["CosmosTokenizer", "PARTS"]
-
-#: The three weight layouts of NVIDIA's TorchScript files (``<part>.jit``).
-PARTS = ("encoder", "decoder", "autoencoder")
 
 
 class CosmosTokenizer(nn.Module):
@@ -49,13 +48,16 @@ class CosmosTokenizer(nn.Module):
         self.quantizer = quantizer
 
     # ------------------------------------------------------------------ encode
-    def encode_pre_quant(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_pre_quant(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
         """``quant_conv(encoder(x))``: the latent (continuous) or the FSQ input (discrete), model dtype.
 
-        Raises ``ValueError`` naming the fix for a wrong layout, size or frame count.
+        Raises ``ValueError`` naming the fix for a wrong layout, size or frame count. With a stream ``cache``
+        (video only; :mod:`.streaming` checks the chunk sizes) ``x`` is the next chunk of a longer clip.
         """
-        self.config.check_input_shape(tuple(x.shape))
-        return self.quant_conv(self.encoder(x))
+        if cache is None:
+            self.config.check_input_shape(tuple(x.shape))
+            return self.quant_conv(self.encoder(x))
+        return self.quant_conv(self.encoder(x, cache))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Continuous: ``(latent,)``. Discrete: ``(indices int32, codes float32)``."""
@@ -76,7 +78,7 @@ class CosmosTokenizer(nn.Module):
                     f"{self.config.family} decode takes a latent [B, {self.config.latent_channels}"
                     f"{', t' if self.config.is_video else ''}, h, w], got shape {tuple(z.shape)}"
                 )
-            return self.decoder(self.post_quant_conv(z))
+            return self.decoder(self.post_quant_conv(z))  # no cast: a latent of another dtype is an error
         ndim = 4 if self.config.is_video else 3
         if z.ndim != ndim or z.is_floating_point():
             raise ValueError(
@@ -89,8 +91,15 @@ class CosmosTokenizer(nn.Module):
         """Discrete only: FSQ codes ``[B, len(levels), (t), h, w]`` (any float dtype) -> reconstruction."""
         if self.quantizer is None:
             raise TypeError(f"decode_codes is for discrete tokenizers; {self.config.family} decodes latents with decode()")
+        return self.decode_latent(codes)
+
+    def decode_latent(self, z: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """``decoder(post_quant_conv(z))`` for ``z`` the input of ``post_quant_conv`` (a continuous latent or FSQ
+        codes, cast to the model dtype), unchecked. With a stream ``cache`` (video only) ``z`` holds the next latent
+        frames of a longer latent."""
         dtype = next(self.post_quant_conv.parameters()).dtype
-        return self.decoder(self.post_quant_conv(codes.to(dtype)))
+        h = self.post_quant_conv(z.to(dtype))
+        return self.decoder(h) if cache is None else self.decoder(h, cache)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Autoencode: ``decode(encode(x)[0])``."""
@@ -102,16 +111,12 @@ class CosmosTokenizer(nn.Module):
 
         Tensors are detached views of this model's own (no copy), in the model's dtypes.
         """
-        from ..hub.convert import cosmos_state_dict
-
         return cosmos_state_dict(self, part)
 
     def load_cosmos_state_dict(self, state_dict: Mapping[str, torch.Tensor], part: str = "autoencoder") -> None:
         """Load a ``<part>.jit``-layout state_dict strictly (missing / unexpected / mis-shaped keys raise
         an error naming them; constant buffers are value-checked, not loaded); float tensors are cast to
         the model's dtype."""
-        from ..hub.convert import load_cosmos_state_dict
-
         load_cosmos_state_dict(self, state_dict, part)
 
     def num_parameters(self, part: str = "autoencoder") -> int:

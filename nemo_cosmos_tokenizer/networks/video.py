@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modules.attention import CausalAttnBlock3d
+from ..modules.cache import StreamCache
 from ..modules.conv import FactorizedCausalConv3d
 from ..modules.norm import CausalGroupNorm
 from ..modules.patching import HaarPatcher3d, HaarUnpatcher3d
@@ -95,12 +96,13 @@ class VideoEncoder(nn.Module):
         self.norm_out = CausalGroupNorm(width)
         self.conv_out = FactorizedCausalConv3d(width, z_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(self.patcher3d(x))  # [B, ch, 1 + (T-1)/p, H/p, W/p]
+    def forward(self, x: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """The whole clip, or with a ``cache`` the next chunk of a stream (see :mod:`..modules.cache`)."""
+        h = self.conv_in(self.patcher3d(x, cache), cache)  # [B, ch, 1 + (T-1)/p, H/p, W/p]
         for level in self.down:
-            h = level(h)
-        h = self.mid(h)
-        return self.conv_out(F.silu(self.norm_out(h)))  # [B, z, 1 + (T-1)/t, H/s, W/s]
+            h = level(h, cache)
+        h = self.mid(h, cache)
+        return self.conv_out(F.silu(self.norm_out(h)), cache)  # [B, z, 1 + (T-1)/t, H/s, W/s]
 
 
 class VideoDecoder(nn.Module):
@@ -143,9 +145,10 @@ class VideoDecoder(nn.Module):
         self.norm_out = CausalGroupNorm(width)
         self.conv_out = FactorizedCausalConv3d(width, out_channels * patch_size**3)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.mid(self.conv_in(z))
+    def forward(self, z: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """The whole latent, or with a ``cache`` the next latent frames of a stream (see :mod:`..modules.cache`)."""
+        h = self.mid(self.conv_in(z, cache), cache)
         for i in reversed(range(len(self.up))):
-            h = self.up[i](h)
-        h = self.conv_out(F.silu(self.norm_out(h)))  # [B, 3*p^3, 1 + (T-1)/p, H/p, W/p]
-        return self.unpatcher3d(h)  # [B, 3, T, H, W]
+            h = self.up[i](h, cache)
+        h = self.conv_out(F.silu(self.norm_out(h)), cache)  # [B, 3*p^3, 1 + (T-1)/p, H/p, W/p]
+        return self.unpatcher3d(h, cache)  # [B, 3, T, H, W]

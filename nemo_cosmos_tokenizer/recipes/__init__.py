@@ -1,6 +1,6 @@
 """Recipes for building video-token datasets at scale: presets, and NeMo-Run tasks, factories and executors.
 
-* :data:`PRESETS` / :func:`preset_config`: the common setups as data (``recipes/*.yaml`` mirror them);
+* :data:`PRESETS` / :func:`preset_config`: the common setups as data (``recipes/*.yaml`` are generated from them);
 * :func:`build_video_tokens`: the task every rank runs (plain Python);
 * :func:`build_recipe`, :func:`dv8x16x16_720p`, :func:`dv4x8x8_360p`, :func:`di16x16_images` -> ``run.Partial``;
   :func:`script_recipe` -> ``run.Script`` of the command-line builder;

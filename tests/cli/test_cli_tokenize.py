@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nemo_cosmos_tokenizer.cli.main import main
-from nemo_cosmos_tokenizer.inference.files import expand_inputs, resize_short_side
+from nemo_cosmos_tokenizer.media_files import expand_inputs, resize_short_side
 
 av = pytest.importorskip("av")
 

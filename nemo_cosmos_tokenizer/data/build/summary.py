@@ -117,18 +117,10 @@ class RunSummary:
             data_path = (
                 self.output_prefix if self.merged else f"$(cat {data_paths_path(self.output_prefix)})"
             )
-            lines.append(self._megatron_lines(data_path))
-        return "\n".join(lines)
-
-    def _megatron_lines(self, data_path: str) -> str:
-        """How to train on the result: the exact Megatron flags (eod, vocabulary, seq length, a split that leaves no
-        split empty), from the merged files and sidecar; the short form when they cannot be read (a dry listing)."""
-        try:
-            from ...megatron.settings import megatron_settings
-
-            return megatron_settings(self.output_prefix).format()
-        except (ImportError, OSError, ValueError, KeyError) as err:  # megatron-core missing, files moved: keep the hint
-            return (
-                f"Megatron: --data-path {data_path} (vocab_size {self.vocab_size}; run `nemo-cosmos-tokenizer "
-                f"inspect-dataset {self.output_prefix} --print-megatron-args` for the flags: {err})"
+            # The exact flags (NullTokenizer vocabulary, eod, seq length, a split with no empty part) need the
+            # merged files: the CLI prints them after the build (megatron.settings sits above this package).
+            lines.append(
+                f"Megatron: --data-path {data_path}; the exact training flags: nemo-cosmos-tokenizer inspect-dataset "
+                f"{self.output_prefix} --print-megatron-args"
             )
+        return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ..failures import MediaError
 from ..manifest import Sample
 from .storage import FetchError, Storage, is_remote
 
@@ -17,8 +18,6 @@ _DEFAULT_STORAGE = Storage()
 
 def load_media(sample: Sample, storage: Storage | None = None) -> str | bytes:
     """``sample.path`` for a whole local file (after checking it exists and is not empty), else the media bytes."""
-    from ..video import MediaError
-
     storage = storage or _DEFAULT_STORAGE
     if sample.failure_reason is not None:
         raise MediaError(sample.failure_reason, sample.failure_message or sample.failure_reason)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, TypeVar
@@ -40,30 +39,7 @@ class FetchError(OSError):
         return (type(self), (self.url, str(self), self.missing))
 
 
-def is_remote(path: str) -> bool:
-    """A URL with a protocol other than ``file://``."""
-    head, sep, _ = str(path).partition("://")
-    return bool(sep) and head not in ("file", "local") and "/" not in head
-
-
-def join(base: str, relative: str) -> str:
-    """``relative`` resolved against the folder ``base`` (a local path or a URL); absolute ones are kept."""
-    if is_remote(relative):
-        return relative
-    if is_remote(base):
-        if relative.startswith("/"):
-            raise ValueError(f"{relative!r} is a local absolute path in a remote manifest ({base}); give a URL")
-        protocol, _, rest = base.partition("://")
-        return f"{protocol}://{posixpath.normpath(posixpath.join(rest, relative))}"
-    return os.path.normpath(os.path.join(base, os.path.expanduser(relative)))
-
-
-def parent(path: str) -> str:
-    """The folder holding ``path``."""
-    if is_remote(path):
-        protocol, _, rest = path.partition("://")
-        return f"{protocol}://{posixpath.dirname(rest.rstrip('/'))}"
-    return os.path.dirname(os.path.abspath(path))
+from ..locations import is_remote, join, parent  # noqa: E402,F401  (re-exported: part of this module's API)
 
 
 def _not_retried(err: BaseException) -> bool:

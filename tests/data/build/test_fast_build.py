@@ -50,3 +50,15 @@ def test_fast_build_on_cpu(inputs):
     with pytest.raises(ConfigMismatchError, match="--fast"):
         run_build(_config(inputs, "eager", fast=True), video_tokenizer=load_video_tokenizer(inputs[3], "cpu", "float32"),
                   env=DistEnv())
+
+
+def test_fast_build_whole_mode_streams_on_cpu(inputs):
+    """``--fast --temporal-mode whole`` (issue 15: it failed every chunk with a TypeError from StreamingEncoder)."""
+    eager = load_video_tokenizer(inputs[3], "cpu", "float32")
+    plain = run_build(_config(inputs, "eager_whole", temporal_mode="whole"), video_tokenizer=eager, env=DistEnv())
+    fast = load_video_tokenizer(inputs[3], "cpu", "float32")
+    summary = run_build(_config(inputs, "fast_whole", fast=True, temporal_mode="whole"), video_tokenizer=fast,
+                        env=DistEnv())
+    assert fast.is_fast and fast.inference.network.use_fast, [r.message for r in fast.inference.network.reports]
+    assert summary.written_samples == plain.written_samples > 0
+    assert (summary.clips, summary.tokens) == (plain.clips, plain.tokens)

@@ -1,0 +1,73 @@
+"""The options of the fast path, in one frozen dataclass (loadable from YAML with OmegaConf like every config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Callable
+
+import torch
+
+from .attention import ATTENTION, Attention
+
+__all__ = ["FastOptions"]
+
+
+@dataclass(frozen=True)
+class FastOptions:
+    """How :func:`nemo_cosmos_tokenizer.fast.optimize` builds and checks a :class:`FastCosmosTokenizer`.
+
+    Example::
+
+        fast = optimize(model, FastOptions(compile=False), dtype=torch.float32)
+        fast = optimize(model, compile=False)            # the same: keywords override fields of the default
+    """
+
+    compile: bool = True
+    """Wrap the fast encoder and decoder in ``torch.compile`` (``dynamic=False, fullgraph=True``). Off on CPU."""
+    compile_mode: str | None = None
+    """Inductor mode, e.g. ``"max-autotune-no-cudagraphs"`` or ``"reduce-overhead"`` (CUDA graphs)."""
+    channels_last: bool = True
+    """Folded frames in channels-last memory (cuDNN's NHWC kernels); ``False`` for contiguous NCHW."""
+    attention: str | Attention = "materialized"
+    """Attention kernel: a name in :data:`.layers.ATTENTION` (``"materialized"``, ``"materialized-fp32"``,
+    ``"sdpa"``) or a callable ``(q, k, v, is_causal) -> out``."""
+    auto_verify: bool = True
+    """Check the first ``encode`` / ``decode`` against the plain eager networks (falls back to them on failure)."""
+    min_index_match: float = 0.99
+    """Discrete models: fraction of indices that must equal eager's in the direct check."""
+    max_rel_error: float = 1e-2
+    """Relative L2 error against eager allowed in the direct check."""
+    noise_factor: float = 1.5
+    """Low precision: the fast path's error against float32 may be this multiple of eager's."""
+    index_slack: float = 0.02
+    """Low precision: how much less often than eager the fast indices may match float32's."""
+    verify_windows: int = 1
+    """Windows (batch entries) compared by the check."""
+    eager_numerics: bool = False
+    """Keep the bf16 rounding of every intermediate that eager rounds (Inductor's ``emulate_precision_casts``)."""
+    cudnn_benchmark: bool = True
+    """Turn on ``torch.backends.cudnn.benchmark`` (process-wide) on CUDA."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attention, str) and self.attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {sorted(ATTENTION)} or a callable, got {self.attention!r}")
+        if not (isinstance(self.attention, str) or callable(self.attention)):
+            raise TypeError(f"attention must be a name or a callable, got {type(self.attention).__name__}")
+        if not 0.0 <= self.min_index_match <= 1.0 or not 0.0 <= self.index_slack <= 1.0:
+            raise ValueError("min_index_match and index_slack are fractions in [0, 1]")
+        if self.max_rel_error <= 0 or self.noise_factor <= 0:
+            raise ValueError("max_rel_error and noise_factor must be positive")
+        if self.verify_windows < 1:
+            raise ValueError(f"verify_windows must be >= 1, got {self.verify_windows}")
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @property
+    def attention_kernel(self) -> Callable[..., torch.Tensor]:
+        return ATTENTION[self.attention] if isinstance(self.attention, str) else self.attention
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
