@@ -115,6 +115,24 @@ def load_tokenizer_or_exit(args: argparse.Namespace, family: str | None, parts=(
         raise UsageError(str(err)) from None
 
 
+def show_warnings() -> None:
+    """Print the library's warnings (e.g. a video used up to its last decodable frame) as ``warning: ...`` lines on
+    stderr (once per process, whatever the logging configuration)."""
+    import logging
+
+    logger = logging.getLogger("nemo_cosmos_tokenizer")
+    for handler in list(logger.handlers):
+        if getattr(handler, "nct_cli", False):
+            logger.removeHandler(handler)  # one per call to main(), pointing at the current sys.stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.nct_cli = True
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+
+
 def report(result, total: int, verb: str) -> int:
     """Print a summary to stderr; exit status 1 if any input failed."""
     done = total - len(result.failures)

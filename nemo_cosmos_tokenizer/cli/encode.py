@@ -10,6 +10,7 @@ from ._tokenizer_args import (
     add_tokenizer_arguments,
     add_video_arguments,
     check_tokenizer_args,
+    show_warnings,
     load_tokenizer_or_exit,
     print_failure,
     report,
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.files import encode_file, expand_inputs, process_files
 
     paths = expand_inputs(args.inputs)
+    show_warnings()
     tokenizer = load_tokenizer_or_exit(args, None, parts=("encoder",))
     print(f"{tokenizer!r}: {len(paths)} input(s)", file=sys.stderr)
     result = process_files(

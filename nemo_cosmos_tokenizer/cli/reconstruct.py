@@ -10,6 +10,7 @@ from ._tokenizer_args import (
     add_tokenizer_arguments,
     add_video_arguments,
     check_tokenizer_args,
+    show_warnings,
     load_tokenizer_or_exit,
     print_failure,
     report,
@@ -69,6 +70,7 @@ def _run(args: argparse.Namespace, family: str) -> int:
     from ..inference.files import expand_inputs, process_files, reconstruct_file
 
     paths = expand_inputs(args.inputs)
+    show_warnings()
     tokenizer = load_tokenizer_or_exit(args, family)
     options = {"output_dir": args.output_dir, "short_size": args.short_size, "save_input": args.save_input}
     if family == "video":
