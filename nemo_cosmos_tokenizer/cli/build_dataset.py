@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,7 +29,7 @@ status 130): the same command resumes, and the result is byte-identical to an un
 A video whose data turns corrupt part-way is used up to its last decodable frame, with a warning (as encode and
 reconstruct-videos do); one with too few decodable frames for a clip is skipped and recorded.
 
---tokenizer takes the same things in every command: {tokenizers}.
+{tokenizers}
 
 examples:
   # offline quickstart: generate sample clips + captions + a text tokenizer, tokenize with the built-in
@@ -58,7 +59,8 @@ or a folder of videos/images with sidecar .txt captions (a.mp4 + a.txt).
 --debug (or NCT_DEBUG=1) shows the Python traceback of an error.
 """
 
-DESCRIPTION = DESCRIPTION.replace("{tokenizers}", describe_accepted())
+DESCRIPTION = DESCRIPTION.replace("{tokenizers}", textwrap.fill(
+    f"--tokenizer takes the same things in every command: {describe_accepted()}.", width=112))
 
 __all__ = ["HELP", "DESCRIPTION", "add_arguments", "check_args", "config_from_args", "interrupt_message", "main", "run"]
 
