@@ -133,6 +133,12 @@ def show_warnings() -> None:
         logger.setLevel(logging.WARNING)
 
 
+def interrupt_message(args: argparse.Namespace) -> str:
+    """What a Ctrl-C during encode / reconstruct-* leaves behind."""
+    return ("the outputs finished so far are kept; the same command writes every output again (there is no "
+            "resume across files)")
+
+
 def report(result, total: int, verb: str) -> int:
     """Print a summary to stderr; exit status 1 if any input failed."""
     done = total - len(result.failures)

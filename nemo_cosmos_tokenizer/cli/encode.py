@@ -10,6 +10,7 @@ from ._tokenizer_args import (
     add_tokenizer_arguments,
     add_video_arguments,
     check_tokenizer_args,
+    interrupt_message,
     show_warnings,
     load_tokenizer_or_exit,
     print_failure,
@@ -35,7 +36,7 @@ examples:
   nemo-cosmos-tokenizer encode img.png --tokenizer Cosmos-0.1-Tokenizer-CI8x8 --format npy --device cpu
 """
 
-__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "interrupt_message", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
