@@ -1,7 +1,7 @@
 """``build-dataset``: videos + captions -> Megatron ``.bin/.idx`` of interleaved caption and video tokens.
 
-Thin: parses arguments, fills a :class:`~nemo_cosmos_tokenizer.data.builder.BuildConfig` (defaults < ``--config``
-YAML < command-line flags) and calls :func:`~nemo_cosmos_tokenizer.data.distributed_build.run_build` (one process,
+Thin: parses arguments, fills a :class:`~nemo_cosmos_tokenizer.data.build.BuildConfig` (defaults < ``--config``
+YAML < command-line flags) and calls :func:`~nemo_cosmos_tokenizer.data.build.run_build` (one process,
 or every rank of a torchrun / srun job).
 Also run as ``python scripts/build_video_token_dataset.py``.
 """
@@ -119,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`BuildConfig` of parsed arguments (YAML under flags); ``--demo`` fills in the sample inputs."""
-    from ..data.builder import load_build_config
+    from ..data.build import load_build_config
 
     overrides = {dest: getattr(args, dest) for _, dest, _ in _OPTIONS if hasattr(args, dest)}
     for dest in ("local_files_only", "progress", "fast"):
@@ -204,8 +204,7 @@ def run(args: argparse.Namespace) -> int:
     from ._errors import UsageError
 
     check_args(args)  # before torch / megatron-core load: a mistake answers at once
-    from ..data.builder import ConfigMismatchError, IncompleteBuildError
-    from ..data.distributed_build import run_build
+    from ..data.build import ConfigMismatchError, IncompleteBuildError, run_build
     from ..data.layout import LayoutError
     from ..data.manifest import ManifestError
 

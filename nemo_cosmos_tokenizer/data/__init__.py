@@ -3,22 +3,25 @@
 Modules: :mod:`.manifest` (inputs), :mod:`.video` (decord / PyAV reading, frame sampling, resize),
 :mod:`.text` (sentencepiece / ``tokenizer.json``), :mod:`.layout` (token ids by integer arithmetic, presets,
 decoding), :mod:`.video_tokenizer` (loading the discrete tokenizer), :mod:`.writer` (atomic Megatron shards),
-:mod:`.builder` (chunked, resumable build), :mod:`.reader` (read a document back), :mod:`.samples` (synthetic
-demo inputs).
+:mod:`.build` (the chunked, resumable build on any number of GPUs: :func:`run_build`), :mod:`.reader` (read a
+document back), :mod:`.samples` (synthetic demo inputs).
+
+``build`` is the build package (the single-process ``build()`` function it replaced is
+``nemo_cosmos_tokenizer.data.builder.build``, deprecated: use :func:`run_build`).
 
 Heavy optional packages (megatron-core, decord, PyAV, sentencepiece, Pillow) are imported only when used.
 """
 
-from .builder import (
+from .build import (
     BuildConfig,
     BuildContext,
-    BuildSummary,
     ConfigMismatchError,
     IncompleteBuildError,
-    build,
+    RunSummary,
     load_build_config,
     merge,
     prepare_build,
+    run_build,
     run_chunks,
 )
 from .layout import DecodedDocument, LayoutError, TokenLayout
@@ -31,7 +34,7 @@ __all__ = [
     "DEFAULT_TOKENIZER",
     "BuildConfig",
     "BuildContext",
-    "BuildSummary",
+    "RunSummary",
     "ClipSpec",
     "ConfigMismatchError",
     "DecodedDocument",
@@ -44,7 +47,7 @@ __all__ = [
     "TextTokenizer",
     "TokenLayout",
     "VideoTokenizer",
-    "build",
+    "run_build",
     "load_build_config",
     "load_text_tokenizer",
     "load_video_tokenizer",
@@ -54,3 +57,14 @@ __all__ = [
     "read_sample",
     "run_chunks",
 ]
+
+
+def __getattr__(name: str):
+    # BuildSummary was the summary of the removed single-process build(); RunSummary is the one summary now.
+    if name == "BuildSummary":
+        import warnings
+
+        warnings.warn("nemo_cosmos_tokenizer.data.BuildSummary is deprecated: it is RunSummary (chunks -> "
+                      "chunks_total)", DeprecationWarning, stacklevel=2)
+        return RunSummary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

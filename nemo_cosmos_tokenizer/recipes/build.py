@@ -1,7 +1,7 @@
 """NeMo-Run recipes for the dataset builder: the task every rank runs, factories for the common setups, executors.
 
 The task, :func:`build_video_tokens`, is a plain function (no NeMo-Run needed to call it): every process of a
-torchrun job calls it and :func:`~nemo_cosmos_tokenizer.data.distributed_build.run_build` takes it from there.
+torchrun job calls it and :func:`~nemo_cosmos_tokenizer.data.build.run_build` takes it from there.
 The factories wrap it in ``run.Partial`` (or the CLI in ``run.Script``) for an executor to launch::
 
     import nemo_run as run
@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Any, Optional, Sequence
 
-from ..data.builder import BuildConfig
+from ..data.build import BuildConfig
 from .presets import PRESETS
 
 INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[run]"'
@@ -42,7 +42,7 @@ def build_video_tokens(config: BuildConfig, merge: bool = True) -> dict[str, Any
 
     Returns the run summary on rank 0 (also printed and written to ``<prefix>.summary.json``), ``{}`` elsewhere.
     """
-    from ..data.distributed_build import run_build
+    from ..data.build import run_build
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

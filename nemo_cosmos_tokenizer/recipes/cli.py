@@ -21,7 +21,7 @@ from typing import Optional
 
 import nemo_run as run
 
-from ..data.builder import BuildConfig
+from ..data.build import BuildConfig
 from .build import build_recipe, build_video_tokens
 from .presets import PRESETS
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: preset name -> :class:`~nemo_cosmos_tokenizer.data.builder.BuildConfig` fields.
+#: preset name -> :class:`~nemo_cosmos_tokenizer.data.build.BuildConfig` fields.
 PRESETS: dict[str, dict[str, Any]] = {
     # 720p video: 33 frames (1 + 4 x 8) at 24 fps -> 5 x 45 x 80 = 18,000 visual tokens per clip.
     "dv8x16x16_720p": {
@@ -44,8 +44,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_config(name: str, **fields: Any):
-    """A :class:`~nemo_cosmos_tokenizer.data.builder.BuildConfig` of preset ``name`` with ``fields`` on top."""
-    from ..data.builder import BuildConfig
+    """A :class:`~nemo_cosmos_tokenizer.data.build.BuildConfig` of preset ``name`` with ``fields`` on top."""
+    from ..data.build import BuildConfig
 
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")

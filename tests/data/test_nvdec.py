@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from nemo_cosmos_tokenizer.data.builder import BuildConfig
+from nemo_cosmos_tokenizer.data.build import BuildConfig
 from nemo_cosmos_tokenizer.data.manifest import read_manifest
 from nemo_cosmos_tokenizer.data.nvdec import NvdecReader, probe_stream
 from nemo_cosmos_tokenizer.data.video import ClipSpec, read_sample
@@ -152,15 +152,18 @@ def test_one_open_describes_the_frames_as_decoding_does(media_dir):
 def test_builder_refuses_nvdec_off_the_gpu(tmp_path, media_dir):
     from media_build_inputs import make_build_inputs
 
-    from nemo_cosmos_tokenizer.data.builder import prepare_build
+    from nemo_cosmos_tokenizer.data.build import prepare_build
 
     pytest.importorskip("sentencepiece")
     root, manifest, spm, model_dir = make_build_inputs(tmp_path, media_dir, ("plant_tiny_64x48.mp4",))
-    config = BuildConfig(input=str(manifest), output_prefix=str(root / "ds"), text_tokenizer=str(spm),
-                         tokenizer=str(model_dir), resolution=[32, 32], num_frames=9, progress=False, device="cpu",
-                         video_backend="nvdec")
+    fields = dict(input=str(manifest), output_prefix=str(root / "ds"), text_tokenizer=str(spm),
+                  tokenizer=str(model_dir), resolution=[32, 32], num_frames=9, progress=False, video_backend="nvdec")
     with pytest.raises(ValueError, match="--device cuda or --video-backend pyav"):
-        prepare_build(config)
+        BuildConfig(**fields, device="cpu")  # an explicit CPU device: refused by the config itself
+    if torch.cuda.is_available():
+        return
+    with pytest.raises(ValueError, match="--device cuda or --video-backend pyav"):
+        prepare_build(BuildConfig(**fields, device="auto"))  # auto resolves to the CPU: refused before encoding
     assert not (root / "ds.chunks").exists()  # refused before any work was recorded
 
 
@@ -173,7 +176,8 @@ def test_real_nvdec_build_writes_the_pyav_bytes(tmp_path, media_dir, temporal_mo
     pytest.importorskip("sentencepiece")
     from media_build_inputs import make_build_inputs
 
-    from nemo_cosmos_tokenizer.data import build
+    from nemo_cosmos_tokenizer.data.build import run_build
+    from nemo_cosmos_tokenizer.distributed import DistEnv
 
     videos = ("pancake_h264_opus.mkv", "pancake_vp9_opus.webm", "broken_truncated.mp4", "broken_text.mp4")  # mkv: CPU
     root, manifest, spm, model_dir = make_build_inputs(tmp_path, media_dir, videos)
@@ -183,7 +187,7 @@ def test_real_nvdec_build_writes_the_pyav_bytes(tmp_path, media_dir, temporal_mo
                              tokenizer=str(model_dir), resolution=[240, 416], num_frames=17, clips_per_video=2,
                              batch_size=2, progress=False, device="cuda", dtype="float32", video_backend=backend,
                              temporal_mode=temporal_mode, num_workers=2)
-        summary = build(config)
+        summary = run_build(config, env=DistEnv())
         assert summary.failed_samples == 2 and summary.written_samples == 2, summary.format()
         digests[backend] = (root / backend / "ds.bin").read_bytes()
     assert digests["nvdec"] == digests["pyav"]

@@ -39,7 +39,7 @@ def dist_work(tmp_path_factory):
 @pytest.fixture(scope="session")
 def reference(dist_work):
     """One process, in this process: the bytes every other layout must reproduce."""
-    from nemo_cosmos_tokenizer.data.distributed_build import run_build
+    from nemo_cosmos_tokenizer.data.build import run_build
     from nemo_cosmos_tokenizer.distributed import DistEnv
 
     config = build_config(dist_work, dist_work["root"] / "reference" / "ds")

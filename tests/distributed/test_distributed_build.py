@@ -31,7 +31,13 @@ from scaleout_helpers import (
 )
 
 from nemo_cosmos_tokenizer.data import ConfigMismatchError
-from nemo_cosmos_tokenizer.data.distributed_build import ChunkFailedError, data_paths_path, run_build, summary_path
+from nemo_cosmos_tokenizer.data.build import (
+    BuildAbortedError,
+    ChunkFailedError,
+    data_paths_path,
+    run_build,
+    summary_path,
+)
 from nemo_cosmos_tokenizer.distributed import DistEnv
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +89,8 @@ def test_two_processes_give_the_same_bytes(dist_work, reference, tmp_path):
     done = run_command(torchrun_command(2, SCRIPT, cli_args(dist_work, prefix)), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     assert dataset_bytes(prefix) == dataset_bytes(ref_config.output_prefix)
+    # The sidecar holds only what the build determines (no times, hosts or process counts): identical bytes.
+    assert Path(f"{prefix}.json").read_bytes() == Path(f"{ref_config.output_prefix}.json").read_bytes()
     assert "wrote 8 documents" in done.stdout and done.stdout.count("wrote 8 documents") == 1  # rank 0 only
     summary = json.loads(summary_path(prefix).read_text())
     assert summary["world_size"] == 2 and summary["backend"] == "gloo" and summary["num_nodes"] == 1
@@ -223,4 +231,33 @@ def test_failed_chunk_is_reported_then_retried(dist_work, reference, tmp_path):
 
     summary = run_build(config, env=DistEnv())  # the same settings: only chunk 1 runs
     assert (summary.chunks_run, summary.chunks_skipped) == (1, 4)
+    assert dataset_bytes(config.output_prefix) == dataset_bytes(ref_config.output_prefix)
+
+
+def test_error_of_the_code_stops_the_build(dist_work, reference, tmp_path):
+    """A TypeError (what ``--fast --temporal-mode whole`` raised from StreamingEncoder) would repeat on every
+    chunk: the build stops at the first one instead of recording all five as failed, says so, and resumes."""
+    from nemo_cosmos_tokenizer.data import load_video_tokenizer
+
+    ref_config, _ = reference
+    config = build_config(dist_work, tmp_path / "out" / "ds")
+    tokenizer = load_video_tokenizer(dist_work["model_dir"], "cpu", "float32")
+    calls = []
+
+    def wrong_type(clips):
+        calls.append(len(clips))
+        raise TypeError("encode_on_device takes a list of uint8 tensors (simulated)")
+
+    tokenizer.encode_on_device = wrong_type
+    with pytest.raises(BuildAbortedError, match="would repeat on every chunk") as raised:
+        run_build(config, video_tokenizer=tokenizer, env=DistEnv())
+    assert isinstance(raised.value.__cause__, TypeError)  # the original error, with its traceback
+    assert len(calls) == 1  # one batch of chunk 0, then nothing more
+    saved = json.loads(summary_path(config.output_prefix).read_text())
+    assert saved["status"] == "aborted" and saved["chunks_failed"] == [0] and saved["chunks_run"] == 0
+    assert "simulated" in saved["chunk_errors"][0]["error"] and saved["chunk_errors"][0]["fatal"]
+    assert not Path(f"{config.output_prefix}.bin").exists() and not list(config.chunks_dir.glob("chunk-*.json"))
+
+    summary = run_build(config, env=DistEnv())  # fixed: the same command builds everything
+    assert (summary.status, summary.chunks_run) == ("complete", 5)
     assert dataset_bytes(config.output_prefix) == dataset_bytes(ref_config.output_prefix)

@@ -111,7 +111,7 @@ def test_single_process_needs_no_group():
 
 def test_import_starts_nothing():
     code = (
-        "import sys, nemo_cosmos_tokenizer.distributed, nemo_cosmos_tokenizer.data.distributed_build;"
+        "import sys, nemo_cosmos_tokenizer.distributed, nemo_cosmos_tokenizer.data.build;"
         "import torch.distributed as d; assert not d.is_initialized();"
         "assert 'megatron' not in ' '.join(sys.modules), 'megatron imported'"
     )

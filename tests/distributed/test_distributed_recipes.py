@@ -16,7 +16,7 @@ import yaml
 
 from scaleout_helpers import REPO, SETTINGS, clean_env, dataset_bytes, free_port
 
-from nemo_cosmos_tokenizer.data.builder import load_build_config
+from nemo_cosmos_tokenizer.data.build import load_build_config
 from nemo_cosmos_tokenizer.recipes import PRESETS, preset_config
 from nemo_cosmos_tokenizer.registry import get_config
 
@@ -104,7 +104,7 @@ def test_nemo_run_recipes_and_executors():
     import nemo_run as run
 
     from nemo_cosmos_tokenizer import recipes
-    from nemo_cosmos_tokenizer.data.builder import BuildConfig
+    from nemo_cosmos_tokenizer.data.build import BuildConfig
 
     assert recipes.HAVE_NEMO_RUN and hasattr(recipes.build_video_tokens, "cli_entrypoint")  # `nemo cosmos build`
     for name, make in recipes.RECIPES.items():

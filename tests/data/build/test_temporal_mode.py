@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemo_cosmos_tokenizer.data import BuildConfig, build, load_video_tokenizer
+from nemo_cosmos_tokenizer.data import BuildConfig, load_video_tokenizer
+from nemo_cosmos_tokenizer.data.build import run_build
+from nemo_cosmos_tokenizer.distributed import DistEnv
 
 VIDEOS = ("archive_shelves_sar16x11.mp4", "cockatoo_hevc.mp4", "plant_tiny_64x48.mp4")
 
@@ -37,7 +39,7 @@ def _build(inputs, name: str, **changes) -> tuple[bytes, bytes, list[int]]:
     config = BuildConfig(input=str(manifest), output_prefix=str(prefix), text_tokenizer=str(spm),
                          tokenizer=str(model_dir), resolution=[32, 32], num_frames=25, short_videos="shorten",
                          batch_size=2, progress=False, device="cpu", **changes)
-    summary = build(config, video_tokenizer=tokenizer)
+    summary = run_build(config, video_tokenizer=tokenizer, env=DistEnv())
     assert summary.written_samples == len(VIDEOS)
     return Path(f"{prefix}.bin").read_bytes(), Path(f"{prefix}.idx").read_bytes(), calls
 

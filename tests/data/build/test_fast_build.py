@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nemo_cosmos_tokenizer.data import BuildConfig, build, load_video_tokenizer
-from nemo_cosmos_tokenizer.data.builder import ConfigMismatchError
+from nemo_cosmos_tokenizer.data import BuildConfig, load_video_tokenizer
+from nemo_cosmos_tokenizer.data.build import ConfigMismatchError, run_build
+from nemo_cosmos_tokenizer.distributed import DistEnv
 
 VIDEOS = ("cockatoo_hevc.mp4", "plant_tiny_64x48.mp4")
 
@@ -31,10 +32,10 @@ def _config(inputs, name: str, **changes) -> BuildConfig:
 
 def test_fast_build_on_cpu(inputs):
     eager = load_video_tokenizer(inputs[3], "cpu", "float32")
-    plain = build(_config(inputs, "eager"), video_tokenizer=eager)
+    plain = run_build(_config(inputs, "eager"), video_tokenizer=eager, env=DistEnv())
 
     fast = load_video_tokenizer(inputs[3], "cpu", "float32")
-    summary = build(_config(inputs, "fast", fast=True), video_tokenizer=fast)
+    summary = run_build(_config(inputs, "fast", fast=True), video_tokenizer=fast, env=DistEnv())
     assert fast.is_fast and fast.checksum == eager.checksum  # checksum of the plain weights, taken before the swap
     assert fast.inference.network.use_fast, [r.message for r in fast.inference.network.reports]
     assert (summary.written_samples, summary.clips, summary.tokens) == (plain.written_samples, plain.clips, plain.tokens)
@@ -47,4 +48,5 @@ def test_fast_build_on_cpu(inputs):
         "encoding"}
     # the eager build's prefix refuses a --fast rerun (and the other way round)
     with pytest.raises(ConfigMismatchError, match="--fast"):
-        build(_config(inputs, "eager", fast=True), video_tokenizer=load_video_tokenizer(inputs[3], "cpu", "float32"))
+        run_build(_config(inputs, "eager", fast=True), video_tokenizer=load_video_tokenizer(inputs[3], "cpu", "float32"),
+                  env=DistEnv())

@@ -1,0 +1,218 @@
+"""One chunk of a build: read its samples, encode their clips, write its shard and its record.
+
+A chunk is a fixed run of ``chunk_size`` manifest samples. :func:`run_chunks` turns each into its own shard
+``<prefix>.chunks/chunk-<i:06d>.{bin,idx}`` (written under a temporary name, renamed when complete) and then its
+record ``chunk-<i:06d>.json`` (sample ids, counts, failures, config hash), written last: the record marks the chunk
+complete, so a killed writer leaves a chunk that the next run redoes.
+
+The bytes do not depend on who processed which chunk, on restarts, or on the chunk size: batches are formed inside
+a chunk, group clips of equal shape in manifest order, and always hold ``batch_size`` clips (a short last batch is
+padded by repeating its last clip), so a clip's tokens depend only on its pixels, the model, the dtype and the
+batch size. Per-sample problems (unreadable or too short videos) are recorded as failures and the chunk goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..manifest import Sample
+from ..video import ClipSpec, SampleClips, read_sample
+from ..video_tokenizer import VideoTokenizer
+from ..writer import ShardWriter, shard_files, sidecar_path, write_json_atomic
+from .plan import DATASET_FORMAT, FORMAT_VERSION, BuildContext, chunk_record
+
+log = logging.getLogger(__name__)
+
+__all__ = ["process_chunk", "run_chunks"]
+
+
+def _clips_as_tensors(item: SampleClips) -> SampleClips:
+    """DataLoader ``collate_fn`` (runs in the worker): clips as torch tensors, which the DataLoader hands over
+    through shared memory; numpy arrays would be pickled through a pipe (~47 MB per 17-frame 720p clip), which
+    serialises the main process on reading them."""
+    item.clips = [torch.from_numpy(np.ascontiguousarray(clip)) for clip in item.clips]
+    return item
+
+
+class _SampleReader:
+    """``Dataset`` of one chunk's samples -> :class:`SampleClips` (picklable for DataLoader workers)."""
+
+    def __init__(self, samples: Sequence[Sample], spec: ClipSpec, backend: str) -> None:
+        self.samples = samples
+        self.spec = spec
+        self.backend = backend
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> SampleClips:
+        return read_sample(self.samples[i], self.spec, self.backend)
+
+
+def _iter_samples(
+    samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device
+) -> Iterator[SampleClips]:
+    if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
+        from ..nvdec import DEFAULT_THREADS, NvdecReader
+
+        return NvdecReader(spec, device, num_workers or DEFAULT_THREADS).iter_samples(samples)
+    reader = _SampleReader(samples, spec, backend)
+    if num_workers == 0:
+        return (reader[i] for i in range(len(reader)))
+    from torch.utils.data import DataLoader
+
+    return iter(DataLoader(reader, batch_size=None, shuffle=False, num_workers=num_workers,
+                           collate_fn=_clips_as_tensors, prefetch_factor=4))
+
+
+class _Encoder:
+    """Groups clips of equal shape into full batches, in arrival order, and encodes them.
+
+    Windows mode never waits for the GPU: each batch's indices stay on the device (``pending_grids``) and are read
+    back once, in :meth:`flush` at the end of the chunk, so the host reads, stacks and copies the next batch while
+    the GPU encodes this one. Grids are numpy arrays in :attr:`grids` after :meth:`flush`.
+    """
+
+    def __init__(self, tokenizer: VideoTokenizer, batch_size: int, temporal_mode: str = "windows") -> None:
+        self.tokenizer = tokenizer
+        self.whole = temporal_mode == "whole"
+        self.batch_size = 1 if self.whole else batch_size  # whole: one streamed clip per call
+        self.pending: dict[tuple[int, ...], list[tuple[Any, torch.Tensor]]] = {}
+        self.pending_grids: list[tuple[list[Any], torch.Tensor]] = []  # (keys, indices on the device) per batch
+        self.grids: dict[Any, np.ndarray] = {}
+        self.encoded_clips = 0
+        self.encoded_frames = 0
+
+    def add(self, key: Any, clip: np.ndarray | torch.Tensor) -> None:
+        shape = tuple(clip.shape)
+        group = self.pending.setdefault(shape, [])
+        group.append((key, clip if isinstance(clip, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(clip))))
+        if len(group) == self.batch_size:
+            self._encode(shape)
+
+    def flush(self) -> None:
+        for shape in list(self.pending):
+            self._encode(shape)
+        for keys, indices in self.pending_grids:
+            for key, grid in zip(keys, indices.cpu().numpy()):  # the only wait for the GPU in a chunk
+                self.grids[key] = grid
+        self.pending_grids.clear()
+
+    def _encode(self, shape: tuple[int, ...]) -> None:
+        group = self.pending.pop(shape)
+        keys = [key for key, _ in group]
+        clips = [clip for _, clip in group]
+        clips += [clips[-1]] * (self.batch_size - len(clips))  # always a full batch (see the module docstring)
+        if self.whole:
+            for key, grid in zip(keys, self.tokenizer.encode_streaming(torch.stack(clips))):
+                self.grids[key] = grid
+        else:
+            self.pending_grids.append((keys, self.tokenizer.encode_on_device(clips)))  # [batch, T', H', W']
+        self.encoded_clips += len(group)
+        self.encoded_frames += len(group) * shape[0]
+
+
+def _failure_entry(item: SampleClips) -> dict[str, Any]:
+    sample, failure = item.sample, item.failure
+    return {"index": sample.index, "id": sample.id, "path": sample.path, "reason": failure.reason, "message": failure.message}
+
+
+def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, Any]:
+    config, layout, text = context.config, context.layout, context.text_tokenizer
+    samples = context.chunk_samples(chunk_id)
+    started = time.perf_counter()
+    encoder = _Encoder(context.video_tokenizer, config.batch_size, config.temporal_mode)
+    clip_counts: dict[int, int] = {}
+    failures: list[dict[str, Any]] = []
+    items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers, context.video_tokenizer.device)
+    for item in items:
+        if item.failure is not None:
+            failures.append(_failure_entry(item))
+            log.debug("skip %s: %s (%s)", item.sample.id, item.failure.reason, item.failure.message)
+        else:
+            clip_counts[item.sample.index] = len(item.clips)
+            for c, clip in enumerate(item.clips):
+                encoder.add((item.sample.index, c), clip)
+        if progress is not None:
+            progress.update(1)
+    encoder.flush()
+
+    prefix = config.chunk_prefix(chunk_id)
+    written: list[dict[str, Any]] = []
+    with ShardWriter(prefix, layout.dtype) as writer:
+        for sample in samples:
+            if sample.index not in clip_counts:
+                continue
+            docs = 0
+            for c in range(clip_counts[sample.index]):
+                for doc in layout.encode_clip(text, sample.text, encoder.grids[(sample.index, c)]):
+                    writer.add_document(doc)
+                    docs += 1
+            written.append({"index": sample.index, "id": sample.id, "clips": clip_counts[sample.index], "documents": docs})
+        num_documents, num_tokens = writer.num_documents, writer.num_tokens
+    bin_path, idx_path = shard_files(prefix)
+    seconds = time.perf_counter() - started
+    record = {
+        "format": DATASET_FORMAT + "/chunk",
+        "version": FORMAT_VERSION,
+        "chunk": chunk_id,
+        "config_hash": context.config_hash,
+        "sample_range": [samples[0].index, samples[-1].index + 1],
+        "written": written,
+        "failures": failures,
+        "num_samples": len(samples),
+        "num_written_samples": len(written),
+        "num_failed_samples": len(failures),
+        "num_documents": num_documents,
+        "num_tokens": num_tokens,
+        "num_clips": encoder.encoded_clips,
+        "num_frames": encoder.encoded_frames,
+        "bin_bytes": os.path.getsize(bin_path),
+        "idx_bytes": os.path.getsize(idx_path),
+        "seconds": seconds,
+    }
+    write_json_atomic(sidecar_path(prefix), record)  # last: marks the chunk complete
+    log.info(
+        "chunk %d: %d samples, %d written, %d failed, %d clips, %d tokens in %.1fs (%.2f clips/s, %.0f tokens/s)",
+        chunk_id, len(samples), len(written), len(failures), encoder.encoded_clips, num_tokens, seconds,
+        encoder.encoded_clips / max(seconds, 1e-9), num_tokens / max(seconds, 1e-9),
+    )
+    return record
+
+
+def run_chunks(context: BuildContext, chunk_ids: Iterable[int], *, progress: Any = None) -> list[dict[str, Any]]:
+    """Process ``chunk_ids`` (skipping complete ones); returns the record of each chunk, in the given order.
+
+    ``progress``: ``True``/``False`` for this process's own tqdm bar (default ``context.config.progress``), or an
+    object whose ``update(n)`` is called once per sample read (the distributed runner's global bar; not closed here).
+    """
+    chunk_ids = list(chunk_ids)
+    show = context.config.progress if progress is None else progress
+    todo = [c for c in chunk_ids if not context.is_chunk_complete(c)]
+    if len(todo) < len(chunk_ids):
+        log.info("resuming: %d of %d chunks already complete", len(chunk_ids) - len(todo), len(chunk_ids))
+    own_bar = isinstance(show, bool)
+    bar = None if own_bar else show
+    if own_bar and show and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(len(context.chunk_samples(c)) for c in todo), unit="sample", desc="tokenizing")
+    records = {}
+    try:
+        for chunk_id in todo:
+            records[chunk_id] = process_chunk(context, chunk_id, bar)
+            if own_bar and bar is not None:
+                rec = records[chunk_id]
+                bar.set_postfix(chunk=chunk_id, failed=rec["num_failed_samples"], refresh=False)
+    finally:
+        if own_bar and bar is not None:
+            bar.close()
+    return [records[c] if c in records else chunk_record(context.config, c, context.config_hash) for c in chunk_ids]
+
+

@@ -1,0 +1,198 @@
+"""The settings of one dataset build: a frozen :class:`BuildConfig`, validated on creation, loadable from YAML.
+
+Nothing here imports megatron-core, a video reader or a text tokenizer: a command line parses and validates its
+arguments into a :class:`BuildConfig` before paying for any of them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional
+
+from ..layout import PRESETS, TEMPLATES
+from ..video import BACKENDS, RESIZE_MODES, SHORT_VIDEO_POLICIES
+from ..video_tokenizer import DEFAULT_TOKENIZER
+
+__all__ = [
+    "CHUNK_NAME",
+    "TEMPORAL_MODES",
+    "VIDEO_BACKENDS",
+    "BuildConfig",
+    "ConfigMismatchError",
+    "IncompleteBuildError",
+    "load_build_config",
+]
+
+CHUNK_NAME = "chunk-{:06d}"
+TEMPORAL_MODES = ("windows", "whole")
+#: The builder's video backends: the CPU readers of :mod:`..video`, and ``nvdec`` (GPU decoding, :mod:`..nvdec`).
+VIDEO_BACKENDS = BACKENDS + ("nvdec",)
+
+
+class ConfigMismatchError(RuntimeError):
+    """The output prefix holds work done with another configuration."""
+
+
+class IncompleteBuildError(RuntimeError):
+    """:func:`~.merging.merge` was called before every chunk was complete."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings of one dataset build (fill from YAML with OmegaConf; see :func:`load_build_config`).
+
+    Frozen: derive a changed copy with ``dataclasses.replace(config, field=value)``. Combinations that cannot work
+    are refused on creation with a message that names the fix.
+    """
+
+    input: Optional[str] = None
+    """JSONL manifest (``{"path", "text"}`` per line) or a folder of media with sidecar ``.txt`` captions."""
+
+    output_prefix: Optional[str] = None
+    """Output path without extension: writes ``<prefix>.bin/.idx/.json``, ``<prefix>.failures.jsonl`` and
+    ``<prefix>.chunks/``."""
+
+    tokenizer: str = DEFAULT_TOKENIZER
+    """Discrete video/image tokenizer: released name, local directory, or a built-in (``tiny-random-dv8x16x16``:
+    random weights, no download, tokens without visual meaning)."""
+
+    text_tokenizer: Optional[str] = None
+    """sentencepiece ``.model`` or Hugging Face ``tokenizer.json`` for the captions."""
+
+    layout: str = "generic"
+    """Token layout preset: ``generic`` (ids after the text vocabulary) or ``emu3`` (NeMo's Emu3 ids)."""
+
+    template: str = "caption_first"
+    """``caption_first``, ``caption_last``, or ``both`` (two documents per clip)."""
+
+    video_backend: str = "auto"
+    """``auto`` (decord, falling back to PyAV), ``decord``, ``pyav``, or ``nvdec``: decode on the GPU with NVDEC
+    (PyNvVideoCodec; same frames as ``pyav`` except after a resize, see :mod:`nemo_cosmos_tokenizer.data.nvdec`),
+    what keeps a GPU on the fast path busy."""
+
+    num_frames: int = 17
+    """Frames per clip: ``1 + k * t`` for the tokenizer's temporal compression ``t`` (any count for DI)."""
+
+    fps: Optional[float] = None
+    """Target frame rate of the clips (``None``: the source rate, or ``stride``)."""
+
+    stride: Optional[int] = None
+    """Take every ``stride``-th source frame (exclusive with ``fps``)."""
+
+    clips_per_video: int = 1
+    """At most this many non-overlapping clips per video."""
+
+    short_videos: str = "skip"
+    """Videos too short for one clip: ``skip`` (reported as failures) or ``shorten`` (shorter valid clip)."""
+
+    resolution: List[int] = field(default_factory=lambda: [256, 256])
+    """Target ``[height, width]`` (or ``[size]`` for a square), multiples of the spatial compression."""
+
+    resize_mode: str = "crop"
+    """``crop`` (shortest side to cover, centre crop) or ``pad`` (longest side to fit, centre pad black)."""
+
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cuda``, ``cuda:1``, ``cpu``."""
+
+    dtype: str = "auto"
+    """Compute dtype: ``auto`` (bfloat16 on CUDA, float32 on CPU), ``bfloat16``, ``float32``."""
+
+    batch_size: int = 8
+    """Clips per encoder call (always full: the last batch of a shape is padded)."""
+
+    temporal_mode: str = "windows"
+    """``windows``: each clip goes through the encoder in one call (``batch_size`` clips at a time). ``whole``: each
+    clip is one causal sequence streamed through the encoder chunk by chunk (one clip at a time, memory independent
+    of ``num_frames``, so clips can be long); same tokens as encoding the clip at once (equal in float32)."""
+
+    num_workers: int = 0
+    """DataLoader worker processes decoding videos while the model encodes (0: decode inline); with
+    ``video_backend="nvdec"``, decoder threads (0: 8)."""
+
+    fast: bool = False
+    """Encode with :func:`nemo_cosmos_tokenizer.fast.optimize` (compiled on CUDA, checked against the eager network
+    on the first batch, falling back to it by itself). Its bf16 tokens differ slightly from eager ones, so it is
+    part of the config hash."""
+
+    chunk_size: int = 512
+    """Samples per chunk shard (the unit of resume and of distribution)."""
+
+    local_files_only: bool = False
+    """Never download tokenizer weights (Hugging Face cache only)."""
+
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "layout": PRESETS,
+            "template": TEMPLATES,
+            "video_backend": VIDEO_BACKENDS,
+            "short_videos": SHORT_VIDEO_POLICIES,
+            "resize_mode": RESIZE_MODES,
+            "temporal_mode": TEMPORAL_MODES,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if len(self.resolution) not in (1, 2) or min(self.resolution) < 1:
+            raise ValueError(f"resolution must be [height, width] or [size], got {list(self.resolution)}")
+        for name in ("batch_size", "chunk_size", "clips_per_video", "num_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        # Combinations that cannot work: refused here, before any model is loaded (ClipSpec and prepare_build
+        # check them again, later and for callers that bypass the config).
+        if self.fps is not None and self.stride is not None:
+            raise ValueError(f"fps ({self.fps}) and stride ({self.stride}) both set: give --fps or --stride, not both")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"fps must be > 0, got {self.fps} (leave it unset to keep the source frame rate)")
+        if self.stride is not None and self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride} (leave it unset to take every frame)")
+        if self.video_backend == "nvdec" and str(self.device).strip().lower() == "cpu":
+            raise ValueError("video_backend nvdec decodes on the GPU the tokenizer runs on, but the device is cpu; "
+                             "use --device cuda or --video-backend pyav")
+
+    @property
+    def height(self) -> int:
+        return int(self.resolution[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.resolution[-1])
+
+    def require_paths(self) -> None:
+        missing = [f"--{n.replace('_', '-')}" for n in ("input", "output_prefix", "text_tokenizer") if not getattr(self, n)]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)} (or set them in the YAML config)")
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def chunks_dir(self) -> Path:
+        return Path(f"{self.output_prefix}.chunks")
+
+    @property
+    def failures_path(self) -> Path:
+        return Path(f"{self.output_prefix}.failures.jsonl")
+
+    @property
+    def plan_path(self) -> Path:
+        return self.chunks_dir / "plan.json"
+
+    def chunk_prefix(self, chunk_id: int) -> str:
+        return str(self.chunks_dir / CHUNK_NAME.format(chunk_id))
+
+
+def load_build_config(yaml_path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> BuildConfig:
+    """Defaults < YAML file < ``overrides`` (e.g. from the command line), validated into a :class:`BuildConfig`."""
+    from omegaconf import OmegaConf
+
+    merged = OmegaConf.structured(BuildConfig)
+    if yaml_path is not None:
+        merged = OmegaConf.merge(merged, OmegaConf.load(yaml_path))
+    if overrides:
+        merged = OmegaConf.merge(merged, OmegaConf.create(dict(overrides)))
+    return OmegaConf.to_object(merged)

@@ -1,0 +1,229 @@
+"""Preparing a build: load what it needs once per process, fingerprint the configuration, record ``plan.json``.
+
+The **config hash** covers every part of the configuration that changes the output bytes (manifest content,
+tokenizers, layout, frame sampling, encoding dtype, batch size, temporal mode, ``fast``, chunk size). It is
+written to ``<prefix>.chunks/plan.json`` by the first process and checked by every later one: a prefix holding
+work of another configuration is refused with :class:`~.config.ConfigMismatchError` naming what changed.
+The same module lists the chunks (fixed-size runs of ``chunk_size`` samples in manifest order) and tells which are
+complete (their record ``chunk-NNNNNN.json`` exists with this hash and matches the shard sizes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..layout import TokenLayout
+from ..manifest import Manifest, Sample, read_manifest
+from ..text import TextTokenizer, load_text_tokenizer
+from ..video import ClipSpec
+from ..video_tokenizer import VideoTokenizer, is_builtin_tokenizer, load_video_tokenizer
+from ..writer import read_json, require_megatron, shard_files, sidecar_path, write_json_atomic
+from .config import BuildConfig, ConfigMismatchError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DATASET_FORMAT", "FORMAT_VERSION", "BuildContext", "chunk_record", "prepare_build", "sha256_json"]
+
+DATASET_FORMAT = "nemo-cosmos-tokenizer/video-token-dataset"
+FORMAT_VERSION = 1
+
+
+def sha256_json(data: Any) -> str:
+    """SHA-256 of ``data`` as canonical JSON (sorted keys): the hash of a configuration part."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class BuildContext:
+    """Everything a build needs, loaded once per process: samples, tokenizers, layout, the config hash."""
+
+    config: BuildConfig
+    manifest: Manifest
+    video_tokenizer: VideoTokenizer
+    text_tokenizer: TextTokenizer
+    layout: TokenLayout
+    clip_spec: ClipSpec
+    fingerprint: dict[str, str]
+    """Hash of each part of the configuration that changes the output (see :func:`prepare_build`)."""
+
+    @property
+    def config_hash(self) -> str:
+        return sha256_json(self.fingerprint)
+
+    @property
+    def num_chunks(self) -> int:
+        return -(-len(self.manifest) // self.config.chunk_size)
+
+    def chunk_samples(self, chunk_id: int) -> tuple[Sample, ...]:
+        if not 0 <= chunk_id < self.num_chunks:
+            raise IndexError(f"chunk {chunk_id} out of range [0, {self.num_chunks})")
+        size = self.config.chunk_size
+        return self.manifest.samples[chunk_id * size : (chunk_id + 1) * size]
+
+    def is_chunk_complete(self, chunk_id: int) -> bool:
+        return chunk_record(self.config, chunk_id, self.config_hash) is not None
+
+    def pending_chunks(self) -> list[int]:
+        """Chunk ids not yet complete, in order."""
+        return [c for c in range(self.num_chunks) if not self.is_chunk_complete(c)]
+
+    def frames_description(self) -> dict[str, Any]:
+        spec = dataclasses.asdict(self.clip_spec)
+        spec["video_backend"] = self.config.video_backend
+        return spec
+
+    def plan(self) -> dict[str, Any]:
+        """What ``plan.json`` records (and :func:`~.merging.merge` copies into the sidecar)."""
+        return {
+            "format": DATASET_FORMAT,
+            "version": FORMAT_VERSION,
+            "config_hash": self.config_hash,
+            "fingerprint": self.fingerprint,
+            "num_samples": len(self.manifest),
+            "chunk_size": self.config.chunk_size,
+            "num_chunks": self.num_chunks,
+            "manifest": {"source": self.manifest.source, "sha256": self.manifest.checksum},
+            "layout": self.layout.to_dict(),
+            "text_tokenizer": self.text_tokenizer.describe(),
+            "video_tokenizer": self.video_tokenizer.describe(),
+            "frames": self.frames_description(),
+            "encoding": {"dtype": str(self.video_tokenizer.dtype).removeprefix("torch."), "batch_size": self.config.batch_size,
+                         **({"fast": True} if self.config.fast else {})},
+        }
+def prepare_build(
+    config: BuildConfig,
+    *,
+    video_tokenizer: VideoTokenizer | None = None,
+    text_tokenizer: TextTokenizer | None = None,
+) -> BuildContext:
+    """Read the manifest, load the tokenizers, check the layout, and record (or check) the config hash.
+
+    Safe to call from every rank at once (the plan file is written atomically with identical content).
+    Raises :class:`ConfigMismatchError` if ``<prefix>.chunks/plan.json`` or the merged sidecar was written with a
+    different configuration.
+    """
+    config.require_paths()
+    require_megatron()  # fail before any encoding if megatron-core is missing (and keep its import out of timings)
+    manifest = read_manifest(config.input)
+    if text_tokenizer is None:
+        text_tokenizer = load_text_tokenizer(config.text_tokenizer)
+    if video_tokenizer is None:
+        if is_builtin_tokenizer(config.tokenizer):
+            log.warning(
+                "tokenizer %s has random weights: its tokens exercise the pipeline but carry no visual meaning "
+                "(use e.g. --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16 for real data)",
+                config.tokenizer,
+            )
+        video_tokenizer = load_video_tokenizer(
+            config.tokenizer, config.device, config.dtype, parts=("encoder",), local_files_only=config.local_files_only
+        )
+    if config.video_backend == "nvdec":
+        from ..nvdec import require_nvdec
+
+        if video_tokenizer.device.type != "cuda":
+            raise ValueError(
+                f"video_backend nvdec decodes on the GPU the tokenizer runs on, but the device is "
+                f"{video_tokenizer.device}; use --device cuda or --video-backend pyav"
+            )
+        require_nvdec()
+    if config.fast:
+        video_tokenizer.use_fast()  # takes the weight checksum first
+    layout = TokenLayout.from_preset(
+        config.layout, text_tokenizer.vocab_size, video_tokenizer.codebook_size, template=config.template
+    )
+    clip_spec = ClipSpec(
+        num_frames=config.num_frames,
+        fps=config.fps,
+        stride=config.stride,
+        clips_per_video=config.clips_per_video,
+        short_videos=config.short_videos,
+        height=config.height,
+        width=config.width,
+        resize_mode=config.resize_mode,
+        temporal_compression=video_tokenizer.temporal_compression,
+        spatial_compression=video_tokenizer.spatial_compression,
+    )
+    fingerprint = {
+        "manifest": manifest.checksum,
+        "video_tokenizer": sha256_json(
+            {"config": video_tokenizer.config.to_dict(), "encoder_sha256": video_tokenizer.checksum}
+        ),
+        "text_tokenizer": text_tokenizer.checksum,
+        "layout": sha256_json(layout.to_dict()),
+        "frames": sha256_json({**dataclasses.asdict(clip_spec), "video_backend": config.video_backend}),
+        "encoding": sha256_json(
+            {"dtype": str(video_tokenizer.dtype), "batch_size": config.batch_size,
+             # only when not the default, so the hashes of builds made before this option stay valid
+             **({"temporal_mode": config.temporal_mode} if config.temporal_mode != "windows" else {}),
+             **({"fast": True} if config.fast else {})}
+        ),
+        "chunking": sha256_json({"chunk_size": config.chunk_size}),
+    }
+    context = BuildContext(config, manifest, video_tokenizer, text_tokenizer, layout, clip_spec, fingerprint)
+    _check_or_write_plan(context)
+    return context
+
+
+_PARTS_EXPLAINED = {
+    "manifest": "the manifest content",
+    "video_tokenizer": "the video tokenizer (architecture or weights)",
+    "text_tokenizer": "the text tokenizer",
+    "layout": "the token layout or template",
+    "frames": "frame sampling, resolution or video backend",
+    "encoding": "the compute dtype, batch size, temporal mode or --fast",
+    "chunking": "the chunk size",
+}
+
+
+def _mismatch_message(where: Path, old: dict[str, str], new: dict[str, str], prefix: str) -> str:
+    changed = [k for k in new if old.get(k) != new[k]] or ["the configuration"]
+    what = ", ".join(_PARTS_EXPLAINED.get(k, k) for k in changed)
+    return (
+        f"{prefix} was started with a different configuration ({where}): {what} changed. Mixing outputs of two "
+        f"configurations is refused; rerun with the original settings to resume, use another --output-prefix, or "
+        f"delete {prefix}.* to start over."
+    )
+
+
+def _check_or_write_plan(context: BuildContext) -> None:
+    config = context.config
+    for recorded in (Path(sidecar_path(config.output_prefix)), config.plan_path):  # a merged build, a started one
+        if recorded.is_file():
+            old = read_json(recorded)
+            if old.get("config_hash") != context.config_hash:
+                raise ConfigMismatchError(
+                    _mismatch_message(recorded, old.get("fingerprint", {}), context.fingerprint, config.output_prefix)
+                )
+    if config.plan_path.is_file():
+        return
+    config.chunks_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(config.plan_path, context.plan())
+
+
+def chunk_record(config: BuildConfig, chunk_id: int, config_hash: str) -> dict[str, Any] | None:
+    """The record of a complete chunk, ``None`` if it is missing or incomplete (no record, or shard sizes that
+    differ from it); raises :class:`ConfigMismatchError` on a record of another configuration."""
+    prefix = config.chunk_prefix(chunk_id)
+    path = Path(sidecar_path(prefix))
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if record.get("config_hash") != config_hash:
+        raise ConfigMismatchError(
+            f"{path} was written with config hash {record.get('config_hash')}, this run has {config_hash}; "
+            f"delete {config.chunks_dir} to start over"
+        )
+    bin_path, idx_path = shard_files(prefix)
+    for file, key in ((bin_path, "bin_bytes"), (idx_path, "idx_bytes")):
+        if not os.path.isfile(file) or os.path.getsize(file) != record.get(key):
+            return None
+    return record
+
+
