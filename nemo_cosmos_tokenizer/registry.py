@@ -1,9 +1,15 @@
-"""The 18 released Cosmos Tokenizer checkpoints, as rows of data.
+"""The 26 released Cosmos Tokenizer checkpoints, as rows of data.
 
-Each row names a model, its Hugging Face repository and its architecture. A new
+Each row names a model, its Hugging Face repository, its architecture and the files its repository holds. A new
 release is a new row here, never a new code path. Names resolve with or without
 the ``nvidia/`` prefix, case-insensitively, and the legacy ``Cosmos-Tokenizer-XX``
 names used by NeMo scripts map to the 0.1 (or, for CV8x8x8/DV8x16x16, 1.0) rows.
+
+Three releases: ``Cosmos-0.1-Tokenizer-*`` (10 models), ``Cosmos-1.0-Tokenizer-*`` (8) and
+``Cosmos-Tokenize1-*`` (8, the repositories cosmos-predict1 and later download). Each Tokenize1 model has the
+architecture of a 1.0 model (``same_architecture_as``); its repository may also hold ``ema.jit`` (EMA weights
+of the whole autoencoder, in the ``autoencoder.jit`` layout) and, for the diffusion models' tokenizer,
+``mean_std.pt`` (per-channel, per-latent-frame statistics that normalise latents).
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from .config import DEFAULT_FSQ_LEVELS, TokenizerConfig
 PART_FILES: dict[str, str] = {"encoder": "encoder.jit", "decoder": "decoder.jit", "autoencoder": "autoencoder.jit"}
 #: Files every released repository holds.
 JIT_FILES = tuple(PART_FILES.values())
+#: EMA weights of the whole autoencoder (``autoencoder.jit`` layout), written by NVIDIA's training checkpointer.
+EMA_FILE = "ema.jit"
+#: ``(latent_mean, latent_std)`` of a continuous model's latents, as cosmos-predict1 loads them.
+LATENT_STATS_FILE = "mean_std.pt"
 
 
 @dataclass(frozen=True)
@@ -29,15 +39,34 @@ class ModelSpec:
     config: TokenizerConfig
     """Architecture at real size."""
 
+    ema_file: str | None = None
+    """``ema.jit`` if the repository holds EMA weights of the whole autoencoder, else ``None``."""
+
+    latent_stats_file: str | None = None
+    """``mean_std.pt`` if the repository holds latent statistics (continuous models only), else ``None``."""
+
+    same_architecture_as: str | None = None
+    """For a re-release (Tokenize1): the earlier name with the same architecture and file layouts."""
+
     @property
     def hub_repo(self) -> str:
         """Hugging Face repository id, e.g. ``nvidia/Cosmos-0.1-Tokenizer-DV8x16x16``."""
         return f"nvidia/{self.name}"
 
     @property
+    def release(self) -> str:
+        """``"0.1"``, ``"1.0"`` or ``"Tokenize1"`` (the second part of the name)."""
+        return self.name.split("-")[1]
+
+    @property
     def short_name(self) -> str:
-        """The part after ``Tokenizer-``, e.g. ``DV8x16x16`` or ``CI8x8-LowRes``."""
-        return self.name.split("Tokenizer-", 1)[1]
+        """The part after the release, e.g. ``DV8x16x16``, ``CI8x8-LowRes`` or ``DV8x16x16-720p``."""
+        return self.name.split("-", 2)[2].removeprefix("Tokenizer-")
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every checkpoint file the repository holds (the three ``.jit`` parts, then ``ema.jit``/``mean_std.pt``)."""
+        return JIT_FILES + tuple(f for f in (self.ema_file, self.latent_stats_file) if f is not None)
 
 
 def _row(version: str, family: str, spatial: int, temporal: int = 1, *, patch: int = 4,
@@ -84,6 +113,40 @@ _ROWS: tuple[ModelSpec, ...] = (
     _row("1.0", "DV", 8, 4, patch=2, z_channels=256),
 )
 
+
+def _tokenize1(resolution: str, same_as: str, *, ema: bool = False, latent_stats: bool = False) -> ModelSpec:
+    """A ``Cosmos-Tokenize1-*`` row: the architecture of the 1.0 row ``same_as`` under its new repository.
+
+    Which extra files each repository holds comes from cosmos-predict1 (4ed35fa): ``mean_std.pt`` is published
+    (with an MD5) for CV8x8x8-720p only, the diffusion models' tokenizer; ``ema.jit`` is the file its
+    autoregressive models name in DV8x16x16-720p.
+    """
+    base = next(spec for spec in _ROWS if spec.name == same_as)
+    config = base.config
+    if latent_stats and config.is_discrete:
+        raise ValueError(f"{same_as}: latent statistics are for continuous models")
+    family = f"{config.family}{config.compression_label}"
+    return ModelSpec(
+        name=f"Cosmos-Tokenize1-{family}-{resolution}",
+        config=config,
+        ema_file=EMA_FILE if ema else None,
+        latent_stats_file=LATENT_STATS_FILE if latent_stats else None,
+        same_architecture_as=same_as,
+    )
+
+
+# NVIDIA's current repositories (cosmos-predict1 scripts/download_tokenizer_checkpoints.py), in its order.
+_ROWS += (
+    _tokenize1("720p", "Cosmos-1.0-Tokenizer-CV8x8x8", latent_stats=True),
+    _tokenize1("720p", "Cosmos-1.0-Tokenizer-DV8x16x16", ema=True),
+    _tokenize1("360p", "Cosmos-1.0-Tokenizer-CI8x8-LowRes"),
+    _tokenize1("360p", "Cosmos-1.0-Tokenizer-CI16x16-LowRes"),
+    _tokenize1("360p", "Cosmos-1.0-Tokenizer-CV4x8x8-LowRes"),
+    _tokenize1("360p", "Cosmos-1.0-Tokenizer-DI8x8-LowRes"),
+    _tokenize1("360p", "Cosmos-1.0-Tokenizer-DI16x16-LowRes"),
+    _tokenize1("360p", "Cosmos-1.0-Tokenizer-DV4x8x8-LowRes"),
+)
+
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _ROWS}
 
 # Legacy names (the Nov 2024 NVIDIA/Cosmos-Tokenizer README, NeMo scripts) were renamed to the 0.1 rows.
@@ -103,7 +166,7 @@ class UnknownModelError(KeyError):
 
 
 def list_models() -> list[str]:
-    """The 18 canonical names, in release order."""
+    """The 26 canonical names, in release order (0.1, 1.0, Tokenize1)."""
     return list(MODELS)
 
 

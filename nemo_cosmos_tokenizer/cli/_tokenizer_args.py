@@ -27,6 +27,8 @@ def add_tokenizer_arguments(parser: argparse.ArgumentParser, default_tokenizer: 
     model.add_argument("--mode", choices=("torch", "jit"), default=None,
                        help="torch: native network with the checkpoint's weights (default); jit: run NVIDIA's "
                             "TorchScript files as they are")
+    model.add_argument("--ema", action="store_true",
+                       help="use the EMA weights of the repository's ema.jit (e.g. Cosmos-Tokenize1-DV8x16x16-720p)")
     model.add_argument("--dtype", default="auto",
                        help="compute dtype: auto (default: bfloat16 on CUDA, float32 on CPU, as build-dataset), "
                             "bfloat16, float16, float32")
@@ -101,7 +103,8 @@ def load_tokenizer(args: argparse.Namespace, family: str | None, parts=("encoder
     from ..hub.sources import load_tokenizer as load
 
     return load(args.tokenizer, parts=parts, family=family, device=args.device, dtype=args.dtype, mode=args.mode,
-                cache_dir=args.cache_dir, revision=args.revision, local_files_only=args.local_files_only)
+                cache_dir=args.cache_dir, revision=args.revision, local_files_only=args.local_files_only,
+                ema=getattr(args, "ema", False))
 
 
 def load_tokenizer_or_exit(args: argparse.Namespace, family: str | None, parts=("encoder", "decoder")):

@@ -72,7 +72,8 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      "released name (e.g. Cosmos-1.0-Tokenizer-DV8x16x16), built-in name, local folder or .jit file "
      "(default: the built-in tiny-random-dv8x16x16: random weights, no download, tokens carry no visual meaning)")),
     ("--text-tokenizer", "text_tokenizer", dict(metavar="PATH", help="sentencepiece .model or HF tokenizer.json")),
-    ("--layout", "layout", dict(choices=("generic", "emu3"), help="token id layout (default generic)")),
+    ("--layout", "layout", dict(choices=("generic", "emu3", "cosmos_ar"), help="token id layout (default generic; "
+     "cosmos_ar: NVIDIA's Cosmos-1.0-Autoregressive post-training data, no text tokenizer)")),
     ("--template", "template", dict(choices=("caption_first", "caption_last", "both"),
                                     help="caption before or after the video, or both (two documents)")),
     ("--video-backend", "video_backend", dict(choices=("auto", "decord", "pyav", "nvdec"),
@@ -108,6 +109,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", dest="fast", action="store_true", default=argparse.SUPPRESS,
                         help="encode with the fast path (compiled on CUDA, checked against eager on the first batch; "
                         "its bf16 tokens differ slightly from eager ones, so it changes the config hash)")
+    parser.add_argument("--nvidia-folders", dest="nvidia_folders", action="store_true", default=argparse.SUPPRESS,
+                        help="with --layout cosmos_ar: also write <prefix>/<k>/.bin+.idx, the folders NVIDIA's "
+                        "post-training scripts read")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                         help="no progress bar")
     parser.add_argument("--no-merge", action="store_true", help="keep the chunk shards (no <prefix>.bin/.idx) and "
@@ -122,7 +126,7 @@ def config_from_args(args: argparse.Namespace):
     from ..data.build import load_build_config
 
     overrides = {dest: getattr(args, dest) for _, dest, _ in _OPTIONS if hasattr(args, dest)}
-    for dest in ("local_files_only", "progress", "fast"):
+    for dest in ("local_files_only", "progress", "fast", "nvidia_folders"):
         if hasattr(args, dest):
             overrides[dest] = getattr(args, dest)
     if getattr(args, "demo", False):

@@ -1,12 +1,14 @@
-"""``list-models``: the released Cosmos tokenizers with their compression and parameter counts."""
+"""``list-models``: the released Cosmos tokenizers with their compression and parameter counts, then the built-in
+ones (offline, random weights)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-HELP = "list the released tokenizers (and the built-in offline ones) with compression and parameter counts"
-DESCRIPTION = """List the released Cosmos tokenizers: name, family, compression (T x H x W for video, H x W for
+HELP = "list the 26 released tokenizers (and the built-in offline ones) with release, compression and parameter counts"
+DESCRIPTION = """List the released Cosmos tokenizers: name, release (0.1, 1.0 or Tokenize1: the repositories
+cosmos-predict1 downloads), family (CI/DI/CV/DV), compression (T x H x W for video, H x W for
 images), Haar patch size and the parameters of the encoder (encoder + quant_conv), decoder
 (post_quant_conv + decoder) and both. Counts come from building each network at real size on the meta
 device (no memory, no download). Then the built-in tokenizers: random weights from a fixed seed, no download,
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
 
 
-def _row(name: str, kind: str, config, hub_repo: str | None) -> dict:
+def _row(name: str, kind: str, release: str, config, hub_repo: str | None, files: list[str]) -> dict:
     import torch
 
     from ..networks import build_tokenizer
@@ -34,10 +36,12 @@ def _row(name: str, kind: str, config, hub_repo: str | None) -> dict:
     return {
         "name": name,
         "kind": kind,
+        "release": release,
         "family": config.family,
         "compression": config.compression_label,
         "patch_size": config.patch_size,
         "hub_repo": hub_repo,
+        "files": files,
         "encoder_params": model.num_parameters("encoder"),
         "decoder_params": model.num_parameters("decoder"),
         "total_params": model.num_parameters("autoencoder"),
@@ -45,13 +49,17 @@ def _row(name: str, kind: str, config, hub_repo: str | None) -> dict:
 
 
 def model_rows(builtin: bool = False) -> list[dict]:
-    """One dict per released model (``kind`` ``"released"``): name, family, compression, patch_size, hub_repo,
-    *_params; ``builtin=True``: then one per built-in tokenizer (``kind`` ``"builtin"``, ``hub_repo`` ``None``)."""
+    """One dict per released model (``kind`` ``"released"``): name, release, family, compression, patch_size,
+    hub_repo, files, *_params; ``builtin=True``: then one per built-in tokenizer (``kind`` ``"builtin"``, release
+    ``"built-in"``, ``hub_repo`` ``None``, no files)."""
     from ..registry import BUILTIN_MODELS, get_spec, list_models
 
-    rows = [_row(name, "released", get_spec(name).config, get_spec(name).hub_repo) for name in list_models()]
+    rows = []
+    for name in list_models():
+        spec = get_spec(name)
+        rows.append(_row(name, "released", spec.release, spec.config, spec.hub_repo, list(spec.files)))
     if builtin:
-        rows += [_row(name, "builtin", spec.config, None) for name, spec in BUILTIN_MODELS.items()]
+        rows += [_row(name, "builtin", "built-in", spec.config, None, []) for name, spec in BUILTIN_MODELS.items()]
     return rows
 
 
@@ -60,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    header = ("name", "family", "compression", "patch", "encoder", "decoder", "total")
+    header = ("name", "release", "family", "compression", "patch", "encoder", "decoder", "total")
     table = [header] + [
         (
             r["name"],
+            r["release"],
             r["family"],
             r["compression"],
             str(r["patch_size"]),
@@ -78,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
     for i, row in enumerate(table):
         if i == released:
             print("\nbuilt in (random weights from a fixed seed, no download; tokens carry no visual meaning):")
-        cells = [cell.ljust(w) if j < 3 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))]
+        cells = [cell.ljust(w) if j < 4 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))]
         print("  ".join(cells).rstrip())
     return 0

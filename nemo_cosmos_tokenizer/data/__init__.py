@@ -4,7 +4,8 @@ Modules: :mod:`.manifest` (inputs), :mod:`.video` (decord / PyAV reading, frame 
 :mod:`.text` (sentencepiece / ``tokenizer.json``), :mod:`.layout` (token ids by integer arithmetic, presets,
 decoding), :mod:`.video_tokenizer` (loading the discrete tokenizer), :mod:`.writer` (atomic Megatron shards),
 :mod:`.build` (the chunked, resumable build on any number of GPUs: :func:`run_build`), :mod:`.reader` (read a
-document back), :mod:`.samples` (synthetic demo inputs).
+document back), :mod:`.samples` (synthetic demo inputs), :mod:`.cosmos_ar` (NVIDIA's Cosmos-1.0-Autoregressive
+post-training data, ``layout="cosmos_ar"``), :mod:`.video2world` (their Video2World ``.pt`` files).
 
 ``build`` is the build package (the single-process ``build()`` function it replaced is
 ``nemo_cosmos_tokenizer.data.builder.build``, deprecated: use :func:`run_build`).

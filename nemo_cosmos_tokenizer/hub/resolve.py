@@ -27,7 +27,16 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..config import FAMILIES, TokenizerConfig
-from ..registry import MODELS, PART_FILES, UnknownModelError, get_spec, is_known_model, resolve_name
+from ..registry import (
+    EMA_FILE,
+    LATENT_STATS_FILE,
+    MODELS,
+    PART_FILES,
+    UnknownModelError,
+    get_spec,
+    is_known_model,
+    resolve_name,
+)
 from .convert import CONFIG_FILE, WEIGHTS_FILE
 from .download import CheckpointNotFoundError, download_files
 
@@ -76,6 +85,9 @@ class ResolvedCheckpoint:
 
     name: str | None = None
     """Canonical released name when the checkpoint is (or is named after) a released model."""
+
+    latent_stats: Path | None = None
+    """NVIDIA's ``mean_std.pt`` (latent statistics of a continuous model), when asked for and present."""
 
 
 # --------------------------------------------------------------------------------------------- architecture
@@ -205,13 +217,58 @@ def match_released_config(state_dict: Mapping[str, Any], part: str) -> Tokenizer
 
 
 # ------------------------------------------------------------------------------------------------ resolving
-def _local_checkpoint(directory: Path, parts: set[str], jit: bool, config: TokenizerConfig | None) -> ResolvedCheckpoint:
+def _check_extras(ema: bool, latent_stats: bool | None, parts: set[str]) -> None:
+    if ema and parts != {"autoencoder"}:
+        raise ValueError(f"{EMA_FILE} holds the whole autoencoder: with ema=True ask for parts={{'autoencoder'}}, "
+                         f"got {sorted(parts)}")
+    if latent_stats not in (None, True, False):
+        raise TypeError(f"latent_stats must be None (load when present), True or False, got {latent_stats!r}")
+
+
+def _refuse_latent_stats(what: str, config: TokenizerConfig | None) -> None:
+    """A clear error for latent statistics asked of a discrete model (its tokens are integers)."""
+    if config is not None and config.is_discrete:
+        raise CheckpointNotFoundError(
+            f"{what} is a {FAMILY_NAMES[config.family]} tokenizer: its tokens are integer indices and it has no "
+            f"{LATENT_STATS_FILE} (latent statistics are for continuous models). Leave latent_stats unset."
+        )
+
+
+def _with_ema_and_stats(directory: Path, ema: bool, latent_stats: bool | None,
+                        config: TokenizerConfig | None) -> tuple[dict[str, Path], Path | None]:
+    """``(part -> .jit path, mean_std.pt or None)`` of a local directory for the ema / latent_stats flags."""
+    files = {}
+    if ema:
+        if not (directory / EMA_FILE).is_file():
+            present = sorted(p.name for p in directory.iterdir())
+            raise CheckpointNotFoundError(
+                f"{directory} has no {EMA_FILE} (EMA weights; it holds: {', '.join(present) or 'nothing'}). "
+                f"Load it without ema=True (--ema) to use {' / '.join(PART_FILES.values())}."
+            )
+        files["autoencoder"] = directory / EMA_FILE
+    stats = directory / LATENT_STATS_FILE
+    if latent_stats:
+        _refuse_latent_stats(str(directory), config)
+        if not stats.is_file():
+            raise CheckpointNotFoundError(
+                f"{directory} has no {LATENT_STATS_FILE} (latent statistics); put NVIDIA's file there or leave "
+                "latent_stats unset."
+            )
+    use_stats = latent_stats is not False and stats.is_file() and not (config is not None and config.is_discrete)
+    return files, (stats if use_stats else None)
+
+
+def _local_checkpoint(directory: Path, parts: set[str], jit: bool, config: TokenizerConfig | None,
+                      ema: bool = False, latent_stats: bool | None = None) -> ResolvedCheckpoint:
     has_weights = (directory / WEIGHTS_FILE).is_file()
     jit_files = {part: directory / name for part, name in PART_FILES.items() if (directory / name).is_file()}
     file_config, name = config_from_path(directory)
     config = config or file_config
+    extra_files, stats = _with_ema_and_stats(directory, ema, latent_stats, config)
+    if ema:
+        return ResolvedCheckpoint(str(directory), "jit", extra_files, config, name, stats)
     if has_weights and not jit:
-        return ResolvedCheckpoint(str(directory), "safetensors", {"directory": directory}, config, name)
+        return ResolvedCheckpoint(str(directory), "safetensors", {"directory": directory}, config, name, stats)
     if has_weights and jit and not jit_files:
         raise CheckpointNotFoundError(
             f"{directory} holds converted safetensors weights ({WEIGHTS_FILE}); jit mode needs NVIDIA's .jit files. "
@@ -224,7 +281,7 @@ def _local_checkpoint(directory: Path, parts: set[str], jit: bool, config: Token
             f"{directory} has no {', '.join(missing)} (it holds: {', '.join(present) or 'nothing'}). A checkpoint "
             f"directory needs NVIDIA's {' / '.join(PART_FILES.values())} files or {CONFIG_FILE} + {WEIGHTS_FILE}."
         )
-    return ResolvedCheckpoint(str(directory), "jit", {p: jit_files[p] for p in parts}, config, name)
+    return ResolvedCheckpoint(str(directory), "jit", {p: jit_files[p] for p in parts}, config, name, stats)
 
 
 def resolve_pretrained(
@@ -237,23 +294,30 @@ def resolve_pretrained(
     revision: str | None = None,
     token: str | bool | None = None,
     local_files_only: bool = False,
+    ema: bool = False,
+    latent_stats: bool | None = None,
 ) -> ResolvedCheckpoint:
     """Locate the files of ``parts`` (``"encoder"``, ``"decoder"``, ``"autoencoder"``) of a model.
 
     ``name_or_path`` is a released name or alias (downloaded from ``nvidia/<name>`` into the HF cache), another
     Hub repository id ``org/name`` holding the same files, or a local directory. ``jit=True`` insists on the
     ``.jit`` files (jit mode); otherwise a local safetensors directory is preferred when present.
-    Raises :class:`UnknownModelError` for an unknown name and :class:`CheckpointNotFoundError` for missing files.
+    ``ema=True`` takes the ``"autoencoder"`` part (the only one then allowed) from ``ema.jit`` (EMA weights).
+    ``latent_stats``: ``None`` fetches ``mean_std.pt`` where the repository has one (a released row lists it;
+    another repository or directory is asked), ``True`` requires it, ``False`` skips it.
+    Raises :class:`UnknownModelError` for an unknown name and :class:`CheckpointNotFoundError` for missing files
+    (including ``ema.jit`` / ``mean_std.pt`` that the repository does not hold, before downloading anything).
     """
     parts = set(parts)
     unknown_parts = parts - set(PART_FILES)
     if unknown_parts or not parts:
         raise ValueError(f"parts must be a non-empty subset of {sorted(PART_FILES)}, got {sorted(parts)}")
+    _check_extras(ema, latent_stats, parts)
     config = parse_tokenizer_config(tokenizer_config) if tokenizer_config is not None else None
 
     path = Path(os.fspath(name_or_path)).expanduser()
     if path.is_dir():
-        return _local_checkpoint(path, parts, jit, config)
+        return _local_checkpoint(path, parts, jit, config, ema, latent_stats)
     if path.is_file():
         raise CheckpointNotFoundError(
             f"{path} is a file; from_pretrained takes a model name or a directory. Load single files with "
@@ -272,12 +336,39 @@ def resolve_pretrained(
         resolve_name(text)  # raises UnknownModelError with close matches
         raise AssertionError("unreachable")
 
-    filenames = [PART_FILES[p] for p in sorted(parts)]
+    part_files = {p: (EMA_FILE if ema else PART_FILES[p]) for p in sorted(parts)}
+    filenames = list(part_files.values())
+    optional = [CONFIG_FILE]
+    if name is not None:
+        spec = get_spec(name)
+        if ema and spec.ema_file is None:
+            with_ema = [s.name for s in MODELS.values() if s.ema_file is not None]
+            raise CheckpointNotFoundError(
+                f"{spec.hub_repo} has no {EMA_FILE} (EMA weights); of the released models only "
+                f"{', '.join(with_ema)} {'has' if len(with_ema) == 1 else 'have'} one. Load {name} without "
+                f"ema=True (--ema) to use its {' / '.join(PART_FILES.values())}."
+            )
+        if latent_stats:
+            _refuse_latent_stats(name, spec.config)
+            if spec.latent_stats_file is None:
+                with_stats = [s.name for s in MODELS.values() if s.latent_stats_file is not None]
+                raise CheckpointNotFoundError(
+                    f"{spec.hub_repo} has no {LATENT_STATS_FILE} (latent statistics); NVIDIA publishes one for "
+                    f"{', '.join(with_stats)} only. Leave latent_stats unset, or load statistics you computed "
+                    "with LatentStats.load()."
+                )
+        if latent_stats is not False and spec.latent_stats_file is not None:
+            filenames.append(spec.latent_stats_file)
+    elif latent_stats:
+        _refuse_latent_stats(repo_id, config)
+        filenames.append(LATENT_STATS_FILE)
+    elif latent_stats is None and not (config is not None and config.is_discrete):
+        optional.append(LATENT_STATS_FILE)
     try:
         paths = download_files(
             repo_id,
             filenames,
-            optional=[CONFIG_FILE],
+            optional=optional,
             revision=revision,
             cache_dir=cache_dir,
             token=token,
@@ -292,5 +383,8 @@ def resolve_pretrained(
     if config is None and name is not None:
         config = get_spec(name).config
     source = repo_id + (f"@{revision}" if revision else "")
-    files = {p: paths[PART_FILES[p]] for p in parts}
-    return ResolvedCheckpoint(source, "jit", files, config, name)
+    files = {p: paths[f] for p, f in part_files.items()}
+    stats = paths.get(LATENT_STATS_FILE)
+    if stats is not None and config is not None and config.is_discrete:
+        stats = None  # another repository's stray file: a discrete model's tokens are not normalised
+    return ResolvedCheckpoint(source, "jit", files, config, name, stats)

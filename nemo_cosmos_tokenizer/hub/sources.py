@@ -153,6 +153,7 @@ def load_tokenizer(
     cache_dir: str | os.PathLike | None = None,
     revision: str | None = None,
     local_files_only: bool = False,
+    ema: bool = False,
 ):
     """Load ``source`` as an inference tokenizer.
 
@@ -166,6 +167,7 @@ def load_tokenizer(
         mode: ``"torch"`` (native network), ``"jit"`` (NVIDIA's TorchScript as is) or ``None`` (native where the
             architecture is known).
         cache_dir / revision / local_files_only: Hugging Face Hub options (released names and Hub repos).
+        ema: the EMA weights of the repository's ``ema.jit`` (released names, Hub repos and folders that have one).
     """
     from ..inference.tokenizers import (
         CausalVideoTokenizer,
@@ -188,6 +190,8 @@ def load_tokenizer(
         dt = resolve_dtype(dtype)
     wanted = {"video": CausalVideoTokenizer, "image": ImageTokenizer}.get(family or "")
 
+    if ema and source.kind in ("builtin", "jit-file"):
+        raise ValueError(f"--ema needs a checkpoint with an ema.jit (a released name or a folder), not {source.value}")
     if source.kind == "builtin":
         if mode == "jit":
             raise ValueError(f"{source.value} is built in (no .jit files); leave out --mode jit")
@@ -223,6 +227,8 @@ def load_tokenizer(
         use_pytorch=None if mode is None else mode == "torch", dtype=dt, device=dev,
         cache_dir=cache_dir, revision=revision, local_files_only=local_files_only,
     )
+    if ema:
+        options["ema"] = True
     if wanted is not None:
         return wanted.from_pretrained(source.value, **options)
     if source.family is not None:

@@ -146,6 +146,7 @@ class _CosmosInference(nn.Module):
         self._dtype = resolve_dtype(dtype)
         self.config = None
         self.name = None
+        self.latent_stats = None  # LatentStats of a continuous model (NVIDIA's mean_std.pt), see normalize_latent
         self.network = self.jit_encoder = self.jit_decoder = self.jit_autoencoder = None
         self._has_encoder = self._has_decoder = self._has_autoencoder = False
 
@@ -361,6 +362,8 @@ class _CosmosInference(nn.Module):
         tokenizer_config: TokenizerConfig | Mapping[str, Any] | str | None = None,
         *,
         tokenizer_type: str | None = None,
+        ema: bool = False,
+        latent_stats: bool | None = None,
     ) -> "_CosmosInference":
         """Load a released model by name (downloaded once into the Hugging Face cache) or from a local directory.
 
@@ -380,6 +383,14 @@ class _CosmosInference(nn.Module):
             cache_dir / revision / token / local_files_only: as in ``huggingface_hub.hf_hub_download``;
                 ``HF_HUB_OFFLINE=1`` works from the cache.
             tokenizer_config: architecture override for checkpoints that are not released sizes.
+            ema: load the EMA weights of ``ema.jit`` (the whole autoencoder, e.g. in
+                ``Cosmos-Tokenize1-DV8x16x16-720p``, as cosmos-predict1's autoregressive models use) into the
+                native network instead of ``encoder.jit`` / ``decoder.jit``; a repository without ``ema.jit``
+                raises :class:`CheckpointNotFoundError` before anything is downloaded. Native mode only.
+            latent_stats: NVIDIA's ``mean_std.pt`` of a continuous model (``Cosmos-Tokenize1-CV8x8x8-720p``):
+                ``None`` (default) loads it where the repository has it, ``True`` requires it (an error for a
+                discrete model or a repository without one), ``False`` skips it. Loaded statistics are
+                :attr:`latent_stats`, used by :meth:`normalize_latent` / :meth:`denormalize_latent`.
         """
         from ..hub.resolve import check_family, resolve_pretrained
         from ..registry import get_spec, is_known_model
@@ -395,11 +406,18 @@ class _CosmosInference(nn.Module):
         if not (load_encoder or load_decoder or load_full_model):
             raise ValueError("nothing to load: set load_encoder, load_decoder and/or load_full_model")
         mode = None if use_pytorch is None else ("torch" if use_pytorch else "jit")
+        if ema and mode == "jit":
+            raise ValueError(
+                "ema=True loads the EMA weights of ema.jit into the native network; jit mode runs NVIDIA's "
+                "encoder.jit / decoder.jit as they are. Leave use_pytorch unset (or True) to use EMA weights."
+            )
         if isinstance(name_or_path, str) and is_known_model(name_or_path) and not Path(name_or_path).is_dir():
             # Refuse a released model of the wrong family before downloading anything.
             spec = get_spec(name_or_path)
             check_family(spec.config.family, cls.FAMILIES, spec.name, cls.__name__)
-        if mode == "jit":
+        if ema:
+            parts = {"autoencoder"}  # ema.jit is the whole model: it gives the encoder and the decoder weights
+        elif mode == "jit":
             parts = {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder),
                                      ("autoencoder", load_full_model)) if on}
         elif load_full_model:
@@ -415,6 +433,8 @@ class _CosmosInference(nn.Module):
             revision=revision,
             token=token,
             local_files_only=local_files_only,
+            ema=ema,
+            latent_stats=latent_stats,
         )
         if resolved.format == "safetensors":
             files = {"autoencoder": resolved.files["directory"]}
@@ -424,10 +444,49 @@ class _CosmosInference(nn.Module):
         self._load_files(files, resolved.config, mode)
         if resolved.name is not None:
             self.name = resolved.name
+        if resolved.latent_stats is not None:
+            if self.config is None:
+                if latent_stats:
+                    raise ValueError(f"cannot read {resolved.latent_stats}: the architecture of {resolved.source} "
+                                     "is unknown (pass tokenizer_config=)")
+            else:
+                from .latent_stats import LatentStats
+
+                self.latent_stats = LatentStats.load(resolved.latent_stats, self.config.latent_channels)
         if self.mode == "torch" and not load_full_model:
             # Keep only what was asked for (the safetensors format holds every part).
             self._set_network(self.network, {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder)) if on})
         return self
+
+    # ------------------------------------------------------------------------------------- latent statistics
+    def _latent_stats(self):
+        """The loaded statistics in this tokenizer's dtype (as cosmos-predict1's VAEs hold them), or a clear error."""
+        if self.is_discrete:
+            raise TypeError(f"{self!r} is discrete: its tokens are integer indices, which are not normalised; "
+                            "latent statistics (mean_std.pt) are for continuous models")
+        if self.latent_stats is None:
+            raise ValueError(
+                f"{self!r} has no latent statistics. NVIDIA publishes them (mean_std.pt) for "
+                "Cosmos-Tokenize1-CV8x8x8-720p, loaded by from_pretrained; for other files set "
+                "tok.latent_stats = nemo_cosmos_tokenizer.inference.latent_stats.LatentStats.load(path, channels)"
+            )
+        return self.latent_stats.to(self.dtype)
+
+    def normalize_latent(self, latent: torch.Tensor, chunk_latent_frames: int | None = None) -> torch.Tensor:
+        """``(latent - mean) / std`` with NVIDIA's ``mean_std.pt``, as cosmos-predict1's diffusion models see latents.
+
+        ``latent``: ``[B, C, t, h, w]`` from :meth:`encode` (any float dtype; the result keeps it). The statistics
+        are per channel and per latent frame position: a latent of ``t`` frames is ``t / chunk_latent_frames``
+        chunks (default: one chunk of ``t``), each normalised with the statistics of positions
+        ``0 .. chunk_latent_frames - 1`` (cosmos-predict1 uses chunks of ``1 + (pixel_chunk_duration - 1) / 8``
+        latent frames, 16 for its 121-frame chunks). See :mod:`nemo_cosmos_tokenizer.inference.latent_stats`.
+        """
+        return self._latent_stats().normalize(latent, chunk_latent_frames)
+
+    def denormalize_latent(self, latent: torch.Tensor, chunk_latent_frames: int | None = None) -> torch.Tensor:
+        """``latent * std + mean``: a normalised latent (e.g. a diffusion model's output) back to what
+        :meth:`decode` takes. Same arguments as :meth:`normalize_latent`."""
+        return self._latent_stats().denormalize(latent, chunk_latent_frames)
 
     # --------------------------------------------------------------------------------------- tensor API
     def _require(self, side: str) -> None:

@@ -261,3 +261,51 @@ def test_error_of_the_code_stops_the_build(dist_work, reference, tmp_path):
     summary = run_build(config, env=DistEnv())  # fixed: the same command builds everything
     assert (summary.status, summary.chunks_run) == ("complete", 5)
     assert dataset_bytes(config.output_prefix) == dataset_bytes(ref_config.output_prefix)
+
+
+def test_cosmos_ar_bytes_do_not_depend_on_the_process_count(dist_work, tmp_path):
+    """``--layout cosmos_ar`` keeps the builder's guarantees: 1 process and ``torchrun`` with 2 write the same
+    merged shards, sidecar and NVIDIA folders."""
+    ar = ["--layout", "cosmos_ar", "--nvidia-folders"]
+    one = build_config(dist_work, tmp_path / "one" / "ds", layout="cosmos_ar", nvidia_folders=True)
+    summary = run_build(one, env=DistEnv())
+    assert summary.documents == 8 and summary.vocab_size == 64000
+    two = tmp_path / "two" / "ds"
+    done = run_command(torchrun_command(2, SCRIPT, cli_args(dist_work, two) + ar), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert dataset_bytes(two) == dataset_bytes(one.output_prefix)
+    assert Path(f"{two}.json").read_bytes() == Path(f"{one.output_prefix}.json").read_bytes()
+    folders = sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    assert folders == sorted(p.relative_to(one.output_prefix) for p in Path(one.output_prefix).rglob("*") if p.is_file())
+    assert len(folders) == 2 * 5 and all((two / f).read_bytes() == (Path(one.output_prefix) / f).read_bytes()
+                                         for f in folders)
+    assert {len(d) for d in _documents([two])} == {json.loads(Path(f"{two}.json").read_text())["document_length"]}
+
+
+def test_video2world_bytes_do_not_depend_on_the_process_count(dist_work, tmp_path):
+    """The Video2World export of a cosmos_ar build: 1 process and ``torchrun`` with 2 write the same files."""
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+
+    from nemo_cosmos_tokenizer.data.video2world import export_video2world
+
+    config = build_config(dist_work, tmp_path / "ar" / "ds", layout="cosmos_ar")
+    run_build(config, env=DistEnv())
+    t5 = tmp_path / "t5"  # a tiny random T5 encoder, the captions' sentencepiece model as its vocabulary
+    tokenizer = T5TokenizerFast(vocab_file=str(dist_work["spm"]), extra_ids=0)
+    torch.manual_seed(0)
+    T5EncoderModel(T5Config(vocab_size=tokenizer.vocab_size, d_model=16, d_kv=4, d_ff=32, num_layers=1,
+                            num_heads=2)).save_pretrained(t5)
+    tokenizer.save_pretrained(t5)
+    options = ["--t5", str(t5), "--split", "4,2,2", "--max-length", "32", "--device", "cpu", "--local-files-only"]
+    one = export_video2world(config.output_prefix, tmp_path / "one", t5=str(t5), split="4,2,2", max_length=32,
+                             device="cpu", local_files_only=True, env=DistEnv())
+    assert (one.train_samples, one.test_samples, one.val_samples) == (4, 2, 2)  # 8 of the 9 samples decode
+    # torchrun runs a module with "-m" in place of the script
+    module = ["nemo_cosmos_tokenizer.data.video2world", config.output_prefix, str(tmp_path / "two"), *options]
+    done = run_command(torchrun_command(2, "-m", module), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert len(files) == 2 * 8 + 2 and sorted(p.name for p in (tmp_path / "two").iterdir()) == files
+    assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in files)

@@ -36,7 +36,7 @@ def test_list_available_models_and_registration(nemo_module):
     assert issubclass(nemo_module.CausalVideoTokenizer, ModelPT)
     for cls in (nemo_module.CosmosTokenizerModel, nemo_module.CausalVideoTokenizer, nemo_module.ImageTokenizer):
         infos = cls.list_available_models()
-        assert len(infos) == 18 and all(isinstance(i, PretrainedModelInfo) for i in infos)
+        assert len(infos) == 26 and all(isinstance(i, PretrainedModelInfo) for i in infos)
     infos = {i.pretrained_model_name: i for i in nemo_module.CausalVideoTokenizer.list_available_models()}
     dv = infos["Cosmos-0.1-Tokenizer-DV4x8x8"]
     assert dv.location == "https://huggingface.co/nvidia/Cosmos-0.1-Tokenizer-DV4x8x8"

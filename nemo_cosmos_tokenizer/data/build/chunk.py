@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from ..cosmos_ar import encode_unit_range
 from ..manifest import Sample
 from ..video import ClipSpec, SampleClips, read_sample
 from ..video_tokenizer import VideoTokenizer
@@ -43,26 +44,28 @@ def _clips_as_tensors(item: SampleClips) -> SampleClips:
 class _SampleReader:
     """``Dataset`` of one chunk's samples -> :class:`SampleClips` (picklable for DataLoader workers)."""
 
-    def __init__(self, samples: Sequence[Sample], spec: ClipSpec, backend: str) -> None:
+    def __init__(self, samples: Sequence[Sample], spec: ClipSpec, backend: str, read: Callable = read_sample) -> None:
         self.samples = samples
         self.spec = spec
         self.backend = backend
+        self.read = read
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> SampleClips:
-        return read_sample(self.samples[i], self.spec, self.backend)
+        return self.read(self.samples[i], self.spec, self.backend)
 
 
 def _iter_samples(
-    samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device
+    samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device,
+    read: Callable = read_sample,
 ) -> Iterator[SampleClips]:
     if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
         from ..nvdec import DEFAULT_THREADS, NvdecReader
 
         return NvdecReader(spec, device, num_workers or DEFAULT_THREADS).iter_samples(samples)
-    reader = _SampleReader(samples, spec, backend)
+    reader = _SampleReader(samples, spec, backend, read)
     if num_workers == 0:
         return (reader[i] for i in range(len(reader)))
     from torch.utils.data import DataLoader
@@ -112,10 +115,12 @@ class _Encoder:
         if self.whole:
             for key, grid in zip(keys, self.tokenizer.encode_streaming(torch.stack(clips))):
                 self.grids[key] = grid
+        elif clips[0].is_floating_point():  # cosmos_ar: [3, T, H, W] in [-1, 1], preprocessed in float
+            self.pending_grids.append((keys, encode_unit_range(self.tokenizer, clips)))  # [batch, T', H', W']
         else:
             self.pending_grids.append((keys, self.tokenizer.encode_on_device(clips)))  # [batch, T', H', W']
         self.encoded_clips += len(group)
-        self.encoded_frames += len(group) * shape[0]
+        self.encoded_frames += len(group) * shape[1 if clips[0].is_floating_point() else 0]  # [3, T, ...] / [T, ...]
 
 
 def _failure_entry(item: SampleClips) -> dict[str, Any]:
@@ -130,7 +135,8 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
     encoder = _Encoder(context.video_tokenizer, config.batch_size, config.temporal_mode)
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
-    items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers, context.video_tokenizer.device)
+    items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers,
+                          context.video_tokenizer.device, context.read_sample)
     for item in items:
         if item.failure is not None:
             failures.append(_failure_entry(item))

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
+from ..cosmos_ar import COSMOS_AR
 from ..layout import PRESETS, TEMPLATES
 from ..video import BACKENDS, RESIZE_MODES, SHORT_VIDEO_POLICIES
 from ..video_tokenizer import DEFAULT_TOKENIZER
 
 __all__ = [
     "CHUNK_NAME",
+    "LAYOUTS",
     "TEMPORAL_MODES",
     "VIDEO_BACKENDS",
     "BuildConfig",
@@ -27,6 +29,8 @@ __all__ = [
 
 CHUNK_NAME = "chunk-{:06d}"
 TEMPORAL_MODES = ("windows", "whole")
+#: The token layouts of :mod:`..layout` (caption + video documents) and ``cosmos_ar`` (:mod:`..cosmos_ar`).
+LAYOUTS = PRESETS + (COSMOS_AR,)
 #: The builder's video backends: the CPU readers of :mod:`..video`, and ``nvdec`` (GPU decoding, :mod:`..nvdec`).
 VIDEO_BACKENDS = BACKENDS + ("nvdec",)
 
@@ -59,10 +63,12 @@ class BuildConfig:
     random weights, no download, tokens without visual meaning)."""
 
     text_tokenizer: Optional[str] = None
-    """sentencepiece ``.model`` or Hugging Face ``tokenizer.json`` for the captions."""
+    """sentencepiece ``.model`` or Hugging Face ``tokenizer.json`` for the captions (not with ``cosmos_ar``)."""
 
     layout: str = "generic"
-    """Token layout preset: ``generic`` (ids after the text vocabulary) or ``emu3`` (NeMo's Emu3 ids)."""
+    """Token layout preset: ``generic`` (ids after the text vocabulary), ``emu3`` (NeMo's Emu3 ids) or
+    ``cosmos_ar`` (NVIDIA's Cosmos-1.0-Autoregressive post-training data: raw FSQ indices of the first
+    ``num_frames`` frames, no text; see :mod:`nemo_cosmos_tokenizer.data.cosmos_ar`)."""
 
     template: str = "caption_first"
     """``caption_first``, ``caption_last``, or ``both`` (two documents per clip)."""
@@ -125,9 +131,13 @@ class BuildConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    nvidia_folders: bool = False
+    """With ``layout="cosmos_ar"``: also lay the chunk shards out as NVIDIA's post-training scripts read them,
+    ``<prefix>/<k>/.bin`` + ``.idx`` for the k-th non-empty chunk (hard links, copies where links fail)."""
+
     def __post_init__(self) -> None:
         choices = {
-            "layout": PRESETS,
+            "layout": LAYOUTS,
             "template": TEMPLATES,
             "video_backend": VIDEO_BACKENDS,
             "short_videos": SHORT_VIDEO_POLICIES,
@@ -152,6 +162,13 @@ class BuildConfig:
             raise ValueError(f"fps must be > 0, got {self.fps} (leave it unset to keep the source frame rate)")
         if self.stride is not None and self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride} (leave it unset to take every frame)")
+        if self.layout == COSMOS_AR:
+            from ..cosmos_ar import check_config
+
+            check_config(self)
+        elif self.nvidia_folders:
+            raise ValueError("nvidia_folders lays out cosmos_ar documents for NVIDIA's scripts: use --layout cosmos_ar "
+                             "or leave nvidia_folders off")
         if self.video_backend == "nvdec" and str(self.device).strip().lower() == "cpu":
             raise ValueError("video_backend nvdec decodes on the GPU the tokenizer runs on, but the device is cpu; "
                              "use --device cuda or --video-backend pyav")
@@ -165,7 +182,8 @@ class BuildConfig:
         return int(self.resolution[-1])
 
     def require_paths(self) -> None:
-        missing = [f"--{n.replace('_', '-')}" for n in ("input", "output_prefix", "text_tokenizer") if not getattr(self, n)]
+        needed = ("input", "output_prefix") + (() if self.layout == COSMOS_AR else ("text_tokenizer",))
+        missing = [f"--{n.replace('_', '-')}" for n in needed if not getattr(self, n)]
         if missing:
             raise ValueError(f"missing {', '.join(missing)} (or set them in the YAML config)")
 

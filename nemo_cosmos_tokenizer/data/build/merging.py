@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cosmos_ar import COSMOS_AR, CosmosARLayout
 from ..layout import TokenLayout
 from ..writer import merge_shards, read_json, shard_files, sidecar_path, write_json_atomic
 from .config import BuildConfig, IncompleteBuildError
@@ -63,6 +64,8 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
             and os.path.isfile(idx_path)
             and os.path.getsize(idx_path) == done.get("idx_bytes")
         ):
+            if config.nvidia_folders:
+                write_nvidia_folders(config, [c for c, r in enumerate(records) if r["num_documents"]])
             return done
 
     failures = [f for r in records for f in r["failures"]]
@@ -81,10 +84,14 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
         raise IncompleteBuildError(
             f"no sample could be tokenized ({counts['failed_samples']} failed); see {config.failures_path}"
         )
-    layout = TokenLayout.from_dict(plan["layout"])
-    shards = [config.chunk_prefix(c) for c, r in enumerate(records) if r["num_documents"]]
+    cosmos_ar = plan["layout"].get("preset") == COSMOS_AR
+    layout = (CosmosARLayout if cosmos_ar else TokenLayout).from_dict(plan["layout"])
+    written = [c for c, r in enumerate(records) if r["num_documents"]]
+    shards = [config.chunk_prefix(c) for c in written]
     if concatenate:
         merge_shards(shards, prefix, layout.dtype)
+    if config.nvidia_folders:
+        write_nvidia_folders(config, written)
     folder = os.path.dirname(os.path.abspath(prefix))
     bin_path, idx_path = shard_files(prefix)
     sidecar = {
@@ -96,6 +103,7 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
         "dtype": np.dtype(layout.dtype).name,
         "eod_id": layout.eod_id,
         "pad_id": layout.pad_id,
+        **({"document_length": layout.document_length} if cosmos_ar else {}),
         "counts": counts,
         "failures_file": config.failures_path.name,
         **{k: plan[k] for k in ("layout", "text_tokenizer", "video_tokenizer", "frames", "encoding", "manifest")},
@@ -112,11 +120,46 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
                 os.path.basename(prefix) if concatenate else [os.path.relpath(os.path.abspath(p), folder) for p in shards]
             ),
             "vocab_size": layout.vocab_size,
-            "note": "every document ends with eod_id; Megatron pads --vocab-size up to a multiple of 128 x TP",
+            "note": (
+                f"every document is exactly {layout.document_length} ids (raw FSQ indices), no eod: NVIDIA's "
+                "Cosmos-1.0-Autoregressive post-training reads it" if cosmos_ar else
+                "every document ends with eod_id; Megatron pads --vocab-size up to a multiple of 128 x TP"
+            ),
         },
     }
     write_json_atomic(sidecar_path(prefix), sidecar)
     return sidecar
+
+
+def nvidia_folders_dir(config: BuildConfig) -> Path:
+    """``<prefix>/``: the folder of NVIDIA's layout (``--data_path`` of their ``general.py``)."""
+    return Path(str(config.output_prefix))
+
+
+def write_nvidia_folders(config: BuildConfig, chunk_ids: list[int]) -> list[Path]:
+    """Lay the shards of ``chunk_ids`` out as NVIDIA's ``prepare_dataset.py`` writes them: ``<prefix>/<k>/.bin`` and
+    ``.idx`` (an empty file stem), ``k`` the chunk id zero-padded so that their sorted listing is chunk order.
+    Hard links to the chunk shards (no extra space), copies where the file system refuses links; each file is put
+    in place atomically. Returns the folders."""
+    import shutil
+
+    root = nvidia_folders_dir(config)
+    folders = []
+    for chunk_id in chunk_ids:
+        folder = root / f"{chunk_id:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for source, name in zip(shard_files(config.chunk_prefix(chunk_id)), (".bin", ".idx")):
+            target = folder / name
+            if target.is_file() and os.path.samefile(source, target):
+                continue
+            tmp = folder / f"{name}.tmp-{os.getpid()}"
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        folders.append(folder)
+    return folders
 
 
 def _chunks_digest(records: list[dict[str, Any]]) -> str:

@@ -17,12 +17,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from ..cosmos_ar import COSMOS_AR, CosmosARLayout, read_cosmos_ar_sample
 from ..layout import TokenLayout
 from ..manifest import Manifest, Sample, read_manifest
 from ..text import TextTokenizer, load_text_tokenizer
-from ..video import ClipSpec
+from ..video import ClipSpec, SampleClips, read_sample
 from ..video_tokenizer import VideoTokenizer, is_builtin_tokenizer, load_video_tokenizer
 from ..writer import read_json, require_megatron, shard_files, sidecar_path, write_json_atomic
 from .config import BuildConfig, ConfigMismatchError
@@ -47,11 +48,14 @@ class BuildContext:
     config: BuildConfig
     manifest: Manifest
     video_tokenizer: VideoTokenizer
-    text_tokenizer: TextTokenizer
-    layout: TokenLayout
+    text_tokenizer: TextTokenizer | None
+    """``None`` for layouts without text (``cosmos_ar``)."""
+    layout: TokenLayout | CosmosARLayout
     clip_spec: ClipSpec
     fingerprint: dict[str, str]
     """Hash of each part of the configuration that changes the output (see :func:`prepare_build`)."""
+    read_sample: Callable[[Sample, ClipSpec, str], SampleClips] = read_sample
+    """Reads one sample into clips (a module-level function: DataLoader workers receive it by pickle)."""
 
     @property
     def config_hash(self) -> str:
@@ -91,7 +95,7 @@ class BuildContext:
             "num_chunks": self.num_chunks,
             "manifest": {"source": self.manifest.source, "sha256": self.manifest.checksum},
             "layout": self.layout.to_dict(),
-            "text_tokenizer": self.text_tokenizer.describe(),
+            "text_tokenizer": self.text_tokenizer.describe() if self.text_tokenizer is not None else None,
             "video_tokenizer": self.video_tokenizer.describe(),
             "frames": self.frames_description(),
             "encoding": {"dtype": str(self.video_tokenizer.dtype).removeprefix("torch."), "batch_size": self.config.batch_size,
@@ -112,7 +116,10 @@ def prepare_build(
     config.require_paths()
     require_megatron()  # fail before any encoding if megatron-core is missing (and keep its import out of timings)
     manifest = read_manifest(config.input)
-    if text_tokenizer is None:
+    cosmos_ar = config.layout == COSMOS_AR
+    if cosmos_ar and (config.text_tokenizer or text_tokenizer is not None):
+        log.warning("layout cosmos_ar writes no text: the text tokenizer is not used")
+    if text_tokenizer is None and not cosmos_ar:
         text_tokenizer = load_text_tokenizer(config.text_tokenizer)
     if video_tokenizer is None:
         if is_builtin_tokenizer(config.tokenizer):
@@ -135,9 +142,17 @@ def prepare_build(
         require_nvdec()
     if config.fast:
         video_tokenizer.use_fast()  # takes the weight checksum first
-    layout = TokenLayout.from_preset(
-        config.layout, text_tokenizer.vocab_size, video_tokenizer.codebook_size, template=config.template
-    )
+    if cosmos_ar:
+        if not video_tokenizer.config.is_video:
+            raise ValueError(f"layout cosmos_ar needs a discrete video tokenizer (DV), got {video_tokenizer.name}; "
+                             "use e.g. --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16")
+        text_tokenizer = None  # no caption in the documents
+        layout = CosmosARLayout(video_tokenizer.codebook_size,
+                                video_tokenizer.grid_shape(config.num_frames, config.height, config.width))
+    else:
+        layout = TokenLayout.from_preset(
+            config.layout, text_tokenizer.vocab_size, video_tokenizer.codebook_size, template=config.template
+        )
     clip_spec = ClipSpec(
         num_frames=config.num_frames,
         fps=config.fps,
@@ -155,7 +170,7 @@ def prepare_build(
         "video_tokenizer": sha256_json(
             {"config": video_tokenizer.config.to_dict(), "encoder_sha256": video_tokenizer.checksum}
         ),
-        "text_tokenizer": text_tokenizer.checksum,
+        "text_tokenizer": text_tokenizer.checksum if text_tokenizer is not None else None,
         "layout": sha256_json(layout.to_dict()),
         "frames": sha256_json({**dataclasses.asdict(clip_spec), "video_backend": config.video_backend}),
         "encoding": sha256_json(
@@ -166,7 +181,8 @@ def prepare_build(
         ),
         "chunking": sha256_json({"chunk_size": config.chunk_size}),
     }
-    context = BuildContext(config, manifest, video_tokenizer, text_tokenizer, layout, clip_spec, fingerprint)
+    context = BuildContext(config, manifest, video_tokenizer, text_tokenizer, layout, clip_spec, fingerprint,
+                           read_cosmos_ar_sample if cosmos_ar else read_sample)
     _check_or_write_plan(context)
     return context
 
