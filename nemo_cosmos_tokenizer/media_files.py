@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,10 @@ class Media:
     """Frame rate of a video (average rate for variable-rate files); ``None`` for images."""
 
     is_image: bool
+
+    frames_in_file: int | None = None
+    """Frames the video holds; more than ``len(frames)`` when its data turns corrupt part-way (only the decodable
+    head is used)."""
 
 
 def _media_module():
@@ -108,8 +113,16 @@ def read_media(path: str | os.PathLike, *, images_only: bool = False) -> Media:
     if images_only:
         raise video.MediaError("unreadable", "not an image file (use reconstruct-videos for videos)")
     source = video.open_video(path, backend="pyav")
-    frames = source.get_frames(range(source.num_frames))
-    return Media(frames, source.fps or None, False)
+    try:
+        frames = source.get_frames(range(source.num_frames))
+    except video.MediaError as err:
+        if not err.decodable_frames:
+            raise
+        # Corrupt from some frame on: use the decodable head, as the dataset builder does (data/video.py's policy).
+        frames = source.get_frames(range(err.decodable_frames))
+        logging.getLogger(__name__).warning("%s: %s; using those %d of %d frames", path, err.message,
+                                            err.decodable_frames, source.num_frames)
+    return Media(frames, source.fps or None, False, source.num_frames)
 
 
 def resize_short_side(frames: np.ndarray, short_size: int) -> np.ndarray:
@@ -223,6 +236,7 @@ def encode_file(
         "family": config.family if config else "",
         "kind": "image" if media.is_image else "video",
         "frames": str(frames.shape[0]),
+        "frames_in_file": str(media.frames_in_file or frames.shape[0]),
         "height": str(frames.shape[1]),
         "width": str(frames.shape[2]),
         "fps": "" if media.fps is None else repr(media.fps),
@@ -240,6 +254,7 @@ def encode_file(
         target = _output_name(path, ".safetensors", used, directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         save_file({key: array}, str(target), metadata=metadata)
+        _chmod_per_umask(target)
         return [target]
     target = _output_name(path, ".npy", used, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -247,6 +262,13 @@ def encode_file(
     sidecar = target.with_suffix(".json")
     sidecar.write_text(json.dumps({"array": key, **metadata}, indent=1) + "\n", encoding="utf-8")
     return [target, sidecar]
+
+
+def _chmod_per_umask(path: Path) -> None:
+    """Give ``path`` the mode a plain ``open()`` would (0666 less the umask): safetensors writes 0600 files."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 # ---------------------------------------------------------------------------------------------- many files

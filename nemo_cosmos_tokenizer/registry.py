@@ -18,7 +18,11 @@ import difflib
 from dataclasses import dataclass
 
 from .config import DEFAULT_FSQ_LEVELS, TokenizerConfig
-from .networks.checkpoint import PART_FILES  # the one part -> file table (weight layouts live with the networks)
+
+#: The one part -> file table: the TorchScript file of each weight layout, as every released repository holds it
+#: (traced by NVIDIA). Plain data here (no torch import: the CLIs read this module before parsing arguments);
+#: :mod:`.networks.checkpoint` maps each part to its state_dict keys and re-exports it.
+PART_FILES: dict[str, str] = {"encoder": "encoder.jit", "decoder": "decoder.jit", "autoencoder": "autoencoder.jit"}
 #: Files every released repository holds.
 JIT_FILES = tuple(PART_FILES.values())
 #: EMA weights of the whole autoencoder (``autoencoder.jit`` layout), written by NVIDIA's training checkpointer.
@@ -185,8 +189,7 @@ def resolve_name(name: str) -> str:
     key = _normalise(name)
     if key in _LOOKUP:
         return _LOOKUP[key]
-    candidates = list(MODELS) + list(ALIASES)
-    close = difflib.get_close_matches(name.strip().removeprefix("nvidia/"), candidates, n=4, cutoff=0.5)
+    close = close_names(name)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownModelError(
         f"unknown Cosmos tokenizer {name!r}.{hint} Known models: {', '.join(MODELS)} "
@@ -202,3 +205,72 @@ def get_spec(name: str) -> ModelSpec:
 def get_config(name: str) -> TokenizerConfig:
     """Real-size :class:`TokenizerConfig` of a released name or alias."""
     return get_spec(name).config
+
+
+# ------------------------------------------------------------------------------------------------ built-ins
+@dataclass(frozen=True)
+class BuiltinSpec:
+    """A tokenizer that ships inside the package: an architecture whose weights come from a fixed seed.
+
+    No download, so every command can be tried offline and in tests; the tokens carry **no visual meaning**.
+    """
+
+    name: str
+    """Lower-case name, e.g. ``tiny-random-dv8x16x16`` (matched case-insensitively)."""
+
+    config: TokenizerConfig
+    """Architecture (reduced width)."""
+
+    seed: int
+    """``torch.manual_seed`` for the initial weights."""
+
+    quant_scale: float
+    """Random weights give a nearly constant FSQ input; ``quant_conv``'s weight is multiplied by this (its bias
+    zeroed) so the codes spread over much of the codebook."""
+
+    summary: str
+    """One line for ``--help`` and ``list-models``."""
+
+
+_BUILTIN_ROWS: tuple[BuiltinSpec, ...] = (
+    BuiltinSpec(
+        name="tiny-random-dv8x16x16",
+        config=TokenizerConfig(
+            family="DV",
+            spatial_compression=16,
+            temporal_compression=8,
+            channels=8,
+            channels_mult=(2, 4, 4),
+            num_res_blocks=1,
+            z_channels=16,
+            levels=DEFAULT_FSQ_LEVELS,
+        ),
+        seed=0,
+        quant_scale=20.0,
+        summary="DV8x16x16 architecture at reduced width with seeded random weights (offline; tokens carry no "
+        "visual meaning)",
+    ),
+)
+
+#: Built-in tokenizers by name, next to the released :data:`MODELS` (never mixed into them: they are no release).
+BUILTIN_MODELS: dict[str, BuiltinSpec] = {spec.name: spec for spec in _BUILTIN_ROWS}
+
+
+def list_builtin_models() -> list[str]:
+    """Names of the built-in tokenizers."""
+    return list(BUILTIN_MODELS)
+
+
+def get_builtin_spec(name: str) -> BuiltinSpec | None:
+    """The :class:`BuiltinSpec` called ``name`` (case-insensitive), or ``None``."""
+    return BUILTIN_MODELS.get(str(name).strip().lower())
+
+
+def close_names(name: str, n: int = 4) -> list[str]:
+    """Released names, aliases and built-in names that look like ``name`` (for "Did you mean" hints)."""
+    text = str(name).strip()
+    text = text[len("nvidia/"):] if text.lower().startswith("nvidia/") else text
+    candidates = list(MODELS) + list(ALIASES) + list(BUILTIN_MODELS)
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(text.lower(), list(by_lower), n=n, cutoff=0.5)
+    return [by_lower[c] for c in close]

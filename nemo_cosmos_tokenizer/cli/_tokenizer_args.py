@@ -6,21 +6,32 @@ import argparse
 import sys
 
 
+def tokenizer_help(extra: str = "") -> str:
+    """``--tokenizer``'s help: what it accepts, with the built-in names (the same words in every command)."""
+    from ..registry import BUILTIN_MODELS
+
+    builtins = "; ".join(f"{name}: {spec.summary}" for name, spec in BUILTIN_MODELS.items())
+    return ("released name (e.g. Cosmos-1.0-Tokenizer-DV8x16x16, downloaded once into the Hugging Face cache; "
+            "'nemo-cosmos-tokenizer list-models' lists them), a built-in name (" + builtins + "), a local folder "
+            "of NVIDIA's .jit files or our safetensors format, or one .jit file" + extra)
+
+
 def add_tokenizer_arguments(parser: argparse.ArgumentParser, default_tokenizer: str | None = None) -> None:
     """``inputs`` and the model / device / output flags."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="files or glob patterns (quote them to let the tool expand them; matches are sorted)")
     model = parser.add_argument_group("model")
-    model.add_argument("--tokenizer", required=default_tokenizer is None, default=default_tokenizer,
-                       help="released name (e.g. Cosmos-0.1-Tokenizer-DV4x8x8, downloaded once into the Hugging Face "
-                            "cache) or a local directory of .jit files / our safetensors format"
-                            + (f" (default: {default_tokenizer})" if default_tokenizer else ""))
+    model.add_argument("--tokenizer", metavar="NAME_OR_PATH", required=default_tokenizer is None,
+                       default=default_tokenizer,
+                       help=tokenizer_help(f" (default: {default_tokenizer})" if default_tokenizer else ""))
     model.add_argument("--mode", choices=("torch", "jit"), default=None,
                        help="torch: native network with the checkpoint's weights (default); jit: run NVIDIA's "
                             "TorchScript files as they are")
     model.add_argument("--ema", action="store_true",
                        help="use the EMA weights of the repository's ema.jit (e.g. Cosmos-Tokenize1-DV8x16x16-720p)")
-    model.add_argument("--dtype", default="bfloat16", help="compute dtype: bfloat16 (default), float16, float32")
+    model.add_argument("--dtype", default="auto",
+                       help="compute dtype: auto (default: bfloat16 on CUDA, float32 on CPU, as build-dataset), "
+                            "bfloat16, float16, float32")
     model.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda when available)")
     model.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     model.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
@@ -42,43 +53,93 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                        help="windows of equal length run through the network together (default 4)")
 
 
-def load_tokenizer(args: argparse.Namespace, family: str | None):
-    """The tokenizer the flags name. ``family``: ``"video"``, ``"image"`` or ``None`` (whichever it is)."""
-    from ..inference import CausalVideoTokenizer, ImageTokenizer
-
-    cls = {"video": CausalVideoTokenizer, "image": ImageTokenizer}.get(family or "") or _guess_class(args.tokenizer)
-    use_pytorch = None if args.mode is None else args.mode == "torch"
-    return cls.from_pretrained(
-        args.tokenizer, use_pytorch=use_pytorch, dtype=args.dtype, device=args.device, cache_dir=args.cache_dir,
-        revision=args.revision, local_files_only=args.local_files_only, ema=getattr(args, "ema", False),
-    )
+#: What resolve_dtype accepts (checked here without importing torch).
+_DTYPE_NAMES = {"auto", "bfloat16", "bf16", "float16", "fp16", "half", "float32", "fp32", "float", "float64", "fp64",
+                "double"}
+_FAMILY_WORDS = {"video": ("CV", "DV", "reconstruct-videos / encode"), "image": ("CI", "DI", "reconstruct-images / encode")}
 
 
-def _guess_class(name: str):
-    from pathlib import Path
+def check_tokenizer_args(args: argparse.Namespace, family: str | None):
+    """Validate the flags before any heavy import (torch, PyAV): the tokenizer name, the inputs, the output folder,
+    the numbers. Returns the :class:`~nemo_cosmos_tokenizer.hub.sources.TokenizerSource`. Raises
+    :class:`._errors.UsageError` (or :class:`~nemo_cosmos_tokenizer.hub.sources.UnknownTokenizerError`)."""
+    import glob
+    import os
 
-    from ..hub.resolve import config_from_path
-    from ..inference.tokenizers import CausalVideoTokenizer, tokenizer_class
-    from ..registry import get_spec, is_known_model
+    from ..hub.sources import resolve_tokenizer_source
+    from ._errors import UsageError, check_writable_dir
 
-    if is_known_model(name) and not Path(name).is_dir():
-        config = get_spec(name).config
-    else:
-        config, _ = config_from_path(name) if Path(name).exists() else (None, None)
-    if config is None:
-        return CausalVideoTokenizer  # from_pretrained reports an unknown name or a wrong family clearly
-    return tokenizer_class(config.family)
+    source = resolve_tokenizer_source(args.tokenizer)
+    if family is not None and source.family is not None:
+        video_families, image_families = _FAMILY_WORDS["video"][:2], _FAMILY_WORDS["image"][:2]
+        allowed = video_families if family == "video" else image_families
+        if source.family not in allowed:
+            other = "reconstruct-images" if family == "video" else "reconstruct-videos"
+            raise UsageError(f"{source.value} is a {source.family} ({'image' if family == 'video' else 'video'}) "
+                             f"tokenizer; this command needs a {'/'.join(allowed)} one",
+                             f"use {other} for it, or pick a {'/'.join(allowed)} tokenizer")
+    if str(args.dtype).lower().removeprefix("torch.") not in _DTYPE_NAMES:
+        raise UsageError(f"unknown --dtype {args.dtype!r}", "use auto, bfloat16, float16 or float32")
+    if args.short_size is not None and args.short_size < 1:
+        raise UsageError(f"--short-size must be >= 1, got {args.short_size}")
+    for flag in ("temporal_window", "batch_windows"):
+        value = getattr(args, flag, None)
+        if value is not None and value < (0 if flag == "temporal_window" else 1):
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= {0 if flag == 'temporal_window' else 1}, got {value}")
+    present = [p for p in args.inputs if (glob.glob(os.path.expanduser(p), recursive=True) if glob.has_magic(p)
+                                          else os.path.exists(os.path.expanduser(p)))]
+    if not present:
+        raise UsageError(f"none of the {len(args.inputs)} input(s) exist: {', '.join(args.inputs[:3])}"
+                         f"{' ...' if len(args.inputs) > 3 else ''}",
+                         "check the paths; quote glob patterns (\"clips/*.mp4\") to let the tool expand them")
+    if args.output_dir is not None:
+        check_writable_dir(args.output_dir, "outputs")
+    return source
 
 
-def load_tokenizer_or_exit(args: argparse.Namespace, family: str | None):
-    """:func:`load_tokenizer`, turning a wrong name, a missing file or a wrong family into a message and exit 2."""
+def load_tokenizer(args: argparse.Namespace, family: str | None, parts=("encoder", "decoder")):
+    """The tokenizer the flags name, through the one resolver. ``family``: ``"video"``, ``"image"`` or ``None``
+    (whichever it is)."""
+    from ..inference.from_source import load_tokenizer as load
+
+    return load(args.tokenizer, parts=parts, family=family, device=args.device, dtype=args.dtype, mode=args.mode,
+                cache_dir=args.cache_dir, revision=args.revision, local_files_only=args.local_files_only,
+                ema=getattr(args, "ema", False))
+
+
+def load_tokenizer_or_exit(args: argparse.Namespace, family: str | None, parts=("encoder", "decoder")):
+    """:func:`load_tokenizer`, turning a wrong name, a missing file or a wrong family into a usage error."""
     from ..hub.resolve import CheckpointNotFoundError, UnknownModelError, WrongFamilyError
+    from ._errors import UsageError
 
     try:
-        return load_tokenizer(args, family)
+        return load_tokenizer(args, family, parts)
     except (UnknownModelError, CheckpointNotFoundError, WrongFamilyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise UsageError(str(err)) from None
+
+
+def show_warnings() -> None:
+    """Print the library's warnings (e.g. a video used up to its last decodable frame) as ``warning: ...`` lines on
+    stderr (once per process, whatever the logging configuration)."""
+    import logging
+
+    logger = logging.getLogger("nemo_cosmos_tokenizer")
+    for handler in list(logger.handlers):
+        if getattr(handler, "nct_cli", False):
+            logger.removeHandler(handler)  # one per call to main(), pointing at the current sys.stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.nct_cli = True
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+
+
+def interrupt_message(args: argparse.Namespace) -> str:
+    """What a Ctrl-C during encode / reconstruct-* leaves behind."""
+    return ("the outputs finished so far are kept; the same command writes every output again (there is no "
+            "resume across files)")
 
 
 def report(result, total: int, verb: str) -> int:

@@ -12,16 +12,25 @@ import argparse
 import json
 import logging
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
+
+from ..hub.sources import describe_accepted
+from .main import add_debug_argument, run_parsed
 
 HELP = "build a Megatron dataset of caption + video tokens from videos and captions"
 DESCRIPTION = """Tokenize videos (and images, as 1-frame videos) with a discrete Cosmos tokenizer and their captions
 with a text tokenizer, and write Megatron indexed shards (<prefix>.bin/.idx) of interleaved documents, plus
 <prefix>.json (vocab size, token layout, tokenizers, frame sampling, counts) and <prefix>.failures.jsonl
 (skipped inputs with reasons). Work is done in chunks under <prefix>.chunks/: rerunning the same command
-resumes; a run with other settings on the same prefix is refused.
+resumes; a run with other settings on the same prefix is refused. Ctrl-C keeps every complete chunk (exit
+status 130): the same command resumes, and the result is byte-identical to an uninterrupted build.
+A video whose data turns corrupt part-way is used up to its last decodable frame, with a warning (as encode and
+reconstruct-videos do); one with too few decodable frames for a clip is skipped and recorded.
+
+{tokenizers}
 
 examples:
   # offline quickstart: generate sample clips + captions + a text tokenizer, tokenize with the built-in
@@ -41,7 +50,7 @@ examples:
 
   # every GPU of a node (multi-node: torchrun rendezvous, SLURM, NeMo-Run: see recipes/ and the README);
   # the same command resumes, and the merged bytes do not depend on the number of GPUs
-  torchrun --nproc-per-node 8 scripts/build_video_token_dataset.py --config recipes/dv8x16x16_720p.yaml \
+  torchrun --nproc-per-node 8 scripts/build_video_token_dataset.py --config recipes/dv8x16x16_720p.yaml \\
       --input captions.jsonl --output-prefix data/clips --text-tokenizer tokenizer.model
 
 manifest (JSONL, one sample per line; paths relative to the manifest's folder):
@@ -54,9 +63,14 @@ corpus inputs (local or s3:// gs:// https://; pip install "nemo-cosmos-tokenizer
   --input s3://bucket/panda70m.parquet --path-column url --text-column caption --start-column timestamp
                                             Parquet/CSV rows; a list of [start, end] segments -> one sample each
   --storage-options '{"endpoint_url": "http://127.0.0.1:9000"}'   (or AWS_ENDPOINT_URL, AWS_PROFILE, ...)
+
+--debug (or NCT_DEBUG=1) shows the Python traceback of an error.
 """
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main", "config_from_args"]
+DESCRIPTION = DESCRIPTION.replace("{tokenizers}", textwrap.fill(
+    f"--tokenizer takes the same things in every command: {describe_accepted()}.", width=112))
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "check_args", "config_from_args", "interrupt_message", "main", "run"]
 
 #: (flag, BuildConfig field, argparse kwargs); every default is "not given" so YAML values survive.
 _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -74,9 +88,9 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--storage-options", "storage_options", dict(metavar="JSON", type=json.loads, help="fsspec options for remote "
      "inputs, e.g. '{\"endpoint_url\": \"http://127.0.0.1:9000\", \"profile\": \"corpus\"}'")),
     ("--output-prefix", "output_prefix", dict(metavar="PREFIX", help="output path without extension")),
-    ("--tokenizer", "tokenizer", dict(metavar="NAME_OR_PATH", help="discrete video/image tokenizer: released name "
-     "(e.g. Cosmos-1.0-Tokenizer-DV8x16x16), local directory, or the built-in tiny-random-dv8x16x16 (default; random "
-     "weights, no download, tokens carry no visual meaning)")),
+    ("--tokenizer", "tokenizer", dict(metavar="NAME_OR_PATH", help="discrete video/image tokenizer (DV or DI): "
+     "released name (e.g. Cosmos-1.0-Tokenizer-DV8x16x16), built-in name, local folder or .jit file "
+     "(default: the built-in tiny-random-dv8x16x16: random weights, no download, tokens carry no visual meaning)")),
     ("--text-tokenizer", "text_tokenizer", dict(metavar="PATH", help="sentencepiece .model or HF tokenizer.json")),
     ("--layout", "layout", dict(choices=("generic", "emu3", "cosmos_ar"), help="token id layout (default generic; "
      "cosmos_ar: NVIDIA's Cosmos-1.0-Autoregressive post-training data, no text tokenizer)")),
@@ -102,6 +116,8 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 DEMO_RESOLUTION = [96, 128]
+#: BuildConfig's default tokenizer (repeated here so the early checks need not import the builder).
+_DEFAULT_TOKENIZER = "tiny-random-dv8x16x16"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,9 +168,67 @@ def _setup_logging(level: str) -> None:
     warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
 
 
+def _yaml_settings(path: str | None) -> dict[str, Any]:
+    """The ``--config`` file's top-level mapping, read without the data pipeline (for the early checks)."""
+    if not path:
+        return {}
+    from ._errors import UsageError
+
+    if not Path(path).is_file():
+        raise UsageError(f"settings file not found: {path}", "check the --config path")
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise UsageError(f"cannot read the settings file {path}: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise UsageError(f"{path} must hold a mapping of BuildConfig fields, not {type(data).__name__}")
+    return data or {}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse mistakes before torch and megatron-core load (seconds): the tokenizer name, missing inputs, an
+    unwritable output prefix, ``--demo`` without a prefix. Sets ``args._output_prefix``. The builder checks the
+    rest (frame counts, resolutions, layouts) when it reads the config."""
+    from ..hub.sources import resolve_tokenizer_source
+    from ._errors import UsageError, check_inputs_exist, check_writable_dir
+
+    settings = {**_yaml_settings(getattr(args, "config", None)),
+                **{dest: getattr(args, dest) for _, dest, _ in _OPTIONS if hasattr(args, dest)}}
+    prefix = settings.get("output_prefix")
+    args._output_prefix = str(prefix) if prefix else None
+    demo = getattr(args, "demo", False)
+    if not prefix:
+        raise UsageError("no output prefix" + (" (--demo writes its sample inputs under <prefix>.demo-inputs/)" if demo
+                                               else ""), "give --output-prefix PREFIX (e.g. demo/tokens)")
+    if not demo:
+        missing = [f"--{name.replace('_', '-')}" for name in ("input", "text_tokenizer") if not settings.get(name)]
+        if missing:
+            raise UsageError(f"missing {' and '.join(missing)}",
+                             "give them (or --demo for generated sample inputs); see --help for examples")
+    check_inputs_exist([settings.get("input"), settings.get("text_tokenizer")])
+    resolve_tokenizer_source(settings.get("tokenizer") or _DEFAULT_TOKENIZER)
+    check_writable_dir(Path(str(prefix)).parent, f"dataset {prefix}")
+
+
+def interrupt_message(args: argparse.Namespace) -> str:
+    """What a Ctrl-C keeps: complete chunks (their record is written last), and that the same command resumes."""
+    prefix = getattr(args, "_output_prefix", None)
+    if not prefix:
+        return "nothing was written"
+    chunks = Path(f"{prefix}.chunks")
+    done = len(list(chunks.glob("chunk-*.json"))) if chunks.is_dir() else 0
+    return (f"{done} complete chunk(s) are kept in {chunks}/ (a half-written one is dropped); run the same command "
+            "again to resume: finished chunks are not redone and the result is byte-identical to an uninterrupted "
+            "build")
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..data.build import ConfigMismatchError, IncompleteBuildError
-    from ..data.build import run_build
+    from ._errors import UsageError
+
+    check_args(args)  # before torch / megatron-core load: a mistake answers at once
+    from ..data.build import ConfigMismatchError, IncompleteBuildError, run_build
     from ..data.layout import LayoutError
     from ..data.manifest import ManifestError
 
@@ -162,15 +236,30 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         summary = run_build(config, merge=not args.no_merge)  # one process, or every rank under torchrun/srun
-    except (ConfigMismatchError, ManifestError, LayoutError, FileNotFoundError, ValueError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (ConfigMismatchError, ManifestError, LayoutError, ValueError) as err:
+        raise UsageError(str(err)) from None  # OSErrors (missing files, read-only disks) go to guarded()
     except IncompleteBuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if summary is not None:  # rank 0 (the others return None)
         print(summary.format())
+        if summary.status == "complete":
+            _print_megatron_settings(summary.output_prefix)
     return 0
+
+
+def _print_megatron_settings(prefix: str) -> None:
+    """How to train on the result: the exact Megatron flags (eod, vocabulary, seq length, a split that leaves no split
+    empty) and the too-small-split warnings, from the merged files (as ``inspect-dataset --print-megatron-args``)."""
+    from ..megatron.settings import megatron_settings
+
+    try:
+        settings = megatron_settings(prefix)
+    except (OSError, ValueError, KeyError) as err:  # e.g. a --no-merge build whose shards moved: the hint stays
+        print(f"(Megatron flags: nemo-cosmos-tokenizer inspect-dataset {prefix} --print-megatron-args; {err})")
+        return
+    print()
+    print(settings.format())  # ends with the warnings (e.g. a split that would leave a part empty)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,11 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
+    add_debug_argument(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_parsed(build_parser().parse_args(argv), run, interrupt_message)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,16 @@ import argparse
 import functools
 import sys
 
-from ._tokenizer_args import add_tokenizer_arguments, add_video_arguments, load_tokenizer_or_exit, print_failure, report
+from ._tokenizer_args import (
+    add_tokenizer_arguments,
+    add_video_arguments,
+    check_tokenizer_args,
+    interrupt_message,
+    show_warnings,
+    load_tokenizer_or_exit,
+    print_failure,
+    report,
+)
 
 HELP = "tokenize images / videos and save indices or latents per file (safetensors or .npy)"
 DESCRIPTION = """Encode each input with a Cosmos tokenizer and save the result per file:
@@ -17,14 +26,17 @@ are 1-frame videos). Image tokenizers encode every frame on its own: [T, h, w] /
 padded size over the spatial compression. --format safetensors writes <stem>.safetensors (metadata: source,
 tokenizer, frames, size, fps, window, layout, in its header); --format npy writes <stem>.npy + <stem>.json.
 Default output dir: a 'tokens' folder next to each input. Unreadable inputs are reported and skipped; the exit
-status is 1 if any failed.
+status is 1 if any failed. A video whose data turns corrupt part-way is encoded up to its last decodable frame,
+with a warning (the 'frames' field records how many were used), as build-dataset does.
 
 examples:
+  # offline: the built-in random-weight tokenizer (no download; tokens carry no visual meaning)
+  nemo-cosmos-tokenizer encode "clips/*.mp4" --tokenizer tiny-random-dv8x16x16 --output-dir tokens/
   nemo-cosmos-tokenizer encode "clips/*.mp4" --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16 --output-dir tokens/
   nemo-cosmos-tokenizer encode img.png --tokenizer Cosmos-0.1-Tokenizer-CI8x8 --format npy --device cpu
 """
 
-__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "interrupt_message", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_tokenizer_args(args, None)  # before torch loads: a mistake answers at once
     from ..media_files import encode_file, expand_inputs, process_files
 
     paths = expand_inputs(args.inputs)
-    tokenizer = load_tokenizer_or_exit(args, None)
+    show_warnings()
+    tokenizer = load_tokenizer_or_exit(args, None, parts=("encoder",))
     print(f"{tokenizer!r}: {len(paths)} input(s)", file=sys.stderr)
     result = process_files(
         paths, functools.partial(encode_file, tokenizer), progress=False if args.no_progress else None,

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.video import MediaError  # noqa: F401  (data extra present: fail here, not mid-run)
     from ..evaluation import MissingWeightsError, ReconstructionConfig, audit_dataset, evaluate_videos
-    from ..inference.files import expand_inputs
+    from ..media_files import expand_inputs
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     chosen = [flag for flag, value in (("--tokenizer", args.tokenizer), ("--reconstructions", args.reconstructions),

@@ -10,7 +10,10 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 from typing import Sequence
+
+from .main import add_debug_argument, run_parsed
 
 HELP = "print a dataset document (decode it back to video) or the Megatron flags the dataset needs"
 DESCRIPTION = """Print the caption text and the T' x H' x W' token grid shape of document N of a dataset built
@@ -37,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prefix", metavar="PREFIX", help="dataset prefix (without .bin/.idx)")
     parser.add_argument("--index", type=int, default=0, help="document number (default 0; negative from the end)")
     parser.add_argument("--decoder", metavar="NAME_OR_PATH", help="tokenizer whose decoder reconstructs the video "
-                        "(the one the dataset was built with)")
+                        "(the one the dataset was built with): released name, built-in name (tiny-random-dv8x16x16), "
+                        "local folder or .jit file, as --tokenizer everywhere")
     parser.add_argument("--output", metavar="PATH", help="video to write (default <prefix>.doc<N>.mp4)")
     parser.add_argument("--fps", type=float, help="frame rate of the written video (default: the dataset's, else 24)")
     parser.add_argument("--device", help="device of the decoder (default: CUDA when available)")
@@ -54,6 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._errors import UsageError
+
+    if args.decoder is not None:  # the one resolver: a wrong name answers before any heavy import
+        from ..hub.sources import resolve_tokenizer_source
+
+        resolve_tokenizer_source(args.decoder)
+    if not any(Path(f"{args.prefix}{ext}").is_file() for ext in (".idx", ".json")):
+        raise UsageError(f"no dataset at {args.prefix} (no {args.prefix}.idx / .json)",
+                         "give the prefix build-dataset wrote, without .bin/.idx")
     from ..data.reader import VideoTokenDataset, inspect_document
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -100,11 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="inspect_video_token_dataset.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(parser)
+    add_debug_argument(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_parsed(build_parser().parse_args(argv), run)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,15 @@ import argparse
 import functools
 import sys
 
-from ._tokenizer_args import add_tokenizer_arguments, add_video_arguments, load_tokenizer_or_exit, print_failure, report
+from ._tokenizer_args import (
+    add_tokenizer_arguments,
+    add_video_arguments,
+    check_tokenizer_args,
+    show_warnings,
+    load_tokenizer_or_exit,
+    print_failure,
+    report,
+)
 
 __all__ = ["add_image_arguments", "add_video_arguments_", "run_images", "run_videos"]
 
@@ -20,7 +28,7 @@ inputs are reported and skipped; the exit status is 1 if any failed.
 examples:
   nemo-cosmos-tokenizer reconstruct-images "photos/*.jpg" --tokenizer Cosmos-0.1-Tokenizer-DI8x8
   nemo-cosmos-tokenizer reconstruct-images a.png b.png --tokenizer Cosmos-1.0-Tokenizer-CI16x16-LowRes \\
-      --device cpu --dtype float32 --output-dir out/ --save-input
+      --device cpu --output-dir out/ --save-input
 """
 
 VIDEOS_HELP = "reconstruct videos with a causal video tokenizer (CV / DV)"
@@ -29,10 +37,13 @@ VIDEOS_DESCRIPTION = """Encode and decode videos with a Cosmos video tokenizer a
 Each video is cut into --temporal-window frame windows (each padded to 1 + k*t frames by repeating its last
 frame, and spatially to the model's multiple), reconstructed, and written as H.264 MP4 at the input's frame rate
 with the same frame count: <output-dir>/<stem>.mp4 (default output dir: 'reconstructions' next to each input).
-Unreadable inputs are reported and skipped; the exit status is 1 if any failed.
+Unreadable inputs are reported and skipped; the exit status is 1 if any failed. A video whose data turns corrupt
+part-way is reconstructed up to its last decodable frame, with a warning (as encode and build-dataset do).
 
 examples:
   nemo-cosmos-tokenizer reconstruct-videos "clips/*.mp4" --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16
+  # offline: the built-in random-weight tokenizer (no download; the output shows no picture, only noise)
+  nemo-cosmos-tokenizer reconstruct-videos clip.mp4 --tokenizer tiny-random-dv8x16x16 --output-dir out/
   nemo-cosmos-tokenizer reconstruct-videos in.mov --tokenizer Cosmos-0.1-Tokenizer-CV4x8x8 --short-size 480 \\
       --temporal-window 33 --device cuda --output-dir out/ --save-input
 """
@@ -55,9 +66,11 @@ def add_video_arguments_(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, family: str) -> int:
+    check_tokenizer_args(args, family)  # before torch loads: a mistake answers at once
     from ..media_files import expand_inputs, process_files, reconstruct_file
 
     paths = expand_inputs(args.inputs)
+    show_warnings()
     tokenizer = load_tokenizer_or_exit(args, family)
     options = {"output_dir": args.output_dir, "short_size": args.short_size, "save_input": args.save_input}
     if family == "video":

@@ -33,7 +33,7 @@ examples:
 
 
 def _fields():
-    from ..megatron.train import TrainConfig
+    from ..megatron.config import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
@@ -47,7 +47,7 @@ def _field_docs() -> dict[str, str]:
     import ast
     import inspect
 
-    from ..megatron.train import TrainConfig
+    from ..megatron.config import TrainConfig
 
     body = ast.parse(inspect.getsource(TrainConfig)).body[0].body
     docs = {}
@@ -59,7 +59,7 @@ def _field_docs() -> dict[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="TrainConfig settings (flags override them)")
-    from ..megatron.train import TrainConfig
+    from ..megatron.config import TrainConfig
 
     docs = _field_docs()
     for name, base in _fields():

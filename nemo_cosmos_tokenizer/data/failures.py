@@ -33,6 +33,8 @@ class MediaError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.decodable_frames: int | None = None
+        """For a video that decodes up to a corrupt frame: how many frames before it decode (else ``None``)."""
 
     def __reduce__(self):
         # Failures travel from DataLoader worker processes by pickle; the default would call cls(message) alone.

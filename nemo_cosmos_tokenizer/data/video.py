@@ -22,12 +22,22 @@ Media come as a local path, or as bytes (a tar member, an object fetched from st
 which every reader opens from memory (decord and PyAV read file-like objects) without writing them to disk.
 
 Failures raise :class:`MediaError` with a short ``reason`` code (see :data:`FAILURE_REASONS`).
+
+**Partly decodable videos** (all packets present, the data corrupt from some frame on): one policy for the builder,
+``encode`` and ``reconstruct-*``: a video is used up to its first undecodable frame, with a warning that names the
+frame; a job that needs frames past it plans again on the decodable head (the builder's clips) or takes the head
+(``encode``/``reconstruct``), and a head too short for the job is a ``too_short``/``truncated`` failure. Files
+cut off before the end (fewer packets than the header promises) remain ``truncated`` failures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -35,6 +45,8 @@ import numpy as np
 import torch
 
 from .manifest import Sample
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[data]"'
 BACKENDS = ("auto", "decord", "pyav")
@@ -248,9 +260,37 @@ def _decord_open(path: str | bytes) -> VideoSource:
         import decord
     except ImportError as err:
         raise ImportError(f"the decord backend needs decord (x86-64 Linux/Windows): {INSTALL_HINT}") from err
-    decord.logging.set_level(decord.logging.QUIET)
-    reader = decord.VideoReader(_as_file(path), ctx=decord.cpu(0), num_threads=1)
+    decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's own log lines
+    with _without_decord_stderr():  # decord's C++ "ERROR opening: <path>, ..." lines (the exception says it too)
+        reader = decord.VideoReader(_as_file(path), ctx=decord.cpu(0), num_threads=1)
     return VideoSource("decord", len(reader), float(reader.get_avg_fps()), reader)
+
+
+@contextlib.contextmanager
+def _without_decord_stderr():
+    """Send file descriptor 2 to a temporary file while decord opens a file, then pass on every line that is not
+    decord's ``ERROR opening`` (its native logger ignores ``decord.logging.set_level``)."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): leave stderr alone
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and "ERROR opening" not in line]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
 
 
 def _decord_frames(reader, indices: Sequence[int]) -> np.ndarray:
@@ -282,7 +322,7 @@ def _pyav_open(path: str | bytes, describe: bool = False) -> VideoSource:
     try:
         container = av.open(_as_file(path))
     except Exception as err:
-        raise MediaError("unreadable", f"cannot open: {err}") from err
+        raise MediaError("unreadable", f"cannot open: {describe_av_error(err)}") from err
     with container:
         stream = _pyav_best_stream(container)
         if stream is None:
@@ -304,7 +344,7 @@ def _pyav_open(path: str | bytes, describe: bool = False) -> VideoSource:
             if need_frame and first is None and count:
                 first = next(iter(stream.decode(None)), None)  # flush: frames the decoder held back
         except Exception as err:
-            raise MediaError("unreadable", f"cannot demux: {err}") from err
+            raise MediaError("unreadable", f"cannot demux: {describe_av_error(err)}") from err
         if first is not None:  # what the first decoded frame says wins over the stream parameters
             description.update(pix_fmt=first.format.name, width=first.width, height=first.height,
                                colorspace=int(first.colorspace), color_range=int(first.color_range),
@@ -341,12 +381,14 @@ def _pyav_frames(handle, indices: Sequence[int]) -> np.ndarray:
     wanted = sorted(set(int(i) for i in indices))
     frames: dict[int, np.ndarray] = {}
     last = wanted[-1]
+    decoded = 0
     try:
         with av.open(_as_file(path)) as container:
             stream = container.streams[stream_index]
             stream.thread_type = "AUTO"
             want = set(wanted)
             for position, frame in enumerate(container.decode(stream)):
+                decoded = position + 1
                 if position in want:
                     pixels = frame.to_ndarray(format="rgb24")
                     rotation = int(getattr(frame, "rotation", 0) or 0)
@@ -357,11 +399,44 @@ def _pyav_frames(handle, indices: Sequence[int]) -> np.ndarray:
                 if position >= last:
                     break
     except av.error.FFmpegError as err:
-        raise MediaError("unreadable", f"decoding failed: {err}") from err
+        if decoded == 0:
+            raise MediaError("unreadable", f"decoding failed: {describe_av_error(err)}") from err
+        failure = MediaError("truncated", f"the data is corrupt from frame {decoded} on ({describe_av_error(err)}); "
+                             f"frames 0-{decoded - 1} decode")
+        failure.decodable_frames = decoded
+        if any(i >= decoded for i in wanted):
+            raise failure from err
     missing = [i for i in wanted if i not in frames]
     if missing:
         raise MediaError("truncated", f"decoding stopped before frame {missing[0]} ({len(frames)} frames decoded)")
     return np.stack([frames[int(i)] for i in indices])
+
+
+def describe_av_error(err: BaseException) -> str:
+    """An FFmpeg error in words: ``invalid data found when processing input`` rather than
+    ``[Errno 1094995529] Invalid data found when processing input: 'avcodec_send_packet()'``."""
+    strerror = getattr(err, "strerror", None)
+    text = strerror if isinstance(strerror, str) and strerror else str(err)
+    return plain_av_message(text)
+
+
+def plain_av_message(text: str) -> str:
+    """Drop ``[Errno N]`` prefixes and turn FFmpeg's numeric AVERROR codes (decord prints ``-1094995529``) into
+    FFmpeg's words for them."""
+    text = re.sub(r"\[Errno -?\d+\]\s*", "", text)
+
+    def words(match: re.Match) -> str:
+        try:
+            import av.error
+
+            av.error.err_check(-abs(int(match.group(0))))
+        except Exception as err:  # noqa: BLE001  (err_check raises the FFmpegError of that code)
+            strerror = getattr(err, "strerror", None)
+            if isinstance(strerror, str) and strerror and not strerror.startswith("Error number"):
+                return f"'{strerror.lower()}'"
+        return match.group(0)
+
+    return re.sub(r"-?\b\d{7,}\b", words, text).strip()
 
 
 def open_video(path: str | bytes, backend: str = "auto") -> VideoSource:
@@ -480,7 +555,16 @@ def _read_sample(sample: Sample, spec: ClipSpec, backend: str, storage=None) -> 
 def _read_video(sample: Sample, spec: ClipSpec, source: VideoSource) -> SampleClips:
     begin, end = frame_range(sample, source.num_frames, source.fps)
     plans = plan_clips(begin, end, source.fps, spec)
-    frames = source.get_frames(np.concatenate(plans).tolist())
+    try:
+        frames = source.get_frames(np.concatenate(plans).tolist())
+    except MediaError as err:
+        usable = err.decodable_frames
+        if not usable or usable <= begin or usable >= end:
+            raise
+        # Corrupt from frame `usable` on: plan again on the decodable head (raises too_short if it holds no clip).
+        plans = plan_clips(begin, usable, source.fps, spec)
+        frames = source.get_frames(np.concatenate(plans).tolist())
+        log.warning("%s: %s; its clips are taken from frames %d-%d", sample.path, err.message, begin, usable - 1)
     clips, at = [], 0
     for plan in plans:
         clips.append(resize_frames(frames[at : at + len(plan)], spec.height, spec.width, spec.resize_mode))
@@ -490,4 +574,4 @@ def _read_video(sample: Sample, spec: ClipSpec, source: VideoSource) -> SampleCl
 
 def _last_line(err: BaseException) -> str:
     lines = str(err).strip().splitlines()
-    return (lines[-1] if lines else type(err).__name__)[:300]
+    return plain_av_message((lines[-1] if lines else type(err).__name__)[:300])

@@ -1,6 +1,7 @@
 """The discrete video (or image) tokenizer the dataset builder runs: uint8 clips in, FSQ index grids out.
 
-Everything that loads a model goes through :func:`load_video_tokenizer`, which takes
+Everything that loads a model goes through :func:`load_video_tokenizer`, which resolves its argument with the
+resolver every command uses (:func:`nemo_cosmos_tokenizer.hub.sources.resolve_tokenizer_source`) and takes
 
 * a built-in name (no download): ``tiny-random-dv8x16x16``, a reduced-width DV8x16x16 architecture with
   deterministic seeded random weights. Its tokens exercise the whole pipeline and the Megatron format, but they
@@ -8,7 +9,8 @@ Everything that loads a model goes through :func:`load_video_tokenizer`, which t
 * a released name or alias (``Cosmos-1.0-Tokenizer-DV8x16x16``, ``nvidia/...``, ``Cosmos-Tokenizer-DV4x8x8``),
   downloaded once into the Hugging Face cache (only the files needed);
 * a local directory: our safetensors format (``config.json`` + ``model.safetensors``) or a folder of NVIDIA's
-  ``.jit`` files (the architecture comes from a ``config.json``, a released name in the path, or the weights).
+  ``.jit`` files (the architecture comes from a ``config.json``, a released name in the path, or the weights), or
+  a single ``.jit`` file.
 
 Only discrete families (DV, DI) give tokens. An image tokenizer (DI) encodes every frame of a clip on its own.
 """
@@ -22,49 +24,24 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..config import DEFAULT_FSQ_LEVELS, TokenizerConfig
+from ..config import TokenizerConfig
 from ..devices import default_dtype, resolve_device, resolve_dtype
+from ..registry import BUILTIN_MODELS, get_builtin_spec
 
-#: Built-in tokenizers (name -> architecture); weights from a fixed seed: no download, and no visual meaning.
-BUILTIN_TOKENIZERS: dict[str, TokenizerConfig] = {
-    "tiny-random-dv8x16x16": TokenizerConfig(
-        family="DV",
-        spatial_compression=16,
-        temporal_compression=8,
-        channels=8,
-        channels_mult=(2, 4, 4),
-        num_res_blocks=1,
-        z_channels=16,
-        levels=DEFAULT_FSQ_LEVELS,
-    ),
-}
+#: Built-in tokenizers (name -> architecture): the rows of :data:`nemo_cosmos_tokenizer.registry.BUILTIN_MODELS`.
+BUILTIN_TOKENIZERS: dict[str, TokenizerConfig] = {name: spec.config for name, spec in BUILTIN_MODELS.items()}
 DEFAULT_TOKENIZER = "tiny-random-dv8x16x16"
-_BUILTIN_SEED = 0
-# Random weights give a nearly constant FSQ input; without its bias and scaled up, it spreads over many codes.
-_BUILTIN_QUANT_SCALE = 20.0
 
 
 def is_builtin_tokenizer(name: str) -> bool:
-    return str(name).strip().lower() in BUILTIN_TOKENIZERS
+    return get_builtin_spec(name) is not None
 
 
 def build_builtin_network(name: str):
-    """The network of a built-in tokenizer (float32, CPU), weights from a fixed seed."""
-    from ..networks import build_tokenizer
+    """The network of a built-in tokenizer (float32, CPU), weights from a fixed seed (see :mod:`..hub.sources`)."""
+    from ..hub.sources import build_builtin_network as build
 
-    key = str(name).strip().lower()
-    if key not in BUILTIN_TOKENIZERS:
-        raise KeyError(f"no built-in tokenizer {name!r}; built-ins: {', '.join(BUILTIN_TOKENIZERS)}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_BUILTIN_SEED)
-        network = build_tokenizer(BUILTIN_TOKENIZERS[key])
-    with torch.no_grad():
-        for param in network.quant_conv.parameters():
-            if param.ndim == 1:
-                param.zero_()
-            else:
-                param.mul_(_BUILTIN_QUANT_SCALE)
-    return network.eval().requires_grad_(False)
+    return build(name)
 
 
 def _as_clips(clips: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -294,26 +271,14 @@ def load_video_tokenizer(
         parts: ``("encoder",)`` to tokenize, ``("decoder",)`` to reconstruct, or both.
         local_files_only: never download (use the Hugging Face cache only).
     """
-    from ..hub.resolve import WrongFamilyError
-    from ..inference.tokenizers import CausalVideoTokenizer, ImageTokenizer
+    from ..hub.sources import resolve_tokenizer_source
+    from ..inference.from_source import load_tokenizer
 
-    if is_builtin_tokenizer(str(name_or_path)):
-        name = str(name_or_path).strip().lower()
-        return wrap_network(build_builtin_network(name), name, device, dtype, parts)
+    source = resolve_tokenizer_source(name_or_path)  # the one resolver every command uses
     dev, dt = _resolve_device_dtype(device, dtype)
-    kwargs = dict(
-        load_encoder="encoder" in parts,
-        load_decoder="decoder" in parts,
-        use_pytorch=True,
-        device=dev,
-        dtype=dt,
-        local_files_only=local_files_only,
-    )
-    try:
-        inference = CausalVideoTokenizer.from_pretrained(name_or_path, **kwargs)
-    except WrongFamilyError:
-        inference = ImageTokenizer.from_pretrained(name_or_path, **kwargs)
-    return VideoTokenizer(inference, inference.name or str(name_or_path))
+    inference = load_tokenizer(source, parts=parts, device=dev, dtype=dt, mode=None if source.kind == "builtin"
+                               else "torch", local_files_only=local_files_only)
+    return VideoTokenizer(inference, inference.name or source.value)
 
 
 def wrap_network(network, name: str, device=None, dtype=None, parts: Sequence[str] = ("encoder", "decoder")) -> VideoTokenizer:

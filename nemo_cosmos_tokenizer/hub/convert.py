@@ -72,6 +72,9 @@ def save_pretrained(model: "CosmosTokenizer", directory: str | os.PathLike) -> P
         "config": model.config.to_dict(),
     }
     save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "layout": "autoencoder.jit"})
+    mask = os.umask(0)  # safetensors writes 0600 files; give the user's umask as a plain open() would
+    os.umask(mask)
+    os.chmod(directory / WEIGHTS_FILE, 0o666 & ~mask)
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return directory
 

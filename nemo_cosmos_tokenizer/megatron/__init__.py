@@ -15,7 +15,23 @@ Nothing here imports megatron-core at import time: functions import it when they
 use its split arithmetic, build datasets or models.
 """
 
-from .settings import MegatronSettings, SplitProblem, check_split, megatron_settings, suggest_split
-from .tokenizer import SidecarTokenizer
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import MegatronSettings, SplitProblem, check_split, megatron_settings, suggest_split
+    from .tokenizer import SidecarTokenizer
+
+_EXPORTS = {"MegatronSettings": "settings", "SplitProblem": "settings", "check_split": "settings",
+            "megatron_settings": "settings", "suggest_split": "settings", "SidecarTokenizer": "tokenizer"}
+
+
+def __getattr__(name: str):
+    # Resolved on first use: importing a light submodule (.config, for the CLI's --help) must not load torch.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["MegatronSettings", "SidecarTokenizer", "SplitProblem", "check_split", "megatron_settings", "suggest_split"]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[data]"'
-POSITION_EMBEDDINGS = ("rope", "learned_absolute")
+from .config import POSITION_EMBEDDINGS  # noqa: E402,F401
 
 
 def _megatron():

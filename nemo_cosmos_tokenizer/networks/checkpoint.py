@@ -38,9 +38,8 @@ __all__ = [
     "load_cosmos_state_dict",
 ]
 
-#: The one part -> file table: the TorchScript file of each weight layout, as every released repository holds it
-#: (traced by NVIDIA). ``registry.PART_FILES`` and ``PARTS`` are this table.
-PART_FILES: dict[str, str] = {"encoder": "encoder.jit", "decoder": "decoder.jit", "autoencoder": "autoencoder.jit"}
+from ..registry import PART_FILES  # noqa: E402  (the one part -> file table, defined with the released models)
+
 #: The three weight layouts (``<part>.jit``).
 PARTS: tuple[str, ...] = tuple(PART_FILES)
 

@@ -9,7 +9,7 @@ import pytest
 
 from nemo_cosmos_tokenizer import list_models
 from nemo_cosmos_tokenizer.cli.main import SUBCOMMANDS, build_parser, main
-from nemo_cosmos_tokenizer.registry import get_spec
+from nemo_cosmos_tokenizer.registry import get_spec, list_builtin_models
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_list_models_json_matches_real_configs(capsys, conformance_dir):
     assert main(["list-models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == list_models()
+    released = [r for r in rows if r["kind"] == "released"]
+    assert [r["name"] for r in released] == list_models()
+    builtin = [r for r in rows if r["kind"] == "builtin"]
+    assert [r["name"] for r in builtin] == list_builtin_models() and all(r["hub_repo"] is None for r in builtin)
+    assert rows == released + builtin  # released first
+    rows = released
     for row in rows:
         # A Tokenize1 re-release has the reference shapes of the 1.0 model it names as its architecture.
         reference = get_spec(row["name"]).same_architecture_as or row["name"]
@@ -39,7 +44,11 @@ def test_list_models_table(capsys):
     assert main(["list-models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "release", "family", "compression", "patch", "encoder", "decoder", "total"]
-    assert len(lines) == 27
+    released = len(list_models())
+    assert lines[released + 1] == "" and lines[released + 2].startswith("built in (random weights")
+    assert lines[released + 3].split()[:4] == ["tiny-random-dv8x16x16", "built-in", "DV", "8x16x16"]
+    assert len(lines) == released + 3 + len(list_builtin_models())
+    lines = lines[:released + 1]
     assert lines[1].split() == ["Cosmos-0.1-Tokenizer-CI8x8", "0.1", "CI", "8x8", "4", "31.15M", "45.64M", "76.79M"]
     assert lines[-1].split() == ["Cosmos-Tokenize1-DV4x8x8-360p", "Tokenize1", "DV", "4x8x8", "2", "46.65M", "65.97M",
                                  "112.62M"]

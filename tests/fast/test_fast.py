@@ -11,6 +11,7 @@ import warnings
 import pytest
 import torch
 from conformance_helpers import CONFORMANCE_CASES, load_conformance_model
+from tolerances import decoder_atol, encoder_atol, relative_bound, reorder_atol
 
 import nemo_cosmos_tokenizer as nct
 from nemo_cosmos_tokenizer.fast import FastCosmosTokenizer, optimize, relative_error
@@ -42,7 +43,9 @@ def test_fast_matches_eager_float32(case: str) -> None:
         ref = model.encode_pre_quant(x)
         out = fast.encode_pre_quant(x)
         assert out.shape == ref.shape
-        assert relative_error(out, ref) < 2e-5
+        # Other kernels and layouts (channels-last, fused attention): rounding only, bounded from the network's
+        # reductions and the compared magnitudes (tests/tolerances.py).
+        assert relative_error(out, ref) < relative_bound(encoder_atol(model, ref), ref)
         enc_ref, enc_out = model.encode(x), fast.encode(x)
         for a, b in zip(enc_out, enc_ref):
             assert a.dtype == b.dtype and a.shape == b.shape
@@ -50,7 +53,7 @@ def test_fast_matches_eager_float32(case: str) -> None:
             assert torch.equal(enc_out[0], enc_ref[0])
         rec_ref, rec_out = model.decode(enc_ref[0]), fast.decode(enc_ref[0])
         assert rec_out.shape == rec_ref.shape and rec_out.is_contiguous()
-        assert relative_error(rec_out, rec_ref) < 2e-5
+        assert relative_error(rec_out, rec_ref) < relative_bound(decoder_atol(model, rec_ref), rec_ref)
     assert fast.use_fast
 
 
@@ -60,7 +63,8 @@ def test_fast_contiguous_layout_and_sdpa(case: str) -> None:
     fast = optimize(model, compile=False, auto_verify=False, channels_last=False, attention="sdpa")
     x = _input(model.config, batch=1, seed=1)
     with torch.no_grad():
-        assert relative_error(fast.encode_pre_quant(x), model.encode_pre_quant(x)) < 2e-5
+        ref = model.encode_pre_quant(x)  # rounding only (tests/tolerances.py)
+        assert relative_error(fast.encode_pre_quant(x), ref) < relative_bound(encoder_atol(model, ref), ref)
 
 
 def test_layout_helpers_round_trip() -> None:
@@ -81,7 +85,10 @@ def test_materialized_attention_matches_sdpa(length: int, causal: bool) -> None:
     q, k, v = (torch.randn(2, 3, length, 16, generator=gen) for _ in range(3))
     ref = sdpa(q, k, v, causal)
     for budget in (1 << 30, 4 * length * 7, 4 * length * length * 2):  # one chunk, row chunks, frame chunks
-        assert (materialized(q, k, v, causal, budget) - ref).abs().max() < 1e-5
+        # Same math, sums cut in other chunks: rounding of the q.k dot products (16 terms) and of the softmax
+        # sums over `length` keys (tests/tolerances.py).
+        out = materialized(q, k, v, causal, budget)
+        torch.testing.assert_close(out, ref, atol=reorder_atol(ref, fan_in=max(length, 16), layers=2), rtol=0)
 
 
 def test_fp16_logits_only_for_bf16_on_cuda() -> None:
@@ -128,7 +135,10 @@ def test_auto_verify_passes_and_reports() -> None:
         fast.decode(indices)
     assert fast.use_fast
     assert [r.part for r in fast.reports] == ["encode", "decode"]
-    assert all(r.ok and r.rel_error < 1e-5 for r in fast.reports)
+    with torch.no_grad():  # rounding only (tests/tolerances.py), for the tensors the reports compare
+        pre, rec = model.encode_pre_quant(x), model.decode(indices)
+    bound = {"encode": relative_bound(encoder_atol(model, pre), pre), "decode": relative_bound(decoder_atol(model, rec), rec)}
+    assert all(r.ok and r.rel_error < bound[r.part] for r in fast.reports)
     assert fast.reports[0].index_match == 1.0
 
 

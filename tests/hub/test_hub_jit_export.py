@@ -4,6 +4,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tolerances import decoder_atol
+
 from nemo_cosmos_tokenizer import build_tokenizer
 from nemo_cosmos_tokenizer.hub.convert import load_jit_state_dict
 from nemo_cosmos_tokenizer.hub.jit_export import export_jit
@@ -59,7 +61,9 @@ def test_jit_outputs_mimic_nvidia(tmp_path, load_conformance_model):
         ref_indices, ref_codes = model.encode(x)
         assert torch.equal(indices, ref_indices) and torch.equal(codes, ref_codes)
         assert zero_loss.shape == (2, 1, 1, 1, 2) and not zero_loss.any()
-        torch.testing.assert_close(torch.jit.load(str(paths["decoder"]))(indices), model.decode(indices), atol=1e-5, rtol=1e-5)
+        reference = model.decode(indices)  # TorchScript may fuse or reorder ops: rounding, bounded in tolerances.py
+        torch.testing.assert_close(torch.jit.load(str(paths["decoder"]))(indices), reference,
+                                   atol=decoder_atol(model, reference), rtol=0)
         recon, loss, auto_indices = torch.jit.load(str(paths["autoencoder"]))(x)
         assert torch.equal(auto_indices, indices) and recon.shape == x.shape
         # A traced file runs on other valid sizes too (nothing branches on shapes).

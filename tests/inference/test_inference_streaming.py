@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conformance_helpers import load_conformance_model
+from tolerances import reorder_atol
 
 from nemo_cosmos_tokenizer import CausalVideoTokenizer
 from nemo_cosmos_tokenizer.inference import preprocess as pp
@@ -28,10 +29,12 @@ def test_tensor_api_streaming_equals_windows(case):
     assert len(streamed) == len(whole)
     if len(whole) == 2:
         assert torch.equal(streamed[0], whole[0])
-    torch.testing.assert_close(streamed[-1], whole[-1], atol=5e-5, rtol=0)
+    # Streaming only re-cuts the sums: rounding differences, bounded from the conformance networks' reductions (at
+    # most 50 convolutions of at most 1728 terms) and the compared magnitudes (tests/tolerances.py).
+    torch.testing.assert_close(streamed[-1], whole[-1], atol=reorder_atol(whole[-1], fan_in=1728, layers=50), rtol=0)
     recon = tok.decode(whole[0])
     torch.testing.assert_close(tok.decode(whole[0], mode="streaming", chunk_latent_frames=2), recon,
-                               atol=5e-5, rtol=0)
+                               atol=reorder_atol(recon, fan_in=1728, layers=50), rtol=0)
     with pytest.raises(ValueError, match='"windows" or "streaming"'):
         tok.encode(x, mode="whole")
     with pytest.raises(ValueError, match=f"1 \\+ k\\*{t}|1 \\+ k \\* {t}|frames"):

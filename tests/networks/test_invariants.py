@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from nemo_cosmos_tokenizer import TokenizerConfig, build_tokenizer
+from tolerances import decoder_atol, encoder_atol
 
 
 def _latent(model, x):
@@ -24,7 +25,10 @@ def test_encoder_is_causal(load_conformance_model, case):
             y = x.clone()
             y[:, :, first_changed:] = torch.rand_like(y[:, :, first_changed:]) * 2 - 1
             changed = model.encode_pre_quant(y)
-            torch.testing.assert_close(changed[:, :, :k], reference[:, :, :k], atol=1e-6, rtol=0)
+            # Earlier latent frames see the same inputs: rounding at most (tolerances.py); a leak of later frames
+            # would move them by a good fraction of max|reference| (the changed frames move > 1e-3, below).
+            torch.testing.assert_close(changed[:, :, :k], reference[:, :, :k],
+                                       atol=encoder_atol(model, reference), rtol=0)
             assert (changed[:, :, k:] - reference[:, :, k:]).abs().max() > 1e-3
 
 
@@ -44,7 +48,8 @@ def test_decoder_is_causal(load_conformance_model, case):
             z2[:, :, 2:] = torch.randn(1, 16, 1, 2, 2)
         a, b = model.decode(z), model.decode(z2)
     assert a.shape[2] == 1 + 2 * t
-    torch.testing.assert_close(a[:, :, : 1 + t], b[:, :, : 1 + t], atol=1e-6, rtol=0)
+    # Rounding at most (tolerances.py): the first 1 + t frames decode from the same latent frames.
+    torch.testing.assert_close(a[:, :, : 1 + t], b[:, :, : 1 + t], atol=decoder_atol(model, a), rtol=0)
     assert (a[:, :, 1 + t :] - b[:, :, 1 + t :]).abs().max() > 1e-3
 
 
@@ -71,7 +76,10 @@ def test_batch_equals_single_and_single_frame(load_conformance_model, case):
     with torch.no_grad():
         batched = model.encode_pre_quant(x)
         single = torch.cat([model.encode_pre_quant(x[i : i + 1]) for i in range(2)])
-        torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+        # Batch size changes the order of the sums (oneDNN blocking, threads), nothing else: a tolerance derived
+        # from the network's reductions and max|single| (tolerances.py). The fixed 1e-5 failed on another CPU
+        # (DI16x16: 1.9e-5 with |values| up to 2.84).
+        torch.testing.assert_close(batched, single, atol=encoder_atol(model, single), rtol=0)
         if model.config.is_video:  # T = 1 works: one latent frame, one output frame
             assert model(x[:, :, :1]).shape == (2, 3, 1, 16, 16)
 
@@ -85,7 +93,8 @@ def test_torch_compile_fullgraph_matches_eager(load_conformance_model):
         indices, codes = model.encode(x)
         c_indices, c_codes = compiled_encode(x)
         assert torch.equal(indices, c_indices) and torch.equal(codes, c_codes)
-        torch.testing.assert_close(compiled_decode(indices), model.decode(indices), atol=1e-6, rtol=0)
+        reference = model.decode(indices)  # same ops in the same order: rounding at most (tolerances.py)
+        torch.testing.assert_close(compiled_decode(indices), reference, atol=decoder_atol(model, reference), rtol=0)
 
 
 def test_build_rejects_non_config():

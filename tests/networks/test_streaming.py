@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conformance_helpers import load_conformance_model
+from tolerances import reorder_atol
 
 from nemo_cosmos_tokenizer.networks.streaming import (
     SpatialTiling,
@@ -20,7 +21,14 @@ from nemo_cosmos_tokenizer.networks.streaming import (
 )
 
 CASES = ["CV4x8x8", "CV8x8x8", "DV4x8x8", "DV8x16x16"]
-ATOL = 5e-5
+# Streaming changes only how the sums are cut (chunk boundaries, cache concatenation): rounding differences, bounded
+# from the networks' reductions and the compared magnitudes (tests/tolerances.py). The streamed conformance parts
+# hold at most 50 convolutions and sum at most 1728 terms per output (tolerances.reductions of CASES).
+_LAYERS, _FAN_IN = 50, 1728
+
+
+def _atol(reference: torch.Tensor) -> float:
+    return reorder_atol(reference, fan_in=_FAN_IN, layers=_LAYERS)
 
 
 def _clip(model, latent_frames: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -34,7 +42,7 @@ def _assert_same_encoding(out, ref):
     if len(ref) == 2:  # discrete: (indices, codes)
         assert out[0].dtype == torch.int32 and out[0].shape == ref[0].shape
         assert torch.equal(out[0], ref[0])
-    torch.testing.assert_close(out[-1], ref[-1], atol=ATOL, rtol=0)
+    torch.testing.assert_close(out[-1], ref[-1], atol=_atol(ref[-1]), rtol=0)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -69,7 +77,7 @@ def test_stream_decode_equals_whole_clip(case):
         for chunk in (1, 2, 4):
             out = stream_decode(model, z, chunk)
             assert out.shape == ref.shape
-            torch.testing.assert_close(out, ref, atol=ATOL, rtol=0)
+            torch.testing.assert_close(out, ref, atol=_atol(ref), rtol=0)
         dec = StreamingDecoder(model)
         sizes = [dec.decode_chunk(z.narrow(z.ndim - 3, a, b - a)).shape[2] for a, b in [(0, 2), (2, 3), (3, 6)]]
         assert sizes == [1 + t, t, 3 * t]
@@ -82,7 +90,7 @@ def test_decode_codes_chunk_matches_decode_codes():
         ref = model.decode_codes(codes)
         dec = StreamingDecoder(model)
         out = torch.cat([dec.decode_codes_chunk(codes[:, :, i:i + 1]) for i in range(4)], dim=2)
-    torch.testing.assert_close(out, ref, atol=ATOL, rtol=0)
+    torch.testing.assert_close(out, ref, atol=_atol(ref), rtol=0)
 
 
 def test_max_context_frames():
@@ -93,19 +101,19 @@ def test_max_context_frames():
     with torch.no_grad():
         (ref,) = model.encode(x)
         (fits,) = stream_encode(model, x, t, max_context_frames=6)
-        torch.testing.assert_close(fits, ref, atol=ATOL, rtol=0)
+        torch.testing.assert_close(fits, ref, atol=_atol(ref), rtol=0)
         (a,) = stream_encode(model, x, t, max_context_frames=2)
         (b,) = stream_encode(model, x, 3 * t, max_context_frames=2)
-        torch.testing.assert_close(a, b, atol=ATOL, rtol=0)  # independent of the chunking
-        torch.testing.assert_close(a[:, :, :2], ref[:, :, :2], atol=ATOL, rtol=0)  # first N latent frames exact
+        torch.testing.assert_close(a, b, atol=_atol(b), rtol=0)  # independent of the chunking
+        torch.testing.assert_close(a[:, :, :2], ref[:, :, :2], atol=_atol(ref), rtol=0)  # first N latent frames exact
         assert (a[:, :, 2:] - ref[:, :, 2:]).abs().max() > 1e-4  # later ones see only N frames
 
         dref = model.decode(ref)
-        torch.testing.assert_close(stream_decode(model, ref, 2, max_context_frames=6), dref, atol=ATOL, rtol=0)
+        torch.testing.assert_close(stream_decode(model, ref, 2, max_context_frames=6), dref, atol=_atol(dref), rtol=0)
         da = stream_decode(model, ref, 1, max_context_frames=2)
         db = stream_decode(model, ref, 3, max_context_frames=2)
-        torch.testing.assert_close(da, db, atol=ATOL, rtol=0)
-        torch.testing.assert_close(da[:, :, :1 + t], dref[:, :, :1 + t], atol=ATOL, rtol=0)
+        torch.testing.assert_close(da, db, atol=_atol(db), rtol=0)
+        torch.testing.assert_close(da[:, :, :1 + t], dref[:, :, :1 + t], atol=_atol(dref), rtol=0)
 
 
 def test_cache_memory_is_bounded_with_max_context():
@@ -160,7 +168,7 @@ def test_spatial_tiling_single_tile_is_exact_and_overlap_is_close():
     with torch.no_grad():
         (ref,) = model.encode(x)
         (whole_tile,) = stream_encode(model, x, 8, tiling=SpatialTiling(tile=96, overlap=0))
-        torch.testing.assert_close(whole_tile, ref, atol=ATOL, rtol=0)
+        torch.testing.assert_close(whole_tile, ref, atol=_atol(ref), rtol=0)
         (tiled,) = stream_encode(model, x, 8, tiling=SpatialTiling(tile=64, overlap=32))
         assert tiled.shape == ref.shape and torch.isfinite(tiled).all()
         rel = ((tiled - ref).norm() / ref.norm()).item()

@@ -2,6 +2,7 @@
 
 import torch
 from safetensors.torch import load_file
+from tolerances import reorder_atol
 
 from nemo_cosmos_tokenizer.quantizers import FSQuantizer
 
@@ -11,7 +12,9 @@ LEVELS = (8, 8, 8, 5, 5, 5)
 def test_fsq_units(conformance_dir):
     data = load_file(str(conformance_dir / "units" / "fsq.safetensors"))
     fsq = FSQuantizer(LEVELS)
-    torch.testing.assert_close(fsq.bound(data["z"]), data["bounded"], atol=1e-6, rtol=0)
+    # Elementwise tanh (no sums): vectorised libm kernels differ by a few ulp of |bounded| <= 3.5 across CPUs.
+    torch.testing.assert_close(fsq.bound(data["z"]), data["bounded"], atol=reorder_atol(data["bounded"], fan_in=1),
+                               rtol=0)
     indices, codes = fsq(data["z"])
     assert torch.equal(codes, data["codes"])
     assert indices.dtype == torch.int32 and torch.equal(indices, data["indices"])

@@ -1,0 +1,112 @@
+"""Load a tokenizer from anything a CLI or config names: a built-in, a released name, a Hub repo, a folder or a
+``.jit`` file (resolved by :func:`nemo_cosmos_tokenizer.hub.sources.resolve_tokenizer_source`), as the inference
+class of its family."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from ..hub.sources import TokenizerSource, build_builtin_network, resolve_tokenizer_source
+from ..registry import PART_FILES
+
+__all__ = ["load_tokenizer"]
+
+
+def _parts_needed(parts: Iterable[str]) -> set[str]:
+    parts = set(parts)
+    if "autoencoder" in parts:
+        parts = (parts - {"autoencoder"}) | {"encoder", "decoder"}
+    return parts
+
+
+def load_tokenizer(
+    source: TokenizerSource | str | os.PathLike,
+    *,
+    parts: Iterable[str] = ("encoder", "decoder"),
+    family: str | None = None,
+    device=None,
+    dtype=None,
+    mode: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    local_files_only: bool = False,
+    ema: bool = False,
+):
+    """Load ``source`` as an inference tokenizer.
+
+    Args:
+        source: a :class:`TokenizerSource` or the text to resolve.
+        parts: what the caller runs: ``"encoder"``, ``"decoder"`` (``"autoencoder"`` = both).
+        family: ``"video"`` or ``"image"`` to insist on one (a wrong one raises ``WrongFamilyError``); ``None``
+            takes whichever the checkpoint is.
+        device / dtype: as the inference classes take them; ``dtype=None``/``"auto"``: bfloat16 on CUDA,
+            float32 elsewhere (bfloat16 is slow and inexact on CPUs).
+        mode: ``"torch"`` (native network), ``"jit"`` (NVIDIA's TorchScript as is) or ``None`` (native where the
+            architecture is known).
+        cache_dir / revision / local_files_only: Hugging Face Hub options (released names and Hub repos).
+        ema: the EMA weights of the repository's ``ema.jit`` (released names, Hub repos and folders that have one).
+    """
+    from ..hub.resolve import CheckpointNotFoundError, WrongFamilyError
+    from .tokenizers import CausalVideoTokenizer, ImageTokenizer, resolve_device, resolve_dtype, tokenizer_class
+
+    if not isinstance(source, TokenizerSource):
+        source = resolve_tokenizer_source(source)
+    needed = _parts_needed(parts)
+    dev = resolve_device(None if device in (None, "auto") else device)
+    if dtype in (None, "auto"):
+        import torch
+
+        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    else:
+        dt = resolve_dtype(dtype)
+    wanted = {"video": CausalVideoTokenizer, "image": ImageTokenizer}.get(family or "")
+
+    if ema and source.kind in ("builtin", "jit-file"):
+        raise ValueError(f"--ema needs a checkpoint with an ema.jit (a released name or a folder), not {source.value}")
+    if source.kind == "builtin":
+        if mode == "jit":
+            raise ValueError(f"{source.value} is built in (no .jit files); leave out --mode jit")
+        cls = wanted or tokenizer_class(source.family)
+        return cls.from_network(build_builtin_network(source.value), parts=tuple(needed), device=dev, dtype=dt,
+                                name=source.value)
+
+    if source.kind == "jit-file":
+        path = Path(source.value)
+        if source.part == "autoencoder":
+            files = {"checkpoint": path}
+        elif source.part is not None:
+            if not needed <= {source.part}:
+                missing = sorted(needed - {source.part})
+                raise CheckpointNotFoundError(
+                    f"{path} holds only the {source.part}; this command also needs the {' and '.join(missing)}: "
+                    f"give the folder that holds {', '.join(PART_FILES[p] for p in sorted(needed))}"
+                )
+            files = {f"checkpoint_{source.part[:3]}": path}
+        else:  # another name: it holds the part the command needs (both: a full autoencoder)
+            files = {"checkpoint": path} if len(needed) > 1 else {f"checkpoint_{next(iter(needed))[:3]}": path}
+        classes = [wanted] if wanted else [CausalVideoTokenizer, ImageTokenizer]
+        for i, cls in enumerate(classes):
+            try:
+                return cls(**files, device=dev, dtype=dt, mode=mode)
+            except WrongFamilyError:
+                if i == len(classes) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    options = dict(
+        load_encoder="encoder" in needed, load_decoder="decoder" in needed,
+        use_pytorch=None if mode is None else mode == "torch", dtype=dt, device=dev,
+        cache_dir=cache_dir, revision=revision, local_files_only=local_files_only,
+    )
+    if ema:
+        options["ema"] = True
+    if wanted is not None:
+        return wanted.from_pretrained(source.value, **options)
+    if source.family is not None:
+        return tokenizer_class(source.family).from_pretrained(source.value, **options)
+    try:
+        return CausalVideoTokenizer.from_pretrained(source.value, **options)
+    except WrongFamilyError:
+        return ImageTokenizer.from_pretrained(source.value, **options)
