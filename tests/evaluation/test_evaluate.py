@@ -115,7 +115,7 @@ def test_command_errors(media_dir, tmp_path, capsys, monkeypatch):
     assert main(["evaluate", "--tokenizer", BUILTIN, "--output-dir", out]) == 2
     assert "INPUT" in capsys.readouterr().err
     assert main(["evaluate", video, "--tokenizer", "no-such-tokenizer", "--device", "cpu", "--output-dir", out]) == 2
-    assert "unknown Cosmos tokenizer 'no-such-tokenizer'" in capsys.readouterr().err
+    assert "unknown tokenizer 'no-such-tokenizer'" in capsys.readouterr().err
     monkeypatch.setenv("NCT_EVAL_WEIGHTS", str(tmp_path / "empty"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     assert main(["evaluate", video, "--tokenizer", BUILTIN, "--device", "cpu", "--metrics", "psnr", "lpips",
