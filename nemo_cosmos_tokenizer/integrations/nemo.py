@@ -5,7 +5,7 @@ Drop-in for ``nemo.collections.common.video_tokenizers.cosmos_tokenizer.CausalVi
 
     from nemo_cosmos_tokenizer.integrations.nemo import CausalVideoTokenizer
 
-    CausalVideoTokenizer.list_available_models()          # the 18 released models (PretrainedModelInfo)
+    CausalVideoTokenizer.list_available_models()          # the 26 released models (PretrainedModelInfo)
     model = CausalVideoTokenizer.from_pretrained("Cosmos-0.1-Tokenizer-DV4x8x8", device="cpu")
     (indices, codes) = model.encode(x)
     model.save_to("dv4x8x8.nemo")
@@ -130,9 +130,12 @@ class CosmosTokenizerModel(ModelPT):
         tokenizer_config: Any = None,
         *,
         tokenizer_type: str | None = None,
+        ema: bool = False,
+        latent_stats: bool | None = None,
     ) -> "CosmosTokenizerModel":
         """Same arguments and behaviour as :meth:`nemo_cosmos_tokenizer.CausalVideoTokenizer.from_pretrained`
-        (a superset of NeMo's), returning this NeMo model. Overrides ModelPT's NGC-based ``from_pretrained``."""
+        (a superset of NeMo's, with ``ema`` / ``latent_stats`` for the Cosmos-Tokenize1 repositories), returning this
+        NeMo model. Overrides ModelPT's NGC-based ``from_pretrained``."""
         if name_or_path is None and tokenizer_type is None and cls.FAMILIES == core.CausalVideoTokenizer.FAMILIES:
             tokenizer_type = core.CausalVideoTokenizer.DEFAULT_MODEL
         name = tokenizer_type if name_or_path is None else name_or_path
@@ -142,7 +145,7 @@ class CosmosTokenizerModel(ModelPT):
         tokenizer = inference_cls.from_pretrained(
             name, load_encoder=load_encoder, load_decoder=load_decoder, load_full_model=load_full_model,
             use_pytorch=use_pytorch, dtype=dtype, device=device, cache_dir=cache_dir, revision=revision, token=token,
-            local_files_only=local_files_only, tokenizer_config=tokenizer_config,
+            local_files_only=local_files_only, tokenizer_config=tokenizer_config, ema=ema, latent_stats=latent_stats,
         )
         return cls.from_tokenizer(tokenizer, load_full_model=load_full_model)
 
@@ -167,7 +170,7 @@ class CosmosTokenizerModel(ModelPT):
 
     @classmethod
     def list_available_models(cls) -> list[PretrainedModelInfo]:
-        """One :class:`PretrainedModelInfo` for each of the 18 released models.
+        """One :class:`PretrainedModelInfo` for each of the 26 released models.
 
         ``class_`` names the class that loads each one (:class:`CausalVideoTokenizer` for CV/DV,
         :class:`ImageTokenizer` for CI/DI), as NeMo base classes list the models of their subclasses.

@@ -164,6 +164,13 @@ def test_ema_weights_are_picked_by_the_flag(jit_case_dir, ema_dir, load_conforma
         # Encoder only from the EMA file: the decoder side is dropped as for any encoder-only load.
         enc = CausalVideoTokenizer.from_pretrained(DV, ema=True, load_decoder=False, dtype="float32", device="cpu")
         assert enc.network.decoder is None and torch.equal(enc.encode(x)[0], ema.encode(x)[0])
+        try:  # the NeMo model passes ema through (the same files; NeMo is optional)
+            from nemo_cosmos_tokenizer.integrations.nemo import CausalVideoTokenizer as NemoVideoTokenizer
+        except ImportError:
+            NemoVideoTokenizer = None
+        if NemoVideoTokenizer is not None:
+            nemo_ema = NemoVideoTokenizer.from_pretrained(DV, ema=True, dtype="float32", device="cpu")
+            assert torch.equal(nemo_ema.encode(x)[0].cpu(), ema.encode(x)[0])
 
         hub.requests.clear()
         with pytest.raises(CheckpointNotFoundError, match=rf"nvidia/{CI} has no ema.jit .*only {DV} has one"):
