@@ -72,6 +72,18 @@ DESCRIPTION = DESCRIPTION.replace("{tokenizers}", textwrap.fill(
 
 __all__ = ["HELP", "DESCRIPTION", "add_arguments", "check_args", "config_from_args", "interrupt_message", "main", "run"]
 
+
+def _json_object(text: str) -> dict:
+    """``--storage-options``: a JSON object; argparse words a ValueError as 'invalid JSON object value: ...'."""
+    value = json.loads(text)  # json.JSONDecodeError is a ValueError
+    if not isinstance(value, dict):
+        raise ValueError(text)
+    return value
+
+
+_json_object.__name__ = "JSON object"
+
+
 #: (flag, BuildConfig field, argparse kwargs); every default is "not given" so YAML values survive.
 _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--input", "input", dict(metavar="INPUT", help=".jsonl/.csv/.parquet manifest, tar shards (x.tar, "
@@ -85,7 +97,7 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--end-column", "end_column", dict(metavar="NAME", help="table column of the end in seconds (default end)")),
     ("--text-key", "text_key", dict(metavar="KEY", nargs="+", help="caption fields of a tar sample's .json member, in "
      "order (default caption text; a .txt member comes first)")),
-    ("--storage-options", "storage_options", dict(metavar="JSON", type=json.loads, help="fsspec options for remote "
+    ("--storage-options", "storage_options", dict(metavar="JSON", type=_json_object, help="fsspec options for remote "
      "inputs, e.g. '{\"endpoint_url\": \"http://127.0.0.1:9000\", \"profile\": \"corpus\"}'")),
     ("--output-prefix", "output_prefix", dict(metavar="PREFIX", help="output path without extension")),
     ("--tokenizer", "tokenizer", dict(metavar="NAME_OR_PATH", help="discrete video/image tokenizer (DV or DI): "

@@ -132,6 +132,14 @@ def test_missing_inputs_and_bad_values(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------- unwritable outputs
+@pytest.mark.parametrize("value", ["{bad", "[1]"])
+def test_storage_options_must_be_a_json_object(value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build-dataset", "--demo", "--output-prefix", str(tmp_path / "d"), "--storage-options", value])
+    assert exit_info.value.code == 2
+    assert f"--storage-options: invalid JSON object value: '{value}'" in capsys.readouterr().err
+
+
 def test_read_only_output_is_refused_before_any_work(tmp_path, monkeypatch, video, capsys):
     # Simulated (tests run as root, who may write anywhere else): the folder reports a read-only file system.
     monkeypatch.setattr(_errors.os, "access", lambda *args, **kwargs: False)
