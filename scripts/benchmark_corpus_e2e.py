@@ -21,7 +21,8 @@ Example (one H100, 16 cores; ~4 minutes)::
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e
     # CPU dry run of the plumbing: tiny model, small sources, PyAV instead of NVDEC
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-dry --device cpu --dtype float32 --channels 8 \\
-        --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --clips-per-video 1 \\
+        --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --num-frames 9 \\
+        --clips-per-video 1 \\
         --resolution 64 64 --batch 2 --no-compile --scale 0.25
 """
 
