@@ -215,7 +215,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("no output prefix" + (" (--demo writes its sample inputs under <prefix>.demo-inputs/)" if demo
                                                else ""), "give --output-prefix PREFIX (e.g. demo/tokens)")
     if not demo:
-        missing = [f"--{name.replace('_', '-')}" for name in ("input", "text_tokenizer") if not settings.get(name)]
+        # cosmos_ar documents are video ids alone: no text tokenizer (the same rule as BuildConfig.validate)
+        needed = ("input",) if settings.get("layout") == "cosmos_ar" else ("input", "text_tokenizer")
+        missing = [f"--{name.replace('_', '-')}" for name in needed if not settings.get(name)]
         if missing:
             raise UsageError(f"missing {' and '.join(missing)}",
                              "give them (or --demo for generated sample inputs); see --help for examples")

@@ -195,12 +195,13 @@ class MegatronSettings:
         ]
         args = self.megatron_lm_args()
         if args is not None:
-            lines += [
-                "",
-                "Megatron-LM (pretrain_gpt.py; NullTokenizer(N) has eod = N and vocab_size = N + 1, this layout's "
-                f"eod is {self.eod_id} = vocab_size - 1):",
-                "  " + " ".join(args),
-            ]
+            if self.eod_id is None:  # cosmos_ar: raw ids, no eod for NullTokenizer's eod (= N) to match
+                why = (f"NullTokenizer(N) has vocab_size N + 1; this layout writes no eod, every id is below "
+                       f"{self.vocab_size}, so no document boundary is inside a document")
+            else:
+                why = (f"NullTokenizer(N) has eod = N and vocab_size = N + 1, this layout's eod is {self.eod_id} = "
+                       "vocab_size - 1")
+            lines += ["", f"Megatron-LM (pretrain_gpt.py; {why}):", "  " + " ".join(args)]
         else:
             lines += [
                 "",

@@ -175,3 +175,31 @@ def test_no_text_tokenizer_needed():
     BuildConfig(input="videos", output_prefix="out/ar", layout="cosmos_ar").require_paths()
     with pytest.raises(ValueError, match="--text-tokenizer"):
         BuildConfig(input="videos", output_prefix="out/ds").require_paths()
+
+
+def test_cli_needs_no_text_tokenizer(tmp_path):
+    """The CLI's early argument check follows the config: ``--layout cosmos_ar`` without ``--text-tokenizer`` is
+    accepted, the generic layout without it is refused."""
+    from nemo_cosmos_tokenizer.cli._errors import UsageError
+    from nemo_cosmos_tokenizer.cli.build_dataset import build_parser, check_args
+
+    (tmp_path / "videos").mkdir()
+    common = ["--input", str(tmp_path / "videos"), "--output-prefix", str(tmp_path / "out" / "ar"),
+              "--tokenizer", "tiny-random-dv8x16x16"]
+    check_args(build_parser().parse_args([*common, "--layout", "cosmos_ar"]))
+    with pytest.raises(UsageError, match="missing --text-tokenizer"):
+        check_args(build_parser().parse_args(common))
+
+
+def test_megatron_settings_say_there_is_no_eod(build):
+    """Megatron-LM flags for a layout without eod: NullTokenizer over the 64,000 codes, no document-boundary flags,
+    and a report that does not claim an eod id."""
+    from nemo_cosmos_tokenizer.megatron import megatron_settings
+
+    config, summary, _ = build
+    settings = megatron_settings(config.output_prefix)
+    args = settings.megatron_lm_args()
+    assert args[args.index("--vocab-size") + 1] == "64000" and "--eod-mask-loss" not in args
+    assert settings.seq_length == 64  # the smallest multiple of 64 holding the 8-id documents
+    report = settings.format()
+    assert "this layout writes no eod" in report and "eod is None" not in report
