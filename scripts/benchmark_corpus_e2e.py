@@ -32,6 +32,7 @@ import argparse
 import hashlib
 import io
 import json
+import logging
 import os
 import sys
 import tarfile
@@ -145,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--make-procs", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     p.add_argument("--out", default=None)
+    p.add_argument("--log-level", default="WARNING", help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(name)s: %(message)s")
+    logging.getLogger("megatron").setLevel(logging.WARNING)
 
     from nemo_cosmos_tokenizer.data.build import BuildConfig, run_build
     from nemo_cosmos_tokenizer.data.video_tokenizer import wrap_network
@@ -183,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     try:
-        for kind in [k for k in args.inputs.split(",") if k]:
+        kinds = [k for k in args.inputs.split(",") if k]
+        for n, kind in enumerate(kinds):
+            name = kind if kind not in kinds[:n] else f"{kind}-{kinds[:n].count(kind) + 1}"
             options: dict[str, Any] = {}
             if kind == "files":
                 source = str(src["manifest"])
@@ -196,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 source = f"s3://corpus/shards/{{000000..{len(src['shards']) - 1:06d}}}.tar"
             else:
                 raise SystemExit(f"unknown input {kind!r}")
-            prefix = root / "builds" / kind / "data"
+            prefix = root / "builds" / name / "data"
             cfg = BuildConfig(input=source, output_prefix=str(prefix), text_tokenizer=str(src["text_tokenizer"]),
                               tokenizer=args.model, video_backend=args.backend, num_frames=args.num_frames,
                               clips_per_video=args.clips_per_video, resolution=[height, width], device=str(device),
@@ -209,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             chunk_s = sum(r["seconds"] for r in records)
             # Whole build: index the input, read, decode, encode, write, merge (what a user waits for).
             fps = summary.frames / summary.seconds
-            r = {"input": kind, "seconds": summary.seconds, "clips": summary.clips, "frames": summary.frames,
+            r = {"input": name, "seconds": summary.seconds, "clips": summary.clips, "frames": summary.frames,
                  "clips_per_s": summary.clips / summary.seconds, "frames_per_s": fps, "of_encoder_only": fps / enc_fps,
                  "failed": summary.failed_samples, "chunk_frames_per_s": summary.frames / chunk_s,
                  "chunk_of_encoder_only": summary.frames / chunk_s / enc_fps}
             results["runs"].append(r)
-            print(f"{kind:6s} {args.backend}:{args.workers}: {r['clips']} clips {r['frames']} frames in {r['seconds']:.1f} s: "
+            print(f"{name:6s} {args.backend}:{args.workers}: {r['clips']} clips {r['frames']} frames in {r['seconds']:.1f} s: "
                   f"{r['clips_per_s']:.1f} clips/s {r['frames_per_s']:.1f} frames/s = {r['of_encoder_only']:.0%} of "
                   f"encoder-only (chunk loop: {r['chunk_frames_per_s']:.1f} frames/s = {r['chunk_of_encoder_only']:.0%}), "
                   f"failed {r['failed']}", flush=True)
@@ -224,11 +230,35 @@ def main(argv: list[str] | None = None) -> int:
     digests = {b.parent.name: hashlib.sha256(b.read_bytes()).hexdigest()[:16] for b in sorted((root / "builds").glob("*/data.bin"))}
     results["bin_sha256"] = digests
     print(f"# shard digests (must be equal): {digests}", flush=True)
+    if len(set(digests.values())) > 1:
+        results["differing_documents"] = _differing_documents(root, src["rows"], args.clips_per_video)
     out = args.out or (os.path.join(os.environ["OUT"], "benchmark-corpus-e2e.json") if os.environ.get("OUT") else None)
     if out:
         Path(out).write_text(json.dumps(results, indent=1, default=str))
         print(f"# wrote {out}")
     return 0
+
+
+def _differing_documents(root: Path, rows: list[dict], clips_per_video: int) -> dict[str, Any]:
+    """Which documents differ from the first build's, by source kind (documents are in manifest order, one per
+    clip), to tell a decode or resize difference in some kinds from run-to-run nondeterminism."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    builds = sorted((root / "builds").glob("*/data.bin"))
+    first = IndexedDataset(str(builds[0].with_suffix("")))
+    out: dict[str, Any] = {}
+    for path in builds[1:]:
+        other = IndexedDataset(str(path.with_suffix("")))
+        differing = [i for i in range(min(len(first), len(other))) if not np.array_equal(first[i], other[i])]
+        kinds: dict[str, int] = {}
+        for i in differing:
+            kind = rows[i // clips_per_video]["path"].split("-", 1)[1].split(".")[0] if i // clips_per_video < len(rows) else "?"
+            kinds[kind] = kinds.get(kind, 0) + 1
+        out[path.parent.name] = {"against": builds[0].parent.name, "documents": len(other), "differing": len(differing),
+                                 "by_kind": kinds, "first": differing[:10]}
+        print(f"# {path.parent.name} vs {builds[0].parent.name}: {len(differing)} of {len(other)} documents differ "
+              f"{kinds}; first {differing[:10]}", flush=True)
+    return out
 
 
 def _start_s3(shards: list[Path]):
