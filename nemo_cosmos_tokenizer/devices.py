@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["default_dtype", "resolve_device", "resolve_dtype"]
+__all__ = ["default_dtype", "deterministic_kernels", "resolve_device", "resolve_dtype"]
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -33,3 +33,27 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 def default_dtype(device: torch.device) -> torch.dtype:
     """bfloat16 on CUDA (the models' training precision), float32 elsewhere."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def deterministic_kernels() -> dict[str, bool]:
+    """Choose GPU kernels without timing them, process-wide: the same inputs then give the same bits in every
+    process on the same GPU model and software stack.
+
+    Why: with ``cudnn.benchmark`` (which :func:`nemo_cosmos_tokenizer.fast.optimize` turns on) each process times
+    cuDNN's algorithms and keeps the fastest, and Inductor times kernel configurations on first use; two processes can
+    pick differently and round bf16 differently (measured on an H100: 32 of 256 documents differed between two
+    processes encoding the same clips, see BENCHMARKS.md). This turns cuDNN's benchmarking off (its heuristics choose),
+    asks cuDNN for deterministic algorithms, and sets Inductor's ``deterministic`` mode (no on-device benchmarking)
+    where this torch has it. Returns what was set.
+    """
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    applied = {"cudnn.benchmark": False, "cudnn.deterministic": True}
+    try:
+        import torch._inductor.config as inductor_config
+    except ImportError:  # a torch without Inductor: nothing is compiled
+        return applied
+    if hasattr(inductor_config, "deterministic"):
+        inductor_config.deterministic = True
+        applied["inductor.deterministic"] = True
+    return applied

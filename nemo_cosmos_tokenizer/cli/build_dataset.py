@@ -141,6 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", dest="fast", action="store_true", default=argparse.SUPPRESS,
                         help="encode with the fast path (compiled on CUDA, checked against eager on the first batch; "
                         "its bf16 tokens differ slightly from eager ones, so it changes the config hash)")
+    parser.add_argument("--deterministic", dest="deterministic", action="store_true", default=argparse.SUPPRESS,
+                        help="choose GPU kernels without timing them (no cudnn.benchmark, no Inductor autotuning), so "
+                        "every process gives the same tokens for the same clips; changes the config hash")
     parser.add_argument("--nvidia-folders", dest="nvidia_folders", action="store_true", default=argparse.SUPPRESS,
                         help="with --layout cosmos_ar: also write <prefix>/<k>/.bin+.idx, the folders NVIDIA's "
                         "post-training scripts read")
@@ -158,7 +161,7 @@ def config_from_args(args: argparse.Namespace):
     from ..data.build import load_build_config
 
     overrides = {dest: getattr(args, dest) for _, dest, _ in _OPTIONS if hasattr(args, dest)}
-    for dest in ("local_files_only", "progress", "fast", "nvidia_folders"):
+    for dest in ("local_files_only", "progress", "fast", "deterministic", "nvidia_folders"):
         if hasattr(args, dest):
             overrides[dest] = getattr(args, dest)
     if getattr(args, "demo", False):

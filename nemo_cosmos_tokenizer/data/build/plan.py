@@ -112,7 +112,8 @@ class BuildContext:
             "video_tokenizer": self.video_tokenizer.describe(),
             "frames": self.frames_description(),
             "encoding": {"dtype": str(self.video_tokenizer.dtype).removeprefix("torch."), "batch_size": self.config.batch_size,
-                         **({"fast": True} if self.config.fast else {})},
+                         **({"fast": True} if self.config.fast else {}),
+                         **({"deterministic": True} if self.config.deterministic else {})},
         }
 def prepare_build(
     config: BuildConfig,
@@ -153,8 +154,12 @@ def prepare_build(
                 f"{video_tokenizer.device}; use --device cuda or --video-backend pyav"
             )
         require_nvdec()
+    if config.deterministic:
+        from ...devices import deterministic_kernels
+
+        log.info("deterministic kernels: %s", deterministic_kernels())  # before anything is compiled or timed
     if config.fast:
-        video_tokenizer.use_fast()  # takes the weight checksum first
+        video_tokenizer.use_fast(cudnn_benchmark=not config.deterministic)  # takes the weight checksum first
     if cosmos_ar:
         if not video_tokenizer.config.is_video:
             raise ValueError(f"layout cosmos_ar needs a discrete video tokenizer (DV), got {video_tokenizer.name}; "
@@ -191,7 +196,8 @@ def prepare_build(
             {"dtype": str(video_tokenizer.dtype), "batch_size": config.batch_size,
              # only when not the default, so the hashes of builds made before this option stay valid
              **({"temporal_mode": config.temporal_mode} if config.temporal_mode != "windows" else {}),
-             **({"fast": True} if config.fast else {})}
+             **({"fast": True} if config.fast else {}),
+             **({"deterministic": True} if config.deterministic else {})}
         ),
         "chunking": sha256_json({"chunk_size": config.chunk_size}),
     }

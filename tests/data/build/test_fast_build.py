@@ -62,3 +62,32 @@ def test_fast_build_whole_mode_streams_on_cpu(inputs):
     assert fast.is_fast and fast.inference.network.use_fast, [r.message for r in fast.inference.network.reports]
     assert summary.written_samples == plain.written_samples > 0
     assert (summary.clips, summary.tokens) == (plain.clips, plain.tokens)
+
+
+def test_deterministic_build_turns_kernel_timing_off(inputs, monkeypatch):
+    """``deterministic=True`` (``--deterministic``): cuDNN benchmarking off and deterministic, Inductor's deterministic
+    mode where torch has it, the fast path told not to turn benchmarking back on; the same tokens as without it (on
+    the CPU nothing is timed) and ``deterministic`` in the config hash."""
+    import torch
+
+    # the flags are process-wide: restore them for the other tests of this worker
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    inductor_config = pytest.importorskip("torch._inductor.config")
+    if hasattr(inductor_config, "deterministic"):
+        monkeypatch.setattr(inductor_config, "deterministic", False)
+
+    plain = run_build(_config(inputs, "plain_fast", fast=True), video_tokenizer=load_video_tokenizer(inputs[3], "cpu", "float32"),
+                      env=DistEnv())
+    fast = load_video_tokenizer(inputs[3], "cpu", "float32")
+    summary = run_build(_config(inputs, "deterministic", fast=True, deterministic=True), video_tokenizer=fast,
+                        env=DistEnv())
+    assert torch.backends.cudnn.benchmark is False and torch.backends.cudnn.deterministic is True
+    assert getattr(inductor_config, "deterministic", False) is hasattr(inductor_config, "deterministic")
+    assert fast.inference.network.options.cudnn_benchmark is False
+    for suffix in (".bin", ".idx"):
+        assert Path(f"{summary.output_prefix}{suffix}").read_bytes() == Path(f"{plain.output_prefix}{suffix}").read_bytes()
+    sidecar = json.loads(Path(f"{summary.output_prefix}.json").read_text())
+    other = json.loads(Path(f"{plain.output_prefix}.json").read_text())
+    assert sidecar["encoding"]["deterministic"] is True and "deterministic" not in other["encoding"]
+    assert sidecar["config_hash"] != other["config_hash"]
