@@ -12,13 +12,17 @@ local files, from local tar shards and from tar shards on a local S3 server (mot
 3. Times the encoder alone on GPU-resident ``--resolution`` windows, then ``build(fast=True, video_backend="nvdec")``
    for each input: ``files`` (the mp4 files + a JSONL manifest), ``tar`` (local shards) and ``s3`` (the same shards
    from the S3 server); every build resizes to ``--resolution`` (crop) on the GPU. All builds must write
-   byte-identical shards (digests printed).
+   byte-identical shards (digests printed; when they differ, the differing documents by source kind). An input
+   named twice (``files,tar,files``) is built twice. Across processes, compare with ``--deterministic``: on an H100
+   two processes' builds differed without it (BENCHMARKS.md).
 
 Needs, beyond the ``[data]`` extra: ``[nvdec]`` (PyNvVideoCodec), ``[cloud]`` (fsspec, s3fs) and ``moto[server]``.
 
 Example (one H100, 16 cores; ~4 minutes)::
 
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e
+    # reproducibility across processes: run twice (the sources are reused), compare the printed digests
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs files,tar --deterministic --log-level INFO
     # CPU dry run of the plumbing: tiny model, small sources, PyAV instead of NVDEC
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-dry --device cpu --dtype float32 --channels 8 \\
         --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --num-frames 9 \\
@@ -146,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--make-procs", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     p.add_argument("--out", default=None)
+    p.add_argument("--deterministic", action="store_true",
+                   help="kernels chosen without timing (BuildConfig.deterministic): check builds of separate processes agree")
     p.add_argument("--log-level", default="WARNING", help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(name)s: %(message)s")
@@ -165,13 +171,18 @@ def main(argv: list[str] | None = None) -> int:
           f"(written in {src['seconds']:.1f} s)", flush=True)
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    torch.backends.cudnn.benchmark = True
+    if args.deterministic:
+        from nemo_cosmos_tokenizer.devices import deterministic_kernels
+
+        print(f"# deterministic kernels: {deterministic_kernels()}", flush=True)
+    else:
+        torch.backends.cudnn.benchmark = True
     config = nct.get_config(args.model)
     if args.channels:
         config = config.replace(channels=args.channels)
     torch.manual_seed(0)
     vt = wrap_network(nct.build_tokenizer(config), args.model, device=device, dtype=dtype, parts=("encoder",))
-    vt.use_fast(compile=not args.no_compile)
+    vt.use_fast(compile=not args.no_compile, cudnn_benchmark=not args.deterministic)
     height, width = args.resolution
     clips = np.random.default_rng(0).integers(0, 256, size=(args.batch, args.num_frames, height, width, 3), dtype=np.uint8)
     t0 = time.perf_counter()
@@ -207,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                               tokenizer=args.model, video_backend=args.backend, num_frames=args.num_frames,
                               clips_per_video=args.clips_per_video, resolution=[height, width], device=str(device),
                               dtype=args.dtype, batch_size=args.batch, num_workers=args.workers, chunk_size=100000,
-                              progress=False, fast=True, storage_options=options)
+                              progress=False, fast=True, storage_options=options, deterministic=args.deterministic)
             sync()
             summary = run_build(cfg, video_tokenizer=vt, env=DistEnv())
             sync()
