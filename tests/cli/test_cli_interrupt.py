@@ -33,15 +33,18 @@ def test_ctrl_c_keeps_chunks_and_the_same_command_resumes(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
-    (line,) = [x for x in err.splitlines() if x.startswith("interrupted")]
-    assert "complete chunk(s) are kept" in line and "run the same command again to resume" in line
+    lines = [x for x in err.splitlines() if x.startswith("interrupted")]
+    assert len(lines) == 1, err[-3000:]
+    line = lines[0]
+    assert "complete chunk(s) are kept" in line and "run the same command again to resume" in line, line
     kept = sorted(p.name for p in Path(f"{prefix}.chunks").glob("chunk-*.json"))
-    assert 1 <= len(kept) < 3 and f"{len(kept)} complete chunk(s)" in line
+    assert 1 <= len(kept) < 3 and f"{len(kept)} complete chunk(s)" in line, (kept, line)
     assert not Path(f"{prefix}.bin").exists()  # no merged output from an interrupted build
 
     # The same command (in-process here, to save a start-up) resumes: finished chunks are not redone ...
     assert build_dataset.main(args) == 0
-    assert not list(Path(f"{prefix}.chunks").glob("*.tmp-*"))
+    leftovers = sorted(p.name for p in Path(f"{prefix}.chunks").glob("*.tmp-*"))
+    assert not leftovers, leftovers
     # ... and the result is byte-identical to an uninterrupted build of the same inputs.
     inputs = Path(f"{prefix}.demo-inputs")
     fresh = tmp_path / "fresh" / "tokens"
@@ -49,4 +52,10 @@ def test_ctrl_c_keeps_chunks_and_the_same_command_resumes(tmp_path):
                                str(inputs / "text_tokenizer.model"),
                                "--output-prefix", str(fresh), *args[3:]]) == 0
     for suffix in (".bin", ".idx"):
-        assert Path(f"{prefix}{suffix}").read_bytes() == Path(f"{fresh}{suffix}").read_bytes()
+        resumed, whole = Path(f"{prefix}{suffix}").read_bytes(), Path(f"{fresh}{suffix}").read_bytes()
+        assert resumed == whole, (suffix, len(resumed), len(whole), _first_difference(resumed, whole))
+
+
+def _first_difference(a: bytes, b: bytes) -> int | None:
+    """Offset of the first differing byte (a failure message: which document, not just 'different')."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None if len(a) == len(b) else min(len(a), len(b)))
