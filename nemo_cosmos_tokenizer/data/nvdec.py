@@ -161,7 +161,9 @@ class NvdecReader:
         self._decode_slots = threading.BoundedSemaphore(min(self.threads, MAX_CONCURRENT_DECODES))
         self.consumer_stream = torch.cuda.current_stream(self.device) if self.cuda else None
         self._local = threading.local()
-        self.counts = {"nvdec": 0, "cpu": 0}
+        self.counts = {"nvdec": 0, "cpu": 0, "decoders_created": 0, "decoders_reconfigured": 0}
+        """Samples decoded on the GPU / read on the CPU, and how often a thread's decoder was made anew versus pointed
+        at the next file (a new decoder costs a session start; mixed codecs and sizes force them)."""
         self.refused: dict[str, str] = {}
         """Files NVDEC failed on (read on the CPU instead), with the error."""
         self._count_lock = threading.Lock()
@@ -249,6 +251,7 @@ class NvdecReader:
         if decoder is not None:
             try:
                 decoder.reconfigure_decoder(path)
+                self._count("decoders_reconfigured")
                 return decoder
             except Exception:  # another codec or a larger size than it was made for: a fresh decoder
                 self._local.decoder = None
@@ -260,6 +263,7 @@ class NvdecReader:
             cuda_stream=self._stream().cuda_stream if self.cuda else 0,
         )
         self._local.decoder = decoder
+        self._count("decoders_created")
         return decoder
 
     # ------------------------------------------------------------------ many samples
@@ -275,9 +279,11 @@ class NvdecReader:
             while pending:
                 yield pending.popleft().result()
         log.info(
-            "nvdec: %d samples decoded on the GPU, %d read on the CPU (%d refused by NVDEC%s)",
+            "nvdec: %d samples decoded on the GPU, %d read on the CPU (%d refused by NVDEC%s); decoders: %d created, "
+            "%d reconfigured for the next file",
             self.counts["nvdec"], self.counts["cpu"], len(self.refused),
             f", e.g. {next(iter(self.refused))}" if self.refused else "",
+            self.counts["decoders_created"], self.counts["decoders_reconfigured"],
         )
 
 

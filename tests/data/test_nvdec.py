@@ -53,6 +53,12 @@ def test_reader_gives_the_pyav_backend_samples(media_dir, size, caplog):
     with caplog.at_level("INFO", logger="nemo_cosmos_tokenizer.data.nvdec"):
         got = list(reader.iter_samples(samples))
     assert f"{reader.counts['nvdec']} samples decoded on the GPU, {reader.counts['cpu']} read on the CPU" in caplog.text
+    # each sample decoded on the stand-in made its thread's decoder (at most one per thread: the stand-in reconfigures
+    # to anything) or reconfigured it; a refused one may have done either before failing
+    created, reconfigured = reader.counts["decoders_created"], reader.counts["decoders_reconfigured"]
+    assert 1 <= created <= 3
+    assert reader.counts["nvdec"] <= created + reconfigured <= reader.counts["nvdec"] + len(reader.refused)
+    assert f"decoders: {created} created, {reconfigured} reconfigured" in caplog.text
     assert [item.sample.index for item in got] == [s.index for s in samples]
     for sample, item in zip(samples, got):
         want = read_sample(sample, spec, "pyav")
