@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".ogv"}
@@ -186,19 +186,28 @@ class Manifest:
         return len(self.samples)
 
 
+def iter_jsonl_objects(lines: Iterable[str], name: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """``(object, "name:line")`` of each non-blank JSONL line; a line that is not a JSON object is a
+    :class:`ManifestError` naming it."""
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{lineno}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{where}: not valid JSON ({err.msg})") from err
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{where}: each line must be a JSON object, got {type(entry).__name__}")
+        yield entry, where
+
+
 def _read_jsonl(path: Path) -> Manifest:
     samples: list[Sample] = []
     digest = hashlib.sha256()
     base = path.parent.resolve()
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ManifestError(f"{where}: not valid JSON ({err.msg})") from err
+        for entry, where in iter_jsonl_objects(f, str(path)):
             sample, canonical = _sample_from_entry(entry, len(samples), base, where)
             samples.append(sample)
             digest.update(canonical.encode("utf-8") + b"\n")

@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from ..manifest import ManifestError, Sample, _sample_from_entry
+from ..manifest import ManifestError, Sample, _sample_from_entry, iter_jsonl_objects
 from .storage import Storage, parent
 
 TABLE_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
@@ -151,17 +151,7 @@ def iter_table_rows(url: str, kind: str, storage: Storage, columns: Columns) -> 
     """``(row, where)`` of a table, streamed in file order (``where``: ``file:line`` or ``file:row``)."""
     if kind == "jsonl":
         with storage.open(url) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{url}:{lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ManifestError(f"{where}: not valid JSON ({err.msg})") from err
-                if not isinstance(row, dict):
-                    raise ManifestError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
-                yield row, where
+            yield from iter_jsonl_objects(f, url)
     elif kind == "csv":
         delimiter = "\t" if url.lower().endswith(".tsv") else ","
         with storage.open(url) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
