@@ -121,6 +121,19 @@ def test_segment_lists_must_match(tmp_path):
         list(iter_table_samples(str(path), "jsonl", Storage(), Columns()))
 
 
+@pytest.mark.parametrize(("line", "match"), [("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object")])
+def test_bad_jsonl_lines_name_their_line_in_both_readers(tmp_path, line, match):
+    """read_manifest and the table source read JSONL with the same helper: the same message, file and line."""
+    from nemo_cosmos_tokenizer.data.manifest import read_manifest
+
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"path": "a.mp4", "text": "fine"}\n\n' + line + "\n")
+    for read in (lambda: read_manifest(path), lambda: list(iter_table_samples(str(path), "jsonl", Storage(), Columns()))):
+        with pytest.raises(ManifestError, match=match) as info:
+            read()
+        assert f"{path}:3" in str(info.value)  # the blank line 2 is counted, not read
+
+
 def test_plan_reads_chunks_alone_and_is_reused(tmp_path):
     manifest = tmp_path / "m.jsonl"
     rows = [{"path": f"v{i}.mp4", "text": f"caption {i}"} for i in range(23)]
