@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..hub.sources import describe_accepted
+from ._logging import setup_logging
 from .main import add_debug_argument, run_parsed
 
 HELP = "build a Megatron dataset of caption + video tokens from videos and captions"
@@ -142,8 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="encode with the fast path (compiled on CUDA, checked against eager on the first batch; "
                         "its bf16 tokens differ slightly from eager ones, so it changes the config hash)")
     parser.add_argument("--deterministic", dest="deterministic", action="store_true", default=argparse.SUPPRESS,
-                        help="choose GPU kernels without timing them (no cudnn.benchmark, no Inductor autotuning), so "
-                        "every process gives the same tokens for the same clips; changes the config hash")
+                        help="choose GPU kernels without timing them (no cudnn.benchmark, no Inductor autotuning), meant to "
+                        "give every process the same tokens for the same clips (not yet verified on a GPU; see "
+                        "the README's Determinism); changes the config hash")
     parser.add_argument("--nvidia-folders", dest="nvidia_folders", action="store_true", default=argparse.SUPPRESS,
                         help="with --layout cosmos_ar: also write <prefix>/<k>/.bin+.idx, the folders NVIDIA's "
                         "post-training scripts read")
@@ -178,9 +178,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("megatron").setLevel(logging.WARNING)  # one INFO line per shard read
-    warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
+    setup_logging(level)
 
 
 def _yaml_settings(path: str | None) -> dict[str, Any]:

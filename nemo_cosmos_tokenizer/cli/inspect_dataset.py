@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Sequence
 
+from ._logging import setup_logging
 from .main import add_debug_argument, run_parsed
 
 HELP = "print a dataset document (decode it back to video) or the Megatron flags the dataset needs"
@@ -69,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
                          "give the prefix build-dataset wrote, without .bin/.idx")
     from ..data.reader import VideoTokenDataset, inspect_document
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("megatron").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
+    setup_logging("WARNING", "%(levelname)s %(name)s: %(message)s")
     from ..megatron.settings import megatron_settings
 
     try:

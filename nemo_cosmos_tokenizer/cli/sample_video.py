@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-import warnings
 from typing import Sequence
+
+from ._logging import setup_logging
 
 __all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main"]
 
@@ -53,9 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..megatron.sampling import sample_videos
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("megatron").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
+    setup_logging("INFO")
     try:
         result = sample_videos(
             args.run_dir, args.caption, args.output, num_samples=args.num_samples, grid_shape=args.grid,

@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 import typing
-import warnings
 from typing import Sequence
+
+from ._logging import setup_logging
 
 __all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main"]
 
@@ -83,9 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..megatron.train import load_train_config, train
 
-    logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("megatron").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex are not installed.*")
+    setup_logging(args.log_level)
     try:
         config = load_train_config(args.config, {name: getattr(args, name) for name, _ in _fields()})
         summary = train(config)
