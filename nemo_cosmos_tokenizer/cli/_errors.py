@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from ..interrupts import catch_interrupts
+
 __all__ = [
     "DEBUG_ENV",
     "EXIT_ERROR",
@@ -115,12 +117,14 @@ def guarded(work: Callable[[], int], *, debug: bool = False,
 
     if debug_enabled(debug):
         try:
-            return int(work() or 0)
+            with catch_interrupts():
+                return int(work() or 0)
         except KeyboardInterrupt:
             _print("interrupted", *([on_interrupt()] if on_interrupt else []))
             raise
     try:
-        return int(work() or 0)
+        with catch_interrupts():  # a Ctrl-C that lands in a __del__ is honoured at the next sample
+            return int(work() or 0)
     except KeyboardInterrupt:
         _print("interrupted (Ctrl-C)" + (f": {on_interrupt()}" if on_interrupt else ""))
         return EXIT_INTERRUPTED

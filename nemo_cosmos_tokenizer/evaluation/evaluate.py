@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..interrupts import raise_if_interrupted
 from .config import EvalConfig, ReconstructionConfig
 from .scoring import VideoResult, VideoScorer
 from .tokens import TokenCounter
@@ -174,6 +175,7 @@ def evaluate_videos(
     names = _unique_names(inputs)
     bar = _progress(list(zip(inputs, names)), progress, "video")
     for path, name in bar:
+        raise_if_interrupted()  # a Ctrl-C swallowed in a reader's __del__ stops here, between videos
         path = str(path)
         bar.set_postfix_str(name[-40:], refresh=False)
         try:

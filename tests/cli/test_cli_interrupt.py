@@ -56,6 +56,21 @@ def test_ctrl_c_keeps_chunks_and_the_same_command_resumes(tmp_path):
         assert resumed == whole, (suffix, len(resumed), len(whole), _first_difference(resumed, whole))
 
 
+def test_ctrl_c_swallowed_inside_a_del_still_stops_the_build(tmp_path):
+    """SIGINT during a ``__del__`` (Python prints "Exception ignored" and goes on) must still stop the build."""
+    prefix = tmp_path / "demo" / "tokens"
+    args = ["--demo", "--output-prefix", str(prefix), "--resolution", "32", "--num-frames", "9", "--chunk-size", "2",
+            "--no-progress", "--log-level", "WARNING"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NCT_TEST_SIGINT_IN_DEL_AT": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("NCT_DEBUG", None)
+    proc = subprocess.run([sys.executable, str(HERE / "slow_build.py"), *args], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert "Exception ignored" in proc.stderr, proc.stderr[-3000:]  # the interrupt was swallowed where it landed ...
+    assert proc.returncode == 130, proc.stderr[-3000:]  # ... and honoured at the next document
+    assert [x for x in proc.stderr.splitlines() if x.startswith("interrupted")], proc.stderr[-3000:]
+    assert not Path(f"{prefix}.bin").exists()
+
+
 def _first_difference(a: bytes, b: bytes) -> int | None:
     """Offset of the first differing byte (a failure message: which document, not just 'different')."""
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None if len(a) == len(b) else min(len(a), len(b)))

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ...interrupts import raise_if_interrupted
 from ..cosmos_ar import encode_unit_range
 from ..manifest import Sample
 from ..video import ClipSpec, SampleClips, read_sample
@@ -143,6 +144,7 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
     items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers,
                           context.video_tokenizer.device, context.read_sample, config.storage())
     for item in items:
+        raise_if_interrupted()  # a Ctrl-C the runtime swallowed (in a reader's __del__) stops the chunk here
         if item.failure is not None:
             failures.append(_failure_entry(item))
             log.debug("skip %s: %s (%s)", item.sample.id, item.failure.reason, item.failure.message)
@@ -163,6 +165,7 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
             docs = 0
             for c in range(clip_counts[sample.index]):
                 for doc in layout.encode_clip(text, sample.text, encoder.grids[(sample.index, c)]):
+                    raise_if_interrupted()
                     writer.add_document(doc)
                     docs += 1
             written.append({"index": sample.index, "id": sample.id, "clips": clip_counts[sample.index], "documents": docs})
