@@ -26,8 +26,10 @@ Example (one H100, 16 cores; ~4 minutes)::
     # CPU dry run of the plumbing: tiny model, small sources, PyAV instead of NVDEC
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-dry --device cpu --dtype float32 --channels 8 \\
         --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --num-frames 9 \\
-        --clips-per-video 1 \\
+        --clips-per-video 1 --inputs files,tar --stages \\
         --resolution 64 64 --batch 2 --no-compile --scale 0.25
+    # where the time goes (GPU): reader alone and NVDEC alone per source kind, before the builds
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs tar --stages --log-level INFO
 """
 
 from __future__ import annotations
@@ -152,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     p.add_argument("--deterministic", action="store_true",
                    help="kernels chosen without timing (BuildConfig.deterministic): check builds of separate processes agree")
+    p.add_argument("--stages", action="store_true",
+                   help="before the builds, time the reader alone (decode + convert + resize, no encoder) and, with "
+                        "--backend nvdec, NVDEC decode alone (NV12 surfaces, no conversion), per source kind")
     p.add_argument("--log-level", default="WARNING", help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(name)s: %(message)s")
@@ -197,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
 
     server = None
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if args.stages:
+        results["stages"] = time_stages(root, src["rows"], vt, args, device, sync)
     try:
         kinds = [k for k in args.inputs.split(",") if k]
         for n, kind in enumerate(kinds):
@@ -248,6 +255,78 @@ def main(argv: list[str] | None = None) -> int:
         Path(out).write_text(json.dumps(results, indent=1, default=str))
         print(f"# wrote {out}")
     return 0
+
+
+def _source_pixels(path: str, scale: float) -> int:
+    """Pixels of one frame of a source written by :func:`make_sources` (its kind is in its name)."""
+    h, w = KINDS[Path(path).stem.split("-", 1)[1]][1:]
+    return max(16, int(h * scale) // 2 * 2) * max(16, int(w * scale) // 2 * 2)
+
+
+def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sync) -> list[dict[str, Any]]:
+    """Where a build's time goes, per source kind, on the mp4 files: the builder's reader alone (``read``: decode,
+    NV12->RGB, rotate, resize to ``--resolution``; clips left on the GPU, no encoder) and, for ``--backend nvdec``,
+    NVDEC alone (``decode``: every planned frame as NV12 surfaces, one fresh decoder per file, as many files in
+    flight as the reader allows). Frames/s of source frames and their pixel rate (Gpx/s), the number that decides
+    whether NVDEC can feed the encoder: at ``r`` encoder frames/s a build needs ``r`` x the sources' pixels per
+    frame."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nemo_cosmos_tokenizer.data.build.chunk import _iter_samples
+    from nemo_cosmos_tokenizer.data.manifest import read_manifest
+    from nemo_cosmos_tokenizer.data.video import ClipSpec
+
+    height, width = args.resolution
+    spec = ClipSpec(num_frames=args.num_frames, clips_per_video=args.clips_per_video, height=height, width=width,
+                    resize_mode="crop", temporal_compression=vt.temporal_compression,
+                    spatial_compression=vt.spatial_compression)
+    samples = read_manifest(root / "videos" / "captions.jsonl").samples
+    by_kind: dict[str, list] = {}
+    for sample, row in zip(samples, rows):
+        by_kind.setdefault(Path(row["path"]).stem.split("-", 1)[1], []).append(sample)
+    by_kind["all"] = list(samples)
+    out = []
+    for kind, group in by_kind.items():
+        pixels = 0
+        sync()
+        t0 = time.perf_counter()
+        frames = 0
+        for item in _iter_samples(group, spec, args.backend, args.workers, device):
+            if item.failure is not None:
+                raise SystemExit(f"--stages: {item.sample.path} failed: {item.failure}")
+            n = sum(len(plan) for plan in item.frame_indices)
+            frames += n
+            pixels += n * _source_pixels(item.sample.path, args.scale)
+        sync()
+        read_s = time.perf_counter() - t0
+        row = {"kind": kind, "samples": len(group), "frames": frames, "read_fps": frames / read_s,
+               "read_gpx_s": pixels / read_s / 1e9}
+        if args.backend == "nvdec":
+            from nemo_cosmos_tokenizer.data.nvdec import MAX_CONCURRENT_DECODES, require_nvdec
+
+            nvc = require_nvdec()
+            wanted = list(range(min(args.frames, args.num_frames * args.clips_per_video)))  # what the plans take
+
+            def decode(path: str) -> tuple[int, int]:
+                stream = torch.cuda.Stream(device)
+                decoder = nvc.SimpleDecoder(path, gpu_id=device.index or 0, use_device_memory=True,
+                                            output_color_type=nvc.OutputColorType.NATIVE, cuda_stream=stream.cuda_stream)
+                surfaces = decoder.get_batch_frames_by_index(wanted)
+                stream.synchronize()
+                return len(surfaces), len(surfaces) * _source_pixels(path, args.scale)
+
+            sync()
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(min(args.workers, MAX_CONCURRENT_DECODES)) as pool:
+                decoded, decoded_pixels = np.sum(list(pool.map(decode, [s.path for s in group])), axis=0)
+            decode_s = time.perf_counter() - t0
+            row.update(decode_fps=float(decoded) / decode_s, decode_gpx_s=float(decoded_pixels) / decode_s / 1e9)
+        out.append(row)
+        print(f"stage {kind:8s} {len(group):4d} samples: reader {row['read_fps']:8.1f} frames/s "
+              f"({row['read_gpx_s']:.2f} Gpx/s of sources)"
+              + (f", NVDEC alone {row['decode_fps']:8.1f} frames/s ({row['decode_gpx_s']:.2f} Gpx/s)"
+                 if "decode_fps" in row else ""), flush=True)
+    return out
 
 
 def _differing_documents(root: Path, rows: list[dict], clips_per_video: int) -> dict[str, Any]:
