@@ -32,7 +32,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -65,6 +65,11 @@ DEFAULT_THREADS = 8
 #: frames/s of 720p H.264 with 4, 2.2k with 8, 1.4k with 16), while the CPU side of a sample (PyAV open and frame
 #: count) wants more threads; so threads probe freely and take turns at the decoder.
 MAX_CONCURRENT_DECODES = 4
+#: Decoders a thread keeps, one per (codec, coded width, coded height), least recently used dropped first. A corpus
+#: that mixes kinds (1080p, 4K, HEVC, portrait) then points the decoder made for a kind at the next file of that
+#: kind (``reconfigure_decoder``, what one-kind corpora always did) instead of making a new one whenever the codec or
+#: size changes. Memory: a decoder holds its surfaces (a few hundred MB at 4K), so 8 threads x 4 stay within GBs.
+DECODERS_PER_THREAD = 4
 
 
 def require_nvdec():
@@ -229,7 +234,7 @@ class NvdecReader:
     def _decode(self, path: str, indices: np.ndarray, info: StreamInfo) -> torch.Tensor:
         """uint8 ``[len(indices), H, W, 3]`` on the GPU for source frame ``indices`` (any order, repeats)."""
         wanted = sorted(set(int(i) for i in indices))
-        decoder = self._decoder(path)
+        decoder = self._decoder(path, info)
         surfaces = decoder.get_batch_frames_by_index(wanted)
         if len(surfaces) != len(wanted):
             raise RuntimeError(f"NVDEC returned {len(surfaces)} of {len(wanted)} frames")
@@ -245,16 +250,23 @@ class NvdecReader:
             order = torch.tensor([position[int(i)] for i in indices], device=rgb.device)
             return rgb.index_select(0, order)
 
-    def _decoder(self, path: str):
-        """This thread's decoder, pointed at ``path`` (reconfigured when it exists, made on first use)."""
-        nvc, decoder = self.nvc, getattr(self._local, "decoder", None)
+    def _decoder(self, path: str, info: StreamInfo):
+        """This thread's decoder for ``info``'s codec and size, pointed at ``path``: one kept from an earlier file of
+        that kind and reconfigured, else a new one (the least recently used of :data:`DECODERS_PER_THREAD` goes)."""
+        nvc = self.nvc
+        decoders: OrderedDict | None = getattr(self._local, "decoders", None)
+        if decoders is None:
+            decoders = self._local.decoders = OrderedDict()
+        key = (info.codec, info.width, info.height)
+        decoder = decoders.pop(key, None)
         if decoder is not None:
             try:
                 decoder.reconfigure_decoder(path)
+                decoders[key] = decoder  # now the most recently used
                 self._count("decoders_reconfigured")
                 return decoder
-            except Exception:  # another codec or a larger size than it was made for: a fresh decoder
-                self._local.decoder = None
+            except Exception:  # noqa: BLE001 - a stream the kept decoder does not take: a fresh one below
+                del decoder
         decoder = nvc.SimpleDecoder(
             path,
             gpu_id=self.device.index if self.cuda else 0,
@@ -262,7 +274,9 @@ class NvdecReader:
             output_color_type=nvc.OutputColorType.NATIVE,
             cuda_stream=self._stream().cuda_stream if self.cuda else 0,
         )
-        self._local.decoder = decoder
+        decoders[key] = decoder
+        while len(decoders) > DECODERS_PER_THREAD:
+            decoders.popitem(last=False)  # freed with its surfaces; this thread's stream is synchronised after use
         self._count("decoders_created")
         return decoder
 

@@ -53,10 +53,11 @@ def test_reader_gives_the_pyav_backend_samples(media_dir, size, caplog):
     with caplog.at_level("INFO", logger="nemo_cosmos_tokenizer.data.nvdec"):
         got = list(reader.iter_samples(samples))
     assert f"{reader.counts['nvdec']} samples decoded on the GPU, {reader.counts['cpu']} read on the CPU" in caplog.text
-    # each sample decoded on the stand-in made its thread's decoder (at most one per thread: the stand-in reconfigures
-    # to anything) or reconfigured it; a refused one may have done either before failing
+    # each sample decoded on the stand-in made a decoder for its codec and size in its thread or reconfigured the one
+    # kept for them; a refused one may have done either before failing
     created, reconfigured = reader.counts["decoders_created"], reader.counts["decoders_reconfigured"]
-    assert 1 <= created <= 3
+    kinds = {_decoder_key(item.sample) for item in got if item.backend == "nvdec"}
+    assert 1 <= created <= 3 * (len(kinds) + len(reader.refused))
     assert reader.counts["nvdec"] <= created + reconfigured <= reader.counts["nvdec"] + len(reader.refused)
     assert f"decoders: {created} created, {reconfigured} reconfigured" in caplog.text
     assert [item.sample.index for item in got] == [s.index for s in samples]
@@ -75,6 +76,31 @@ def test_reader_gives_the_pyav_backend_samples(media_dir, size, caplog):
     by_id = {item.sample.id: item.backend for item in got}
     assert by_id["keyboard_rot90_3frames.mov"] == "nvdec" and by_id["cockatoo_av1.mp4"] == "nvdec"
     assert by_id["pancake_hevc_main10.mp4"] == "pyav" and by_id["dog_odd_638x359.webm"] == "pyav"
+
+
+def _decoder_key(sample) -> tuple[str, int, int]:
+    info = probe_stream(str(sample.path))
+    return info.codec, info.width, info.height
+
+
+def test_a_thread_keeps_a_decoder_per_codec_and_size(media_dir, monkeypatch):
+    """Alternating kinds (as in a mixed corpus) reuse the decoder made for each kind; beyond DECODERS_PER_THREAD
+    kinds the least recently used one is dropped and made again when its kind comes back."""
+    from nemo_cosmos_tokenizer.data import nvdec
+
+    samples = {s.id: s for s in read_manifest(media_dir / "captions.jsonl").samples}
+    a, b = samples["keyboard_rot90_3frames.mov"], samples["cockatoo_av1.mp4"]
+    assert _decoder_key(a) != _decoder_key(b)
+    spec = ClipSpec(num_frames=1, height=32, width=32, temporal_compression=8, spatial_compression=2)
+    reader = NvdecReader(spec, "cpu", threads=1, decoder_module=FAKE_NVC)
+    got = list(reader.iter_samples([a, b, a, b, a]))
+    assert [g.backend for g in got] == ["nvdec"] * 5
+    assert (reader.counts["decoders_created"], reader.counts["decoders_reconfigured"]) == (2, 3)
+
+    monkeypatch.setattr(nvdec, "DECODERS_PER_THREAD", 1)  # room for one kind: every change of kind makes a decoder
+    reader = NvdecReader(spec, "cpu", threads=1, decoder_module=FAKE_NVC)
+    list(reader.iter_samples([a, b, a, a]))
+    assert (reader.counts["decoders_created"], reader.counts["decoders_reconfigured"]) == (3, 1)
 
 
 def test_probe_names_what_nvdec_cannot_take(media_dir):
