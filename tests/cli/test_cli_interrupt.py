@@ -16,12 +16,19 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
-def test_ctrl_c_keeps_chunks_and_the_same_command_resumes(tmp_path):
-    prefix = tmp_path / "demo" / "tokens"
+def _demo_build(prefix: Path, **test_env: str) -> tuple[list[str], dict[str, str]]:
+    """The demo build's arguments (chunks of 2 samples) and the environment of ``slow_build.py`` with
+    ``test_env`` (its NCT_TEST_* hooks)."""
     args = ["--demo", "--output-prefix", str(prefix), "--resolution", "32", "--num-frames", "9", "--chunk-size", "2",
             "--no-progress", "--log-level", "WARNING"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NCT_TEST_DOCUMENT_SECONDS": "1.5", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **test_env}
     env.pop("NCT_DEBUG", None)
+    return args, env
+
+
+def test_ctrl_c_keeps_chunks_and_the_same_command_resumes(tmp_path):
+    prefix = tmp_path / "demo" / "tokens"
+    args, env = _demo_build(prefix, NCT_TEST_DOCUMENT_SECONDS="1.5")
     proc = subprocess.Popen([sys.executable, str(HERE / "slow_build.py"), *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     first_chunk = Path(f"{prefix}.chunks") / "chunk-000000.json"  # a chunk's record is written last
@@ -59,10 +66,7 @@ def test_ctrl_c_keeps_chunks_and_the_same_command_resumes(tmp_path):
 def test_ctrl_c_swallowed_inside_a_del_still_stops_the_build(tmp_path):
     """SIGINT during a ``__del__`` (Python prints "Exception ignored" and goes on) must still stop the build."""
     prefix = tmp_path / "demo" / "tokens"
-    args = ["--demo", "--output-prefix", str(prefix), "--resolution", "32", "--num-frames", "9", "--chunk-size", "2",
-            "--no-progress", "--log-level", "WARNING"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NCT_TEST_SIGINT_IN_DEL_AT": "1", "HF_HUB_OFFLINE": "1"}
-    env.pop("NCT_DEBUG", None)
+    args, env = _demo_build(prefix, NCT_TEST_SIGINT_IN_DEL_AT="1")
     proc = subprocess.run([sys.executable, str(HERE / "slow_build.py"), *args], env=env, capture_output=True,
                           text=True, timeout=240)
     assert "Exception ignored" in proc.stderr, proc.stderr[-3000:]  # the interrupt was swallowed where it landed ...
