@@ -26,10 +26,12 @@ Example (one H100, 16 cores; ~4 minutes)::
     # CPU dry run of the plumbing: tiny model, small sources, PyAV instead of NVDEC
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-dry --device cpu --dtype float32 --channels 8 \\
         --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --num-frames 9 \\
-        --clips-per-video 1 --inputs files,tar --stages \\
+        --clips-per-video 1 --inputs files,tar --stages --diagnose \\
         --resolution 64 64 --batch 2 --no-compile --scale 0.25
     # where the time goes (GPU): reader alone and NVDEC alone per source kind, before the builds
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs tar --stages --log-level INFO
+    # where differences between processes come from (GPU): reader twice, encoder twice and shifted by one position
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs files --diagnose
 """
 
 from __future__ import annotations
@@ -157,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", action="store_true",
                    help="before the builds, time the reader alone (decode + convert + resize, no encoder) and, with "
                         "--backend nvdec, NVDEC decode alone (NV12 surfaces, no conversion), per source kind")
+    p.add_argument("--diagnose", action="store_true",
+                   help="before the builds, read samples twice and encode one batch twice and shifted by one position, "
+                        "comparing bits: where a difference between builds comes from")
     p.add_argument("--log-level", default="WARNING", help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(name)s: %(message)s")
@@ -204,10 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if args.stages:
         results["stages"] = time_stages(root, src["rows"], vt, args, device, sync)
+    if args.diagnose:
+        results["diagnose"] = diagnose_determinism(root, vt, args, device)
     try:
         kinds = [k for k in args.inputs.split(",") if k]
-        for n, kind in enumerate(kinds):
-            name = kind if kind not in kinds[:n] else f"{kind}-{kinds[:n].count(kind) + 1}"
+        for kind in kinds:
+            # A fresh folder per build, also across runs with the same --dir (a finished build would only be resumed,
+            # in no time); the digests and differing documents then compare every build ever made there.
+            name = next(c for c in (kind, *(f"{kind}-{k}" for k in range(2, 10_000))) if not (root / "builds" / c).exists())
             options: dict[str, Any] = {}
             if kind == "files":
                 source = str(src["manifest"])
@@ -263,6 +272,52 @@ def _source_pixels(path: str, scale: float) -> int:
     return max(16, int(h * scale) // 2 * 2) * max(16, int(w * scale) // 2 * 2)
 
 
+def _clip_spec(vt, args):
+    """The ClipSpec the builds use (BuildConfig's defaults, this script's frames, clips and resolution)."""
+    from nemo_cosmos_tokenizer.data.video import ClipSpec
+
+    height, width = args.resolution
+    return ClipSpec(num_frames=args.num_frames, clips_per_video=args.clips_per_video, height=height, width=width,
+                    resize_mode="crop", temporal_compression=vt.temporal_compression,
+                    spatial_compression=vt.spatial_compression)
+
+
+def diagnose_determinism(root: Path, vt, args, device: torch.device) -> dict[str, Any]:
+    """Tell apart the causes of builds that differ between runs (run 9: the last window of every batch of 8):
+    (1) the reader: the first ``4 x --batch`` samples read twice, clips compared bit for bit (a decode or
+    conversion race would show here); (2) the encoder: one batch of real clips encoded twice, and once rotated by
+    one position, so each clip is encoded at another batch position (a result that depends on the position, or on
+    the run, shows here)."""
+    from nemo_cosmos_tokenizer.data.build.chunk import _iter_samples
+    from nemo_cosmos_tokenizer.data.manifest import read_manifest
+
+    spec = _clip_spec(vt, args)
+    samples = read_manifest(root / "videos" / "captions.jsonl").samples[: 4 * args.batch]
+    first, second = (list(_iter_samples(samples, spec, args.backend, args.workers, device)) for _ in range(2))
+    reader_diffs = []
+    for a, b in zip(first, second):
+        for c, (x, y) in enumerate(zip(a.clips, b.clips)):
+            x, y = torch.as_tensor(x).cpu(), torch.as_tensor(y).cpu()  # [T, H, W, 3] uint8
+            if not torch.equal(x, y):
+                frames = (x != y).flatten(1).any(1).nonzero().flatten().tolist()
+                reader_diffs.append({"sample": a.sample.index, "clip": c, "frames": frames})
+    clips = [clip for item in first for clip in item.clips][: args.batch]
+    base = vt.encode_on_device(clips).cpu()  # [B, T', H', W']
+    again = vt.encode_on_device(clips).cpu()
+    rotated = vt.encode_on_device(clips[1:] + clips[:1]).cpu()  # clip i at position i - 1
+    n = len(clips)
+    rerun_diffs = [i for i in range(n) if not torch.equal(base[i], again[i])]
+    position_diffs = {i: int((base[i] != rotated[(i - 1) % n]).sum()) for i in range(n)
+                      if not torch.equal(base[i], rotated[(i - 1) % n])}
+    out = {"reader_samples": len(samples), "reader_differing_clips": reader_diffs,
+           "encoder_rerun_differing_positions": rerun_diffs,
+           "encoder_moved_differing_tokens_by_clip": position_diffs}
+    print(f"# diagnose: reader twice over {len(samples)} samples: {len(reader_diffs)} clips differ "
+          f"{reader_diffs[:5]}; encoder, same batch twice: positions {rerun_diffs} differ; each clip moved one batch "
+          f"position: differing tokens by clip {position_diffs}", flush=True)
+    return out
+
+
 def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sync) -> list[dict[str, Any]]:
     """Where a build's time goes, per source kind, on the mp4 files: the builder's reader alone (``read``: decode,
     NV12->RGB, rotate, resize to ``--resolution``; clips left on the GPU, no encoder) and, for ``--backend nvdec``,
@@ -274,12 +329,8 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
 
     from nemo_cosmos_tokenizer.data.build.chunk import _iter_samples
     from nemo_cosmos_tokenizer.data.manifest import read_manifest
-    from nemo_cosmos_tokenizer.data.video import ClipSpec
 
-    height, width = args.resolution
-    spec = ClipSpec(num_frames=args.num_frames, clips_per_video=args.clips_per_video, height=height, width=width,
-                    resize_mode="crop", temporal_compression=vt.temporal_compression,
-                    spatial_compression=vt.spatial_compression)
+    spec = _clip_spec(vt, args)
     samples = read_manifest(root / "videos" / "captions.jsonl").samples
     by_kind: dict[str, list] = {}
     for sample, row in zip(samples, rows):
@@ -344,10 +395,20 @@ def _differing_documents(root: Path, rows: list[dict], clips_per_video: int) -> 
         for i in differing:
             kind = rows[i // clips_per_video]["path"].split("-", 1)[1].split(".")[0] if i // clips_per_video < len(rows) else "?"
             kinds[kind] = kinds.get(kind, 0) + 1
+        # Where in a document the tokens differ (as a fraction of its length: the video grid is in T, H, W order, so
+        # a difference confined to the end is one in the last latent frames) and how many.
+        where = []
+        for i in differing[:32]:
+            a, b = np.asarray(first[i]), np.asarray(other[i])
+            pos = np.flatnonzero(a != b) if len(a) == len(b) else np.arange(min(len(a), len(b)))
+            where.append({"document": i, "tokens": int(len(pos)), "length": int(len(a)),
+                          "first": round(float(pos[0]) / len(a), 3) if len(pos) else None,
+                          "last": round(float(pos[-1]) / len(a), 3) if len(pos) else None})
         out[path.parent.name] = {"against": builds[0].parent.name, "documents": len(other), "differing": len(differing),
-                                 "by_kind": kinds, "first": differing[:10]}
+                                 "by_kind": kinds, "first": differing[:10], "where": where}
         print(f"# {path.parent.name} vs {builds[0].parent.name}: {len(differing)} of {len(other)} documents differ "
-              f"{kinds}; first {differing[:10]}", flush=True)
+              f"{kinds}; first {differing[:10]}; where (document, tokens, first/last as a fraction of its length): "
+              f"{[(w['document'], w['tokens'], w['first'], w['last']) for w in where[:8]]}", flush=True)
     return out
 
 
