@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     p.add_argument("--deterministic", action="store_true",
                    help="kernels chosen without timing (BuildConfig.deterministic): check builds of separate processes agree")
+    p.add_argument("--decode-slots", type=int, default=None,
+                   help="NVDEC decodes in flight at once (the reader's MAX_CONCURRENT_DECODES, 4; an H100 has 7 NVDEC "
+                        "engines, and 4 was measured best on 720p sources only)")
     p.add_argument("--stages", action="store_true",
                    help="before the builds, time the reader alone (decode + convert + resize, no encoder) and, with "
                         "--backend nvdec, NVDEC decode alone (NV12 surfaces, no conversion), per source kind")
@@ -173,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     from nemo_cosmos_tokenizer.distributed import DistEnv
 
     require_megatron()
+    if args.decode_slots:
+        from nemo_cosmos_tokenizer.data import nvdec
+
+        nvdec.MAX_CONCURRENT_DECODES = args.decode_slots  # read by every NvdecReader made after this
     root = Path(args.dir)
     counts = {"1080p": args.num_1080p, "4k": args.num_4k, "hevc": args.num_hevc, "portrait": args.num_portrait}
     src = make_sources(root, counts, args.frames, args.scale, args.per_shard, args.make_procs)
@@ -353,9 +360,9 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
         row = {"kind": kind, "samples": len(group), "frames": frames, "read_fps": frames / read_s,
                "read_gpx_s": pixels / read_s / 1e9}
         if args.backend == "nvdec":
-            from nemo_cosmos_tokenizer.data.nvdec import MAX_CONCURRENT_DECODES, require_nvdec
+            from nemo_cosmos_tokenizer.data import nvdec
 
-            nvc = require_nvdec()
+            nvc = nvdec.require_nvdec()
             wanted = list(range(min(args.frames, args.num_frames * args.clips_per_video)))  # what the plans take
 
             def decode(path: str) -> tuple[int, int]:
@@ -368,7 +375,7 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
 
             sync()
             t0 = time.perf_counter()
-            with ThreadPoolExecutor(min(args.workers, MAX_CONCURRENT_DECODES)) as pool:
+            with ThreadPoolExecutor(min(args.workers, nvdec.MAX_CONCURRENT_DECODES)) as pool:
                 decoded, decoded_pixels = np.sum(list(pool.map(decode, [s.path for s in group])), axis=0)
             decode_s = time.perf_counter() - t0
             row.update(decode_fps=float(decoded) / decode_s, decode_gpx_s=float(decoded_pixels) / decode_s / 1e9)
