@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deterministic", action="store_true",
                    help="kernels chosen without timing (BuildConfig.deterministic): check builds of separate processes agree")
     p.add_argument("--decode-slots", type=int, default=None,
-                   help="NVDEC decodes in flight at once (the reader's MAX_CONCURRENT_DECODES, 4; an H100 has 7 NVDEC "
+                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 4; an H100 has 7 NVDEC "
                         "engines, and 4 was measured best on 720p sources only)")
     p.add_argument("--stages", action="store_true",
                    help="before the builds, time the reader alone (decode + convert + resize, no encoder) and, with "
@@ -176,10 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     from nemo_cosmos_tokenizer.distributed import DistEnv
 
     require_megatron()
-    if args.decode_slots:
-        from nemo_cosmos_tokenizer.data import nvdec
-
-        nvdec.MAX_CONCURRENT_DECODES = args.decode_slots  # read by every NvdecReader made after this
     root = Path(args.dir)
     counts = {"1080p": args.num_1080p, "4k": args.num_4k, "hevc": args.num_hevc, "portrait": args.num_portrait}
     src = make_sources(root, counts, args.frames, args.scale, args.per_shard, args.make_procs)
@@ -241,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                               tokenizer=args.model, video_backend=args.backend, num_frames=args.num_frames,
                               clips_per_video=args.clips_per_video, resolution=[height, width], device=str(device),
                               dtype=args.dtype, batch_size=args.batch, num_workers=args.workers, chunk_size=100000,
-                              progress=False, fast=True, storage_options=options, deterministic=args.deterministic)
+                              progress=False, fast=True, storage_options=options, deterministic=args.deterministic,
+                              **({"nvdec_decodes": args.decode_slots} if args.decode_slots else {}))
             sync()
             summary = run_build(cfg, video_tokenizer=vt, env=DistEnv())
             sync()
@@ -300,7 +297,7 @@ def diagnose_determinism(root: Path, vt, args, device: torch.device) -> dict[str
 
     spec = _clip_spec(vt, args)
     samples = read_manifest(root / "videos" / "captions.jsonl").samples[: 4 * args.batch]
-    first, second = (list(_iter_samples(samples, spec, args.backend, args.workers, device)) for _ in range(2))
+    first, second = (list(_iter_samples(samples, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots)) for _ in range(2))
     reader_diffs = []
     for a, b in zip(first, second):
         for c, (x, y) in enumerate(zip(a.clips, b.clips)):
@@ -349,7 +346,7 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
         sync()
         t0 = time.perf_counter()
         frames = 0
-        for item in _iter_samples(group, spec, args.backend, args.workers, device):
+        for item in _iter_samples(group, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots):
             if item.failure is not None:
                 raise SystemExit(f"--stages: {item.sample.path} failed: {item.failure}")
             n = sum(len(plan) for plan in item.frame_indices)
@@ -375,7 +372,7 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
 
             sync()
             t0 = time.perf_counter()
-            with ThreadPoolExecutor(min(args.workers, nvdec.MAX_CONCURRENT_DECODES)) as pool:
+            with ThreadPoolExecutor(min(args.workers, args.decode_slots or nvdec.MAX_CONCURRENT_DECODES)) as pool:
                 decoded, decoded_pixels = np.sum(list(pool.map(decode, [s.path for s in group])), axis=0)
             decode_s = time.perf_counter() - t0
             row.update(decode_fps=float(decoded) / decode_s, decode_gpx_s=float(decoded_pixels) / decode_s / 1e9)

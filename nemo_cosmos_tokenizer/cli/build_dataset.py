@@ -123,6 +123,8 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--temporal-mode", "temporal_mode", dict(choices=("windows", "whole"), help="windows (default): each clip in "
      "one encoder call; whole: each clip streamed as one causal sequence in bounded memory (long --num-frames)")),
     ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0); nvdec: decoder threads (default 8)")),
+    ("--nvdec-decodes", "nvdec_decodes", dict(type=int, metavar="N", help="nvdec: NVDEC decodes in flight at once "
+     "(default 4, best on an H100; fewer on GPUs with fewer decode engines)")),
     ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512)")),
 )
 

@@ -148,7 +148,7 @@ class NvdecReader:
 
     def __init__(
         self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None,
-        storage=None,
+        storage=None, max_decodes: int | None = None,
     ) -> None:
         device = torch.device(device)
         if device.type != "cuda" and decoder_module is None:
@@ -163,7 +163,9 @@ class NvdecReader:
             device = torch.device("cuda", torch.cuda.current_device())
         self.device = device
         self.threads = max(1, threads)
-        self._decode_slots = threading.BoundedSemaphore(min(self.threads, MAX_CONCURRENT_DECODES))
+        self.max_decodes = min(self.threads, max_decodes or MAX_CONCURRENT_DECODES)
+        """NVDEC decodes in flight at once (``max_decodes``, default :data:`MAX_CONCURRENT_DECODES`)."""
+        self._decode_slots = threading.BoundedSemaphore(self.max_decodes)
         self.consumer_stream = torch.cuda.current_stream(self.device) if self.cuda else None
         self._local = threading.local()
         self.counts = {"nvdec": 0, "cpu": 0, "decoders_created": 0, "decoders_reconfigured": 0}

@@ -103,6 +103,35 @@ def test_a_thread_keeps_a_decoder_per_codec_and_size(media_dir, monkeypatch):
     assert (reader.counts["decoders_created"], reader.counts["decoders_reconfigured"]) == (3, 1)
 
 
+def test_decodes_in_flight_are_capped(media_dir):
+    """``max_decodes`` (BuildConfig.nvdec_decodes) bounds the NVDEC calls running at once, whatever the threads."""
+    import threading
+    import time
+
+    running, most, lock = [0], [0], threading.Lock()
+
+    class SlowDecoder(_FakeSimpleDecoder):
+        def get_batch_frames_by_index(self, indices):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.05)  # long enough for the other threads to try to decode meanwhile
+            with lock:
+                running[0] -= 1
+            return super().get_batch_frames_by_index(indices)
+
+    nvc = types.SimpleNamespace(SimpleDecoder=SlowDecoder, OutputColorType=FAKE_NVC.OutputColorType)
+    samples = {s.id: s for s in read_manifest(media_dir / "captions.jsonl").samples}
+    group = [samples["keyboard_rot90_3frames.mov"]] * 8
+    spec = ClipSpec(num_frames=1, height=32, width=32, temporal_compression=8, spatial_compression=2)
+    reader = NvdecReader(spec, "cpu", threads=6, decoder_module=nvc, max_decodes=2)
+    assert reader.max_decodes == 2
+    assert [item.backend for item in reader.iter_samples(group)] == ["nvdec"] * 8
+    assert 1 <= most[0] <= 2
+    assert NvdecReader(spec, "cpu", threads=6, decoder_module=nvc).max_decodes == 4  # the default
+    assert NvdecReader(spec, "cpu", threads=3, decoder_module=nvc, max_decodes=8).max_decodes == 3  # threads bound it
+
+
 def test_probe_names_what_nvdec_cannot_take(media_dir):
     def problem(name):
         return probe_stream(str(media_dir / name)).nvdec_problem()

@@ -62,12 +62,13 @@ class _SampleReader:
 
 def _iter_samples(
     samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device,
-    read: Callable = read_sample, storage=None,
+    read: Callable = read_sample, storage=None, nvdec_decodes: int | None = None,
 ) -> Iterator[SampleClips]:
     if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
         from ..nvdec import DEFAULT_THREADS, NvdecReader
 
-        return NvdecReader(spec, device, num_workers or DEFAULT_THREADS, storage=storage).iter_samples(samples)
+        return NvdecReader(spec, device, num_workers or DEFAULT_THREADS, storage=storage,
+                           max_decodes=nvdec_decodes).iter_samples(samples)
     reader = _SampleReader(samples, spec, backend, read, storage)
     if num_workers == 0:
         return (reader[i] for i in range(len(reader)))
@@ -142,7 +143,7 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
     items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers,
-                          context.video_tokenizer.device, context.read_sample, config.storage())
+                          context.video_tokenizer.device, context.read_sample, config.storage(), config.nvdec_decodes)
     for item in items:
         raise_if_interrupted()  # a Ctrl-C the runtime swallowed (in a reader's __del__) stops the chunk here
         if item.failure is not None:
