@@ -51,17 +51,38 @@ def materialized(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: b
     per_chunk = max(1, max_score_bytes // row_bytes)  # query rows per chunk, over all [G, L] rows
     outs = []
     if per_chunk >= length:  # whole frames per chunk
-        frames = max(1, per_chunk // length)
+        frames = _even_chunk(g, max(1, per_chunk // length))
         for i in range(0, g, frames):
             outs.append(_attend(q3[i:i + frames], k3[i:i + frames], v3[i:i + frames], scale, fp16_logits))
         out = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]
     else:  # row chunks of one frame at a time
+        per_chunk = _even_chunk(length, per_chunk)
         for i in range(g):
             rows = [_attend(q3[i:i + 1, r:r + per_chunk], k3[i:i + 1], v3[i:i + 1], scale, fp16_logits)
                     for r in range(0, length, per_chunk)]
             outs.append(torch.cat(rows, dim=1))
         out = torch.cat(outs, dim=0)
     return out.reshape(b, h, length, d)
+
+
+def _even_chunk(total: int, most: int) -> int:
+    """A chunk size of at most ``most`` that cuts ``total`` into equal chunks where that costs at most twice the
+    chunks: the largest divisor of ``total`` from ``most / 2`` to ``most``, else ``ceil(total / n)`` for the fewest
+    chunks ``n`` (the last one smaller).
+
+    Why: chunks of ``most`` leave a smaller last chunk, a GEMM of another shape, which can run another kernel with
+    other rounding; then a window's tokens depend on its place in the batch. A batch of 8 windows of 3 latent frames
+    (24 frames, 20 per chunk) put the batch's last window alone with one frame of the window before it in a GEMM of
+    4 - and on an H100 exactly the last window of every batch differed between processes (BENCHMARKS.md, run 9).
+    Equal chunks (2 x 12 there) give every frame the same GEMM shape.
+    """
+    if most >= total:
+        return total
+    for divisor in range(most, (most + 1) // 2 - 1, -1):
+        if total % divisor == 0:
+            return divisor
+    n = -(-total // most)
+    return -(-total // n)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,

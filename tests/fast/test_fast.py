@@ -91,6 +91,27 @@ def test_materialized_attention_matches_sdpa(length: int, causal: bool) -> None:
         torch.testing.assert_close(out, ref, atol=reorder_atol(ref, fan_in=max(length, 16), layers=2), rtol=0)
 
 
+def test_attention_chunks_are_equal_so_no_window_depends_on_its_batch_position(monkeypatch) -> None:
+    """24 frames (a batch of 8 windows of 3 latent frames) at a budget of 20 frames per chunk run as 2 GEMMs of 12,
+    not 20 + 4: every frame goes through the same shape (run 9 on an H100: the last window of every batch differed
+    between processes). Row chunks of one frame are evened out the same way."""
+    from nemo_cosmos_tokenizer.fast import attention
+
+    shapes: list[tuple[int, ...]] = []
+    real = attention._attend
+    monkeypatch.setattr(attention, "_attend", lambda q, *rest: shapes.append(tuple(q.shape[:2])) or real(q, *rest))
+    length = 1100
+    q, k, v = (torch.randn(8, 3, length, 16, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    out = attention.materialized(q, k, v, False, max_score_bytes=4 * length * length * 20)  # 20 frames fit
+    assert shapes == [(12, length)] * 2
+    ref = sdpa(q, k, v, False)
+    torch.testing.assert_close(out, ref, atol=reorder_atol(ref, fan_in=length, layers=2), rtol=0)  # as above
+    shapes.clear()
+    attention.materialized(q[:1, :1], k[:1, :1], v[:1, :1], False, max_score_bytes=4 * length * 500)  # 500 rows fit
+    assert shapes == [(1, 275)] * 4  # not 500 + 500 + 100: 275 is the largest divisor of 1100 from 250 to 500
+    assert (attention._even_chunk(24, 20), attention._even_chunk(16, 20), attention._even_chunk(7, 3)) == (12, 16, 3)
+
+
 def test_fp16_logits_only_for_bf16_on_cuda() -> None:
     """The float16-logits variant of the materialized attention is a CUDA-bf16 path; elsewhere it is the float32
     one, bit for bit."""
