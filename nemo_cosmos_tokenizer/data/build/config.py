@@ -159,8 +159,9 @@ class BuildConfig:
     deterministic: bool = False
     """Choose GPU kernels without timing them (:func:`nemo_cosmos_tokenizer.devices.deterministic_kernels`), so every
     process encodes the same clips to the same tokens on the same GPU model and software stack, whatever rank runs a
-    chunk. Off by default: on an H100 the fast path's timed kernel choices made some bf16 tokens differ between
-    processes; the cost of turning the timing off is not measured yet. Part of the config hash."""
+    chunk. Off by default: on an H100 some bf16 tokens of the fast path differed between processes, kernel timing
+    being one suspected cause; whether this removes the differences, and its cost, are not measured yet. Part of the
+    config hash."""
 
     chunk_size: int = 512
     """Samples per chunk shard (the unit of resume and of distribution)."""
