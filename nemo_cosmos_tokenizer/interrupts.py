@@ -1,11 +1,13 @@
 """Ctrl-C that is not lost.
 
 Python turns SIGINT into ``KeyboardInterrupt`` wherever the main thread happens to be. When that is inside a
-``__del__`` (decord's ``VideoReader`` frees its native handle there), a weakref callback or a garbage-collector
-run, the exception cannot propagate: Python prints "Exception ignored in ..." and the program carries on, so a
-build the user stopped would run to its end. :func:`catch_interrupts` installs a SIGINT handler that also records
-the request, and long loops call :func:`raise_if_interrupted` at safe points (between samples, between documents),
-which raises the interrupt the runtime swallowed.
+``__del__`` (decord's ``VideoReader`` frees its native handle there), the exception cannot propagate: Python prints
+"Exception ignored in ..." with a traceback and the program carries on, so a build the user stopped would run to
+its end (it happened in CI). :func:`catch_interrupts` installs a SIGINT handler that records every request and
+raises ``KeyboardInterrupt`` at once, as Python's own does, except inside a ``__del__``, where it only records it;
+long loops call :func:`raise_if_interrupted` at safe points (between samples, between documents), which raises a
+recorded request. Weakref and garbage-collector callbacks swallow exceptions too; the record covers them as well
+(they then print Python's "Exception ignored" lines, but the program still stops).
 
 Library code only calls :func:`raise_if_interrupted`; without :func:`catch_interrupts` around it (a user's own
 program with its own handler) it does nothing.
@@ -25,7 +27,18 @@ _requested = threading.Event()
 
 def _on_sigint(signum, frame) -> None:
     _requested.set()
-    raise KeyboardInterrupt  # at once where that works; raise_if_interrupted() where the runtime swallows it
+    if _inside_finalizer(frame):
+        return  # raised there it would be swallowed, with a traceback on stderr; raise_if_interrupted() raises it
+    raise KeyboardInterrupt
+
+
+def _inside_finalizer(frame, most: int = 200) -> bool:
+    """Whether ``frame`` or one of its callers is a ``__del__`` (where an exception does not propagate)."""
+    while frame is not None and most > 0:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame, most = frame.f_back, most - 1
+    return False
 
 
 @contextmanager
