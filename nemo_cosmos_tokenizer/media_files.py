@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .inference.tokenizers import CausalVideoTokenizer, ImageTokenizer, _CosmosInference
+from .interrupts import raise_if_interrupted
 from .media_writing import write_image, write_video
 
 __all__ = [
@@ -310,6 +311,7 @@ def process_files(
     used: set[Path] = set()
     bar = tqdm(paths, unit="file", disable=(None if progress is None else not progress), dynamic_ncols=True)
     for path in bar:
+        raise_if_interrupted()  # a Ctrl-C swallowed in a reader's __del__ stops here, between files
         bar.set_postfix_str(os.path.basename(path)[-40:], refresh=False)
         try:
             report.written[path] = work(path, _used=used, **kwargs)
