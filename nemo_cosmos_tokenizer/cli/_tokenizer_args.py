@@ -56,7 +56,8 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
 #: What resolve_dtype accepts (checked here without importing torch).
 _DTYPE_NAMES = {"auto", "bfloat16", "bf16", "float16", "fp16", "half", "float32", "fp32", "float", "float64", "fp64",
                 "double"}
-_FAMILY_WORDS = {"video": ("CV", "DV", "reconstruct-videos / encode"), "image": ("CI", "DI", "reconstruct-images / encode")}
+#: The tokenizer families a video / image command takes.
+_FAMILIES = {"video": ("CV", "DV"), "image": ("CI", "DI")}
 
 
 def check_tokenizer_args(args: argparse.Namespace, family: str | None):
@@ -71,8 +72,7 @@ def check_tokenizer_args(args: argparse.Namespace, family: str | None):
 
     source = resolve_tokenizer_source(args.tokenizer)
     if family is not None and source.family is not None:
-        video_families, image_families = _FAMILY_WORDS["video"][:2], _FAMILY_WORDS["image"][:2]
-        allowed = video_families if family == "video" else image_families
+        allowed = _FAMILIES[family]
         if source.family not in allowed:
             other = "reconstruct-images" if family == "video" else "reconstruct-videos"
             raise UsageError(f"{source.value} is a {source.family} ({'image' if family == 'video' else 'video'}) "

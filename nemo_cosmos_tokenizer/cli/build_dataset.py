@@ -179,10 +179,6 @@ def config_from_args(args: argparse.Namespace):
     return load_build_config(args.config, overrides)
 
 
-def _setup_logging(level: str) -> None:
-    setup_logging(level)
-
-
 def _yaml_settings(path: str | None) -> dict[str, Any]:
     """The ``--config`` file's top-level mapping, read without the data pipeline (for the early checks)."""
     if not path:
@@ -249,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.layout import LayoutError
     from ..data.manifest import ManifestError
 
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level)
     try:
         config = config_from_args(args)
         summary = run_build(config, merge=not args.no_merge)  # one process, or every rank under torchrun/srun

@@ -105,9 +105,9 @@ def resolve_tokenizer_source(text: str | os.PathLike) -> TokenizerSource:
     looks_like_path = raw.startswith((".", "/", "~")) or "\\" in raw or raw.endswith((".jit", ".safetensors", ".json"))
     if looks_like_path:
         raise UnknownTokenizerError(f"no such tokenizer file or folder: {raw}")
-    if raw.count("/") == 1 and not raw.lower().startswith("nvidia/") and not close_names(raw):
-        return TokenizerSource("hub-repo", raw)
     close = close_names(raw)
+    if raw.count("/") == 1 and not raw.lower().startswith("nvidia/") and not close:
+        return TokenizerSource("hub-repo", raw)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownTokenizerError(f"unknown tokenizer {raw!r}.{hint} Give {describe_accepted()}.")
 

@@ -48,19 +48,15 @@ def load_tokenizer(
         cache_dir / revision / local_files_only: Hugging Face Hub options (released names and Hub repos).
         ema: the EMA weights of the repository's ``ema.jit`` (released names, Hub repos and folders that have one).
     """
+    from ..devices import default_dtype, resolve_device, resolve_dtype
     from ..hub.resolve import CheckpointNotFoundError, WrongFamilyError
-    from .tokenizers import CausalVideoTokenizer, ImageTokenizer, resolve_device, resolve_dtype, tokenizer_class
+    from .tokenizers import CausalVideoTokenizer, ImageTokenizer, tokenizer_class
 
     if not isinstance(source, TokenizerSource):
         source = resolve_tokenizer_source(source)
     needed = _parts_needed(parts)
     dev = resolve_device(None if device in (None, "auto") else device)
-    if dtype in (None, "auto"):
-        import torch
-
-        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    else:
-        dt = resolve_dtype(dtype)
+    dt = default_dtype(dev) if dtype in (None, "auto") else resolve_dtype(dtype)
     wanted = {"video": CausalVideoTokenizer, "image": ImageTokenizer}.get(family or "")
 
     if ema and source.kind in ("builtin", "jit-file"):
