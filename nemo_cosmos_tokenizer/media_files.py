@@ -252,10 +252,12 @@ def encode_file(
     if file_format == "safetensors":
         from safetensors.torch import save_file
 
+        from .hub.convert import chmod_like_open
+
         target = _output_name(path, ".safetensors", used, directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         save_file({key: array}, str(target), metadata=metadata)
-        _chmod_per_umask(target)
+        chmod_like_open(target)
         return [target]
     target = _output_name(path, ".npy", used, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -263,13 +265,6 @@ def encode_file(
     sidecar = target.with_suffix(".json")
     sidecar.write_text(json.dumps({"array": key, **metadata}, indent=1) + "\n", encoding="utf-8")
     return [target, sidecar]
-
-
-def _chmod_per_umask(path: Path) -> None:
-    """Give ``path`` the mode a plain ``open()`` would (0666 less the umask): safetensors writes 0600 files."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 # ---------------------------------------------------------------------------------------------- many files

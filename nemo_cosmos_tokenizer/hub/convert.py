@@ -32,6 +32,7 @@ __all__ = [
     "FORMAT_VERSION",
     "PARTS",
     "StateDictMismatchError",
+    "chmod_like_open",
     "cosmos_key_table",
     "cosmos_state_dict",
     "load_cosmos_state_dict",
@@ -44,6 +45,13 @@ FORMAT_NAME = "nemo-cosmos-tokenizer"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+
+
+def chmod_like_open(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode a plain ``open()`` would (0666 less the umask): safetensors writes 0600 files."""
+    mask = os.umask(0)  # reading the umask means setting it; put it back at once
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def load_jit_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "OrderedDict[str, torch.Tensor]":
@@ -72,9 +80,7 @@ def save_pretrained(model: "CosmosTokenizer", directory: str | os.PathLike) -> P
         "config": model.config.to_dict(),
     }
     save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "layout": "autoencoder.jit"})
-    mask = os.umask(0)  # safetensors writes 0600 files; give the user's umask as a plain open() would
-    os.umask(mask)
-    os.chmod(directory / WEIGHTS_FILE, 0o666 & ~mask)
+    chmod_like_open(directory / WEIGHTS_FILE)
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return directory
 
