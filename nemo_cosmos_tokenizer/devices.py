@@ -41,8 +41,8 @@ def deterministic_kernels() -> dict[str, bool]:
 
     Why: with ``cudnn.benchmark`` (which :func:`nemo_cosmos_tokenizer.fast.optimize` turns on) each process times
     cuDNN's algorithms and keeps the fastest, and Inductor times kernel configurations on first use; two processes can
-    pick differently and round bf16 differently (measured on an H100: 32 of 256 documents differed between two
-    processes encoding the same clips, see BENCHMARKS.md). This turns cuDNN's benchmarking off (its heuristics choose),
+    pick differently and round bf16 differently. On an H100, 32 of 256 documents differed between two processes
+    encoding the same clips (BENCHMARKS.md); this timing is one suspected cause, not yet confirmed. This turns cuDNN's benchmarking off (its heuristics choose),
     asks cuDNN for deterministic algorithms, and sets Inductor's ``deterministic`` mode (no on-device benchmarking)
     where this torch has it. Returns what was set.
     """

@@ -112,9 +112,18 @@ class BuildContext:
             "video_tokenizer": self.video_tokenizer.describe(),
             "frames": self.frames_description(),
             "encoding": {"dtype": str(self.video_tokenizer.dtype).removeprefix("torch."), "batch_size": self.config.batch_size,
-                         **({"fast": True} if self.config.fast else {}),
-                         **({"deterministic": True} if self.config.deterministic else {})},
+                         **encoding_options(self.config)},
         }
+
+
+def encoding_options(config: BuildConfig) -> dict[str, Any]:
+    """The encoding settings beyond dtype and batch size, each only where it is not the default (so the config
+    hashes of builds made before an option existed stay valid): temporal mode, fast path, deterministic kernels."""
+    return {**({"temporal_mode": config.temporal_mode} if config.temporal_mode != "windows" else {}),
+            **({"fast": True} if config.fast else {}),
+            **({"deterministic": True} if config.deterministic else {})}
+
+
 def prepare_build(
     config: BuildConfig,
     *,
@@ -193,11 +202,7 @@ def prepare_build(
         "layout": sha256_json(layout.to_dict()),
         "frames": sha256_json({**dataclasses.asdict(clip_spec), "video_backend": config.video_backend}),
         "encoding": sha256_json(
-            {"dtype": str(video_tokenizer.dtype), "batch_size": config.batch_size,
-             # only when not the default, so the hashes of builds made before this option stay valid
-             **({"temporal_mode": config.temporal_mode} if config.temporal_mode != "windows" else {}),
-             **({"fast": True} if config.fast else {}),
-             **({"deterministic": True} if config.deterministic else {})}
+            {"dtype": str(video_tokenizer.dtype), "batch_size": config.batch_size, **encoding_options(config)}
         ),
         "chunking": sha256_json({"chunk_size": config.chunk_size}),
     }
@@ -228,7 +233,7 @@ _PARTS_EXPLAINED = {
     "text_tokenizer": "the text tokenizer",
     "layout": "the token layout or template",
     "frames": "frame sampling, resolution or video backend",
-    "encoding": "the compute dtype, batch size, temporal mode or --fast",
+    "encoding": "the compute dtype, batch size, temporal mode, --fast or --deterministic",
     "chunking": "the chunk size",
 }
 
