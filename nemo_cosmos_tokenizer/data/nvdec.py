@@ -10,8 +10,9 @@ repeats swscale's arithmetic, so each frame equals PyAV's ``to_ndarray("rgb24")`
 even-sized H.264 / HEVC / AV1 in MP4/MOV and VP9 in MP4 or WebM, in the colour matrices of
 :data:`.yuv.COLOURSPACES` (PyNvVideoCodec's frame indices for H.264 in Matroska were found not to be PyAV's). Every other sample
 (10-bit, 4:2:2/4:4:4, odd sizes, other codecs, images, files NVDEC refuses - on an H100: AV1 and 4:0:0 H.264) is
-read by PyAV on the CPU in the same decode thread: same frames, slower; :attr:`NvdecReader.refused` lists the
-refusals. A rotation is applied on the GPU (exact); a resize to a target size other than
+read by PyAV on the CPU in the same decode thread: same frames, slower. A stream NVDEC should take but fails on
+(:attr:`NvdecReader.refused` lists them) is decoded by PyAV at its own size and resized on the GPU like NVDEC's
+frames, so its tokens are the ones NVDEC would have given. A rotation is applied on the GPU (exact); a resize to a target size other than
 the source's runs on the GPU in float32 (:func:`.video.resize_clip`), which can differ from the CPU's uint8 result
 by one level at a few pixels - the one difference from the ``pyav`` backend (the backend is part of a build's
 config hash, so two backends never mix in one dataset).
@@ -32,7 +33,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -65,11 +66,6 @@ DEFAULT_THREADS = 8
 #: frames/s of 720p H.264 with 4, 2.2k with 8, 1.4k with 16), while the CPU side of a sample (PyAV open and frame
 #: count) wants more threads; so threads probe freely and take turns at the decoder.
 MAX_CONCURRENT_DECODES = 4
-#: Decoders a thread keeps, one per (codec, coded width, coded height), least recently used dropped first. A corpus
-#: that mixes kinds (1080p, 4K, HEVC, portrait) then points the decoder made for a kind at the next file of that
-#: kind (``reconfigure_decoder``, what one-kind corpora always did) instead of making a new one whenever the codec or
-#: size changes. Memory: a decoder holds its surfaces (a few hundred MB at 4K), so 8 threads x 4 stay within GBs.
-DECODERS_PER_THREAD = 4
 
 
 def require_nvdec():
@@ -172,7 +168,7 @@ class NvdecReader:
         """Samples decoded on the GPU / read on the CPU, and how often a thread's decoder was made anew versus pointed
         at the next file (a new decoder costs a session start; mixed codecs and sizes force them)."""
         self.refused: dict[str, str] = {}
-        """Files NVDEC failed on (read on the CPU instead), with the error."""
+        """Samples (by id) NVDEC failed on, with the error: decoded by PyAV instead (counted as read on the CPU)."""
         self._count_lock = threading.Lock()
 
     # ------------------------------------------------------------------ one sample
@@ -196,13 +192,20 @@ class NvdecReader:
         if problem is not None:
             log.debug("%s: %s, decoding on the CPU", sample.path, problem)
             return self._on_cpu(sample)
+        frame_indices = np.concatenate(plans)
+        backend = "nvdec"
         try:
             with self._decode_slots, _decodable_path(media, sample) as path:
-                frames = self._decode(path, np.concatenate(plans), info)  # [N, H, W, 3] on the GPU
-        except Exception as err:  # NVDEC refused the stream: the CPU decoder gets it (and names a real failure)
-            log.debug("nvdec could not decode %s (%s); reading it on the CPU", sample.path, err)
-            self.refused[sample.path] = f"{type(err).__name__}: {err}"
-            return self._on_cpu(sample)
+                frames = self._decode(path, frame_indices, info)  # [N, H, W, 3] on the GPU
+        except Exception as err:  # noqa: BLE001 - NVDEC refused the stream, or failed on it
+            log.debug("nvdec could not decode %s (%s); decoding it with PyAV", sample.id, err)
+            self._drop_decoder()  # a decoder that failed is not trusted with the next file
+            self.refused[sample.id] = f"{type(err).__name__}: {err}"
+            try:
+                frames = self._pyav_frames(source, frame_indices)
+            except Exception:  # noqa: BLE001 - the CPU reader reads it again and names the failure
+                return self._on_cpu(sample)
+            backend = "pyav"
         clips, at = [], 0
         with self._on_stream():
             for plan in plans:
@@ -213,8 +216,8 @@ class NvdecReader:
                 for clip in clips:
                     clip.record_stream(self.consumer_stream)  # freed only after the consumer's work on it
                 self._stream().synchronize()  # the decoder's surfaces are reused by its next call
-        self._count("nvdec")
-        return SampleClips(sample, clips, [p.tolist() for p in plans], backend="nvdec")
+        self._count("nvdec" if backend == "nvdec" else "cpu")
+        return SampleClips(sample, clips, [p.tolist() for p in plans], backend=backend)
 
     def _on_cpu(self, sample: Sample) -> SampleClips:
         self._count("cpu")
@@ -236,7 +239,7 @@ class NvdecReader:
     def _decode(self, path: str, indices: np.ndarray, info: StreamInfo) -> torch.Tensor:
         """uint8 ``[len(indices), H, W, 3]`` on the GPU for source frame ``indices`` (any order, repeats)."""
         wanted = sorted(set(int(i) for i in indices))
-        decoder = self._decoder(path, info)
+        decoder = self._decoder(path)
         surfaces = decoder.get_batch_frames_by_index(wanted)
         if len(surfaces) != len(wanted):
             raise RuntimeError(f"NVDEC returned {len(surfaces)} of {len(wanted)} frames")
@@ -252,23 +255,30 @@ class NvdecReader:
             order = torch.tensor([position[int(i)] for i in indices], device=rgb.device)
             return rgb.index_select(0, order)
 
-    def _decoder(self, path: str, info: StreamInfo):
-        """This thread's decoder for ``info``'s codec and size, pointed at ``path``: one kept from an earlier file of
-        that kind and reconfigured, else a new one (the least recently used of :data:`DECODERS_PER_THREAD` goes)."""
-        nvc = self.nvc
-        decoders: OrderedDict | None = getattr(self._local, "decoders", None)
-        if decoders is None:
-            decoders = self._local.decoders = OrderedDict()
-        key = (info.codec, info.width, info.height)
-        decoder = decoders.pop(key, None)
+    def _pyav_frames(self, source, indices: np.ndarray) -> torch.Tensor:
+        """uint8 ``[len(indices), H, W, 3]`` on this reader's device, decoded by PyAV at the source's size: where NVDEC
+        failed on a stream it takes, PyAV's frames are the ones NVDEC gives (bit for bit), and the resize that
+        follows is the same GPU one, so a sample's tokens do not depend on whether NVDEC failed on it."""
+        frames = torch.from_numpy(source.get_frames(indices.tolist()))  # [N, H, W, 3], rotation applied
+        with self._on_stream():
+            return frames.to(self.device)
+
+    def _decoder(self, path: str):
+        """This thread's decoder, pointed at ``path``: reconfigured when the thread has one, else a new one.
+
+        One decoder per thread, as in every measured run without errors: PyNvVideoCodec's ``reconfigure_decoder``
+        keeps its own cache of decoders for other codecs and sizes. Keeping up to 4 of ours per thread as well (one
+        per codec and size, 8 threads: up to 32 live decoders) was slower on a mixed 1080p/4K/HEVC/portrait corpus
+        and, in two of ten passes, ended in NVDEC errors (``cuvidMapVideoFrame`` error 208, once as an abort inside
+        PyNvVideoCodec): BENCHMARKS.md, run 10."""
+        nvc, decoder = self.nvc, getattr(self._local, "decoder", None)
         if decoder is not None:
             try:
                 decoder.reconfigure_decoder(path)
-                decoders[key] = decoder  # now the most recently used
                 self._count("decoders_reconfigured")
                 return decoder
-            except Exception:  # noqa: BLE001 - a stream the kept decoder does not take: a fresh one below
-                del decoder
+            except Exception:  # noqa: BLE001 - another codec or a larger size than it was made for: a fresh decoder
+                self._drop_decoder()
         decoder = nvc.SimpleDecoder(
             path,
             gpu_id=self.device.index if self.cuda else 0,
@@ -276,11 +286,16 @@ class NvdecReader:
             output_color_type=nvc.OutputColorType.NATIVE,
             cuda_stream=self._stream().cuda_stream if self.cuda else 0,
         )
-        decoders[key] = decoder
-        while len(decoders) > DECODERS_PER_THREAD:
-            decoders.popitem(last=False)  # freed with its surfaces; this thread's stream is synchronised after use
+        self._local.decoder = decoder
         self._count("decoders_created")
         return decoder
+
+    def _drop_decoder(self) -> None:
+        """Forget this thread's decoder (freed with its surfaces once this thread's stream has finished with them)."""
+        if getattr(self._local, "decoder", None) is not None:
+            if self.cuda:
+                self._stream().synchronize()
+            self._local.decoder = None
 
     # ------------------------------------------------------------------ many samples
     def iter_samples(self, samples: Sequence[Sample]) -> Iterator[SampleClips]:
