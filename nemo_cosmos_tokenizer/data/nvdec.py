@@ -12,10 +12,10 @@ even-sized H.264 / HEVC / AV1 in MP4/MOV and VP9 in MP4 or WebM, in the colour m
 (10-bit, 4:2:2/4:4:4, odd sizes, other codecs, images, files NVDEC refuses - on an H100: AV1 and 4:0:0 H.264) is
 read by PyAV on the CPU in the same decode thread: same frames, slower. A stream NVDEC should take but fails on
 (:attr:`NvdecReader.refused` lists them) is decoded by PyAV at its own size and resized on the GPU like NVDEC's
-frames, so its tokens are the ones NVDEC would have given. A rotation is applied on the GPU (exact); a resize to a target size other than
-the source's runs on the GPU in float32 (:func:`.video.resize_clip`), which can differ from the CPU's uint8 result
-by one level at a few pixels - the one difference from the ``pyav`` backend (the backend is part of a build's
-config hash, so two backends never mix in one dataset).
+frames, so its tokens are the ones NVDEC would have given. A rotation is applied on the GPU (exact); a resize to a
+target size other than the source's runs on the GPU in float32 (:func:`.video.resize_clip`), which can differ from
+the CPU's uint8 result by one level at a few pixels - the one difference from the ``pyav`` backend (the backend is
+part of a build's config hash, so two backends never mix in one dataset).
 
 Media held in memory (a tar member, an object read from storage: :mod:`.sources.media`) are probed by PyAV from
 the bytes; PyNvVideoCodec's decoder opens a path, so the bytes of that one sample are written to a temporary file
@@ -266,11 +266,11 @@ class NvdecReader:
     def _decoder(self, path: str):
         """This thread's decoder, pointed at ``path``: reconfigured when the thread has one, else a new one.
 
-        One decoder per thread, as in every measured run without errors: PyNvVideoCodec's ``reconfigure_decoder``
-        keeps its own cache of decoders for other codecs and sizes. Keeping up to 4 of ours per thread as well (one
-        per codec and size, 8 threads: up to 32 live decoders) was slower on a mixed 1080p/4K/HEVC/portrait corpus
-        and, in two of ten passes, ended in NVDEC errors (``cuvidMapVideoFrame`` error 208, once as an abort inside
-        PyNvVideoCodec): BENCHMARKS.md, run 10."""
+        One decoder per thread: PyNvVideoCodec's ``reconfigure_decoder`` keeps its own cache of decoders for other
+        codecs and sizes. Keeping up to 4 of ours per thread as well (one per codec and size; 8 threads made ~30 per
+        build) was no faster on a mixed 1080p/4K/HEVC/portrait corpus, and in 3 of 10 passes on an H100 NVDEC failed
+        (``cuvidMapVideoFrame`` error 208, once as an abort inside PyNvVideoCodec); with one per thread, none in 13
+        (BENCHMARKS.md, runs 9 and 10)."""
         nvc, decoder = self.nvc, getattr(self._local, "decoder", None)
         if decoder is not None:
             try:
