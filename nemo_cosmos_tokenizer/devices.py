@@ -40,11 +40,16 @@ def deterministic_kernels() -> dict[str, bool]:
     process on the same GPU model and software stack.
 
     Why: with ``cudnn.benchmark`` (which :func:`nemo_cosmos_tokenizer.fast.optimize` turns on) each process times
-    cuDNN's algorithms and keeps the fastest, and Inductor times kernel configurations on first use; two processes can
-    pick differently and round bf16 differently. On an H100, 32 of 256 documents differed between two processes
-    encoding the same clips (BENCHMARKS.md); this timing is one suspected cause, not yet confirmed. This turns cuDNN's benchmarking off (its heuristics choose),
-    asks cuDNN for deterministic algorithms, and sets Inductor's ``deterministic`` mode (no on-device benchmarking)
-    where this torch has it. Returns what was set.
+    cuDNN's algorithms and keeps the fastest, and Inductor times kernel configurations on first use; two processes
+    pick differently and round bf16 differently (on an H100, 32 of 256 documents differed between two processes:
+    BENCHMARKS.md, run 9; none in three processes with this set, run 10). This turns cuDNN's benchmarking off (its
+    heuristics choose), asks cuDNN for deterministic algorithms, and sets Inductor's ``deterministic`` mode (no
+    on-device benchmarking) where this torch has it. Returns what was set.
+
+    The other cause of GPU tokens that change with circumstance is per model, not per process: the compiled fast
+    path's rounding depended on how Inductor fused the ops around a value, so a window's tokens changed with its
+    position in the batch; :attr:`.fast.FastOptions.eager_numerics` removes it (``BuildConfig.deterministic`` asks
+    for both).
     """
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True

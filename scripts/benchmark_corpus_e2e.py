@@ -13,8 +13,10 @@ local files, from local tar shards and from tar shards on a local S3 server (mot
    for each input: ``files`` (the mp4 files + a JSONL manifest), ``tar`` (local shards) and ``s3`` (the same shards
    from the S3 server); every build resizes to ``--resolution`` (crop) on the GPU. All builds must write
    byte-identical shards (digests printed; when they differ, the differing documents by source kind). An input
-   named twice (``files,tar,files``) is built twice. Across processes, compare with ``--deterministic``: on an H100
-   two processes' builds differed without it (BENCHMARKS.md).
+   named twice (``files,tar,files``) is built twice. Builds of separate processes agree with the default
+   ``--deterministic``; with ``--no-deterministic`` (kernels timed per process) they differed on an H100
+   (BENCHMARKS.md, runs 9 and 10). ``--fail-nvdec-every K`` makes every K-th NVDEC decode fail: the bytes must not
+   change.
 
 Needs, beyond the ``[data]`` extra: ``[nvdec]`` (PyNvVideoCodec), ``[cloud]`` (fsspec, s3fs) and ``moto[server]``.
 
@@ -22,7 +24,9 @@ Example (one H100, 16 cores; ~4 minutes)::
 
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e
     # reproducibility across processes: run twice (the sources are reused), compare the printed digests
-    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs files,tar --deterministic --log-level INFO
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs files,tar --log-level INFO
+    # NVDEC failures (PyAV decodes those samples): same digests as the builds without failures
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs tar --fail-nvdec-every 5 --log-level INFO
     # CPU dry run of the plumbing: tiny model, small sources, PyAV instead of NVDEC
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-dry --device cpu --dtype float32 --channels 8 \\
         --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --num-frames 9 \\
@@ -154,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--make-procs", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     p.add_argument("--out", default=None)
-    p.add_argument("--deterministic", action="store_true",
-                   help="kernels chosen without timing (BuildConfig.deterministic): check builds of separate processes agree")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="kernels chosen without timing (BuildConfig.deterministic, the default); --no-deterministic "
+                        "times them (cudnn.benchmark, Inductor autotuning), which made builds of separate processes differ")
     p.add_argument("--decode-slots", type=int, default=None,
                    help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 4; an H100 has 7 NVDEC "
                         "engines, and 4 was measured best on 720p sources only)")
@@ -165,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--diagnose", action="store_true",
                    help="before the builds, read samples twice and encode one batch twice and shifted by one position, "
                         "comparing bits: where a difference between builds comes from")
+    p.add_argument("--fail-nvdec-every", type=int, default=0, metavar="K",
+                   help="make every K-th NVDEC decode of the builds fail (fault injection): such samples are decoded by "
+                        "PyAV and resized on the GPU, and the build must still write the same bytes")
     p.add_argument("--log-level", default="WARNING", help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(name)s: %(message)s")
@@ -195,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config.replace(channels=args.channels)
     torch.manual_seed(0)
     vt = wrap_network(nct.build_tokenizer(config), args.model, device=device, dtype=dtype, parts=("encoder",))
-    vt.use_fast(compile=not args.no_compile, cudnn_benchmark=not args.deterministic)
+    vt.use_fast(compile=not args.no_compile, cudnn_benchmark=not args.deterministic, eager_numerics=args.deterministic)
     height, width = args.resolution
     clips = np.random.default_rng(0).integers(0, 256, size=(args.batch, args.num_frames, height, width, 3), dtype=np.uint8)
     t0 = time.perf_counter()
@@ -214,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         results["stages"] = time_stages(root, src["rows"], vt, args, device, sync)
     if args.diagnose:
         results["diagnose"] = diagnose_determinism(root, vt, args, device)
+    if args.fail_nvdec_every:
+        _inject_nvdec_failures(args.fail_nvdec_every)
     try:
         kinds = [k for k in args.inputs.split(",") if k]
         for kind in kinds:
@@ -268,6 +278,26 @@ def main(argv: list[str] | None = None) -> int:
         Path(out).write_text(json.dumps(results, indent=1, default=str))
         print(f"# wrote {out}")
     return 0
+
+
+def _inject_nvdec_failures(every: int) -> None:
+    """Every ``every``-th NVDEC decode from now on raises, as NVDEC did in run 10 (``cuvidMapVideoFrame`` error 208)."""
+    import threading
+
+    from nemo_cosmos_tokenizer.data.nvdec import NvdecReader
+
+    decode, calls, lock = NvdecReader._decode, [0], threading.Lock()
+
+    def failing(self, path, indices, info):
+        with lock:
+            calls[0] += 1
+            fail = calls[0] % every == 0
+        if fail:
+            raise RuntimeError(f"injected NVDEC failure (decode {calls[0]})")
+        return decode(self, path, indices, info)
+
+    NvdecReader._decode = failing
+    print(f"# every {every}th NVDEC decode of the builds fails (injected)", flush=True)
 
 
 def _source_pixels(path: str, scale: float) -> int:

@@ -44,7 +44,11 @@ class FastOptions:
     verify_windows: int = 1
     """Windows (batch entries) compared by the check."""
     eager_numerics: bool = False
-    """Keep the bf16 rounding of every intermediate that eager rounds (Inductor's ``emulate_precision_casts``)."""
+    """Keep the bf16 rounding of every intermediate that eager rounds (Inductor's ``emulate_precision_casts``).
+    Without it a fused kernel keeps some intermediates in float32, and how ops are fused can differ between two
+    parts of one batch: on an H100 the mid-block attention's two frame chunks of a batch of 8 were fused
+    differently, and ~1 % of a window's tokens changed when it moved to the other half of the batch; with it, none
+    did, at ~4 % of encoder speed (BENCHMARKS.md, run 10). Deterministic builds turn it on."""
     cudnn_benchmark: bool = True
     """Turn on ``torch.backends.cudnn.benchmark`` (process-wide) on CUDA."""
 

@@ -63,10 +63,15 @@ def test_yaml_then_flags_override(tmp_path):
     config = build_dataset.config_from_args(args)
     assert (config.input, config.output_prefix, config.layout, config.fps) == ("a.jsonl", "out/x", "emu3", 12.0)
     assert (config.num_frames, config.resolution, config.progress, config.batch_size) == (9, [64, 96], False, 8)
-    assert config.deterministic is False and config.fast is False
+    assert config.deterministic is True and config.fast is False
     flags = build_dataset.config_from_args(build_dataset.build_parser().parse_args(
-        ["--config", str(tmp_path / "c.yaml"), "--fast", "--deterministic"]))
-    assert flags.fast is True and flags.deterministic is True
+        ["--config", str(tmp_path / "c.yaml"), "--fast", "--no-deterministic"]))
+    assert flags.fast is True and flags.deterministic is False
+    (tmp_path / "d.yaml").write_text("input: a.jsonl\noutput_prefix: out/x\ndeterministic: false\n")
+    yaml_off = build_dataset.config_from_args(build_dataset.build_parser().parse_args(["--config", str(tmp_path / "d.yaml")]))
+    back_on = build_dataset.config_from_args(build_dataset.build_parser().parse_args(
+        ["--config", str(tmp_path / "d.yaml"), "--deterministic"]))
+    assert (yaml_off.deterministic, back_on.deterministic) == (False, True)
     with pytest.raises(Exception, match="chunk_size must be >= 1"):
         build_dataset.config_from_args(build_dataset.build_parser().parse_args(["--config", str(tmp_path / "c.yaml"),
                                                                                 "--template", "both", "--chunk-size", "0"]))

@@ -156,11 +156,15 @@ class BuildConfig:
     on the first batch, falling back to it by itself). Its bf16 tokens differ slightly from eager ones, so it is
     part of the config hash."""
 
-    deterministic: bool = False
-    """Choose GPU kernels without timing them (:func:`nemo_cosmos_tokenizer.devices.deterministic_kernels`), so every
-    process encodes the same clips to the same tokens on the same GPU model and software stack, whatever rank runs a
-    chunk. Off by default: on an H100 some bf16 tokens of the fast path differed between processes, kernel timing
-    being one suspected cause; whether this removes the differences, and its cost, are not measured yet. Part of the
+    deterministic: bool = True
+    """GPU tokens that depend only on the clip, so every process encodes the same clips to the same tokens on the
+    same GPU model and software stack, whatever rank runs a chunk and wherever a clip sits in its batch: kernels
+    chosen without timing them (:func:`nemo_cosmos_tokenizer.devices.deterministic_kernels`) and, with ``fast``,
+    rounding as eager rounds (:attr:`nemo_cosmos_tokenizer.fast.FastOptions.eager_numerics`). Measured on an H100
+    (BENCHMARKS.md, run 10): without kernel timing, builds from files, tar shards and S3 in three processes were
+    byte-identical; with eager rounding too, no token depended on the clip's batch position any more (encoder-only
+    speed -4 %; builds there ran at a quarter of that speed, bound by decoding). ``False``
+    (``--no-deterministic``) times kernels in each process, which made two processes' builds differ. Part of the
     config hash."""
 
     chunk_size: int = 512

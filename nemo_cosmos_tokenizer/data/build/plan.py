@@ -116,12 +116,18 @@ class BuildContext:
         }
 
 
+#: What ``deterministic`` records in the config hash. Not ``True``: that was recorded by ``--deterministic`` builds
+#: made before it also asked Inductor to round as eager does, whose GPU tokens differ; they must not be resumed as one.
+DETERMINISTIC_KERNELS = "untimed kernels, eager rounding"
+
+
 def encoding_options(config: BuildConfig) -> dict[str, Any]:
-    """The encoding settings beyond dtype and batch size, each only where it is not the default (so the config
-    hashes of builds made before an option existed stay valid): temporal mode, fast path, deterministic kernels."""
+    """The encoding settings beyond dtype and batch size, each recorded only where it differs from what builds made
+    before the option existed did (so their config hashes stay valid): temporal mode, fast path, deterministic
+    kernels."""
     return {**({"temporal_mode": config.temporal_mode} if config.temporal_mode != "windows" else {}),
             **({"fast": True} if config.fast else {}),
-            **({"deterministic": True} if config.deterministic else {})}
+            **({"deterministic": DETERMINISTIC_KERNELS} if config.deterministic else {})}
 
 
 def prepare_build(
@@ -168,7 +174,8 @@ def prepare_build(
 
         log.info("deterministic kernels: %s", deterministic_kernels())  # before anything is compiled or timed
     if config.fast:
-        video_tokenizer.use_fast(cudnn_benchmark=not config.deterministic)  # takes the weight checksum first
+        # takes the weight checksum first; deterministic: no kernel timing, and rounding that does not depend on fusion
+        video_tokenizer.use_fast(cudnn_benchmark=not config.deterministic, eager_numerics=config.deterministic)
     if cosmos_ar:
         if not video_tokenizer.config.is_video:
             raise ValueError(f"layout cosmos_ar needs a discrete video tokenizer (DV), got {video_tokenizer.name}; "

@@ -65,11 +65,15 @@ def test_fast_build_whole_mode_streams_on_cpu(inputs):
 
 
 def test_deterministic_build_turns_kernel_timing_off(inputs, monkeypatch):
-    """``deterministic=True`` (``--deterministic``): cuDNN benchmarking off and deterministic, Inductor's deterministic
-    mode where torch has it, the fast path told not to turn benchmarking back on; the same tokens as without it (on
-    the CPU nothing is timed) and ``deterministic`` in the config hash."""
+    """``deterministic=True`` (the default; ``--no-deterministic`` turns it off): cuDNN benchmarking off and
+    deterministic, Inductor's deterministic mode where torch has it, the fast path told not to turn benchmarking back
+    on and to round as eager does; the same tokens as without it (on the CPU nothing is timed or compiled) and the
+    setting in the config hash, under a value other than the ``True`` of builds made before eager rounding."""
     import torch
 
+    from nemo_cosmos_tokenizer.data.build import BuildConfig
+
+    assert BuildConfig.deterministic is True  # the default
     # the flags are process-wide: restore them for the other tests of this worker
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
@@ -77,17 +81,21 @@ def test_deterministic_build_turns_kernel_timing_off(inputs, monkeypatch):
     if hasattr(inductor_config, "deterministic"):
         monkeypatch.setattr(inductor_config, "deterministic", False)
 
-    plain = run_build(_config(inputs, "plain_fast", fast=True), video_tokenizer=load_video_tokenizer(inputs[3], "cpu", "float32"),
+    timed = load_video_tokenizer(inputs[3], "cpu", "float32")
+    plain = run_build(_config(inputs, "plain_fast", fast=True, deterministic=False), video_tokenizer=timed,
                       env=DistEnv())
+    assert torch.backends.cudnn.deterministic is False and not getattr(inductor_config, "deterministic", False)
+    assert timed.inference.network.options.eager_numerics is False
     fast = load_video_tokenizer(inputs[3], "cpu", "float32")
-    summary = run_build(_config(inputs, "deterministic", fast=True, deterministic=True), video_tokenizer=fast,
-                        env=DistEnv())
+    summary = run_build(_config(inputs, "deterministic", fast=True), video_tokenizer=fast, env=DistEnv())
     assert torch.backends.cudnn.benchmark is False and torch.backends.cudnn.deterministic is True
     assert getattr(inductor_config, "deterministic", False) is hasattr(inductor_config, "deterministic")
-    assert fast.inference.network.options.cudnn_benchmark is False
+    options = fast.inference.network.options
+    assert options.cudnn_benchmark is False and options.eager_numerics is True
     for suffix in (".bin", ".idx"):
         assert Path(f"{summary.output_prefix}{suffix}").read_bytes() == Path(f"{plain.output_prefix}{suffix}").read_bytes()
     sidecar = json.loads(Path(f"{summary.output_prefix}.json").read_text())
     other = json.loads(Path(f"{plain.output_prefix}.json").read_text())
-    assert sidecar["encoding"]["deterministic"] is True and "deterministic" not in other["encoding"]
+    assert sidecar["encoding"]["deterministic"] == "untimed kernels, eager rounding"
+    assert "deterministic" not in other["encoding"]
     assert sidecar["config_hash"] != other["config_hash"]
