@@ -446,16 +446,46 @@ def _differing_documents(root: Path, rows: list[dict], clips_per_video: int) -> 
     return out
 
 
-def _start_s3(shards: list[Path]):
-    """A moto S3 server on 127.0.0.1 holding the shards under s3://corpus/shards/."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+class _MotoProcess:
+    """``python -m moto.server`` on 127.0.0.1 in a process of its own: a server thread inside the benchmark's process
+    (moto's ``ThreadedMotoServer``) would compete for the GIL with the reader threads it serves."""
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    def __init__(self) -> None:
+        import socket
+        import subprocess
+        import urllib.request
+
+        with socket.socket() as probe:  # a free port (released just before the server binds it)
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise SystemExit(f"the moto S3 server did not start on {self.endpoint}: pip install 'moto[server]'")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - a server that ignores SIGTERM
+            self.process.kill()
+
+
+def _start_s3(shards: list[Path]):
+    """A moto S3 server on 127.0.0.1 (its own process) holding the shards under s3://corpus/shards/."""
+    import boto3
+
+    server = _MotoProcess()
+    endpoint = server.endpoint
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                           aws_secret_access_key="testing")
     client.create_bucket(Bucket="corpus")
