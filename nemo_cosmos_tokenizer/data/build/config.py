@@ -163,7 +163,7 @@ class BuildConfig:
     rounding as eager rounds (:attr:`nemo_cosmos_tokenizer.fast.FastOptions.eager_numerics`). Measured on an H100
     (BENCHMARKS.md, run 10): without kernel timing, builds from files, tar shards and S3 in three processes were
     byte-identical; with eager rounding too, no token depended on the clip's batch position any more (encoder-only
-    speed -4 %; builds there ran at a quarter of that speed, bound by decoding). ``False``
+    speed -4 %; builds there ran at a quarter of that speed, bound by the video reader). ``False``
     (``--no-deterministic``) times kernels in each process, which made two processes' builds differ. Part of the
     config hash."""
 
