@@ -112,9 +112,8 @@ def make_sources(root: Path, counts: dict[str, int], frames: int, scale: float, 
                 remaining[kind] -= 1
     jobs = []
     for i, kind in enumerate(order):
-        codec, h, w = KINDS[kind]
-        h, w = max(16, int(h * scale) // 2 * 2), max(16, int(w * scale) // 2 * 2)
-        jobs.append((str(videos / f"{i:05d}-{kind}.mp4"), codec, i, frames, h, w))
+        h, w = _scaled_size(kind, scale)
+        jobs.append((str(videos / f"{i:05d}-{kind}.mp4"), KINDS[kind][0], i, frames, h, w))
     with get_context("spawn").Pool(procs) as pool:
         codecs = pool.map(_write_one, jobs, chunksize=1)
     rows = [{"path": Path(j[0]).name, "text": f"clip {i}: a {order[i]} scene of drifting colour bands ({codecs[i]})"}
@@ -173,9 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail-nvdec-every", type=int, default=0, metavar="K",
                    help="make every K-th NVDEC decode of the builds fail (fault injection): such samples are decoded by "
                         "PyAV and resized on the GPU, and the build must still write the same bytes")
-    p.add_argument("--log-level", default="WARNING", help="INFO prints how many samples NVDEC decoded and refused")
+    p.add_argument("--log-level", default="WARNING", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(name)s: %(message)s")
+    if args.fail_nvdec_every < 0:
+        p.error(f"--fail-nvdec-every must be >= 0 (0: no failures), got {args.fail_nvdec_every}")
+    logging.basicConfig(level=getattr(logging, args.log_level), format="%(name)s: %(message)s")
     logging.getLogger("megatron").setLevel(logging.WARNING)
 
     from nemo_cosmos_tokenizer.data.build import BuildConfig, run_build
@@ -300,10 +302,16 @@ def _inject_nvdec_failures(every: int) -> None:
     print(f"# every {every}th NVDEC decode of the builds fails (injected)", flush=True)
 
 
+def _scaled_size(kind: str, scale: float) -> tuple[int, int]:
+    """Height and width of the sources of ``kind`` shrunk by ``scale`` (even, at least 16)."""
+    h, w = KINDS[kind][1:]
+    return max(16, int(h * scale) // 2 * 2), max(16, int(w * scale) // 2 * 2)
+
+
 def _source_pixels(path: str, scale: float) -> int:
     """Pixels of one frame of a source written by :func:`make_sources` (its kind is in its name)."""
-    h, w = KINDS[Path(path).stem.split("-", 1)[1]][1:]
-    return max(16, int(h * scale) // 2 * 2) * max(16, int(w * scale) // 2 * 2)
+    h, w = _scaled_size(Path(path).stem.split("-", 1)[1], scale)
+    return h * w
 
 
 def _clip_spec(vt, args):
@@ -453,6 +461,7 @@ class _MotoProcess:
     def __init__(self) -> None:
         import socket
         import subprocess
+        import urllib.error
         import urllib.request
 
         with socket.socket() as probe:  # a free port (released just before the server binds it)
@@ -466,7 +475,9 @@ class _MotoProcess:
             try:
                 urllib.request.urlopen(self.endpoint, timeout=1).close()
                 return
-            except OSError:
+            except urllib.error.HTTPError:  # an HTTP answer of any status: the server is up
+                return
+            except OSError:  # not listening yet
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise SystemExit(f"the moto S3 server did not start on {self.endpoint}: pip install 'moto[server]'")

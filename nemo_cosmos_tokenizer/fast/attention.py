@@ -71,10 +71,11 @@ def _even_chunk(total: int, most: int) -> int:
     chunks ``n`` (the last one smaller).
 
     Why: chunks of ``most`` leave a smaller last chunk, a GEMM of another shape, which can run another kernel with
-    other rounding; then a window's tokens depend on its place in the batch. A batch of 8 windows of 3 latent frames
-    (24 frames, 20 per chunk) put the batch's last window alone with one frame of the window before it in a GEMM of
-    4 - and on an H100 exactly the last window of every batch differed between processes (BENCHMARKS.md, run 9).
-    Equal chunks (2 x 12 there) give every frame the same GEMM shape.
+    other rounding; then a window's tokens can depend on its place in the batch. A batch of 8 windows of 3 latent
+    frames (24 frames, 20 per chunk) put the batch's last window alone with one frame of the window before it in a
+    GEMM of 4. Equal chunks (2 x 12 there) give every frame the same GEMM shape. That alone did not make tokens
+    independent of the batch position on an H100: Inductor also fused the two chunks' ops differently, which
+    :attr:`.options.FastOptions.eager_numerics` removes (BENCHMARKS.md, run 10).
     """
     if most >= total:
         return total

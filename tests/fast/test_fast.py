@@ -91,10 +91,10 @@ def test_materialized_attention_matches_sdpa(length: int, causal: bool) -> None:
         torch.testing.assert_close(out, ref, atol=reorder_atol(ref, fan_in=max(length, 16), layers=2), rtol=0)
 
 
-def test_attention_chunks_are_equal_so_no_window_depends_on_its_batch_position(monkeypatch) -> None:
+def test_attention_chunks_are_equal(monkeypatch) -> None:
     """24 frames (a batch of 8 windows of 3 latent frames) at a budget of 20 frames per chunk run as 2 GEMMs of 12,
-    not 20 + 4: every frame goes through the same shape (run 9 on an H100: the last window of every batch differed
-    between processes). Row chunks of one frame are evened out the same way."""
+    not 20 + 4: every frame goes through the same GEMM shape, so no window of a batch gets a kernel of its own.
+    Row chunks of one frame are evened out the same way."""
     from nemo_cosmos_tokenizer.fast import attention
 
     shapes: list[tuple[int, ...]] = []
