@@ -10,7 +10,8 @@
 
 This module sits above both :mod:`~nemo_cosmos_tokenizer.inference` and :mod:`~nemo_cosmos_tokenizer.data` (it
 reads media with the data pipeline's readers and runs the inference API), so neither imports the other through it.
-It was ``nemo_cosmos_tokenizer.inference.files``; that path still works, with a DeprecationWarning.
+It was ``nemo_cosmos_tokenizer.inference.files``; that forwarding module is gone, since forwarding from the
+inference package up to this module was itself an import cycle between the two parts.
 * :func:`reconstruct_file`, :func:`encode_file`: one input each; :func:`process_files` runs one of them over many
   inputs with a progress bar and collects failures instead of stopping.
 """

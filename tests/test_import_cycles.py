@@ -1,18 +1,20 @@
 """No import cycles inside nemo_cosmos_tokenizer, between modules or between its top-level parts.
 
-What counts as an import (parsed with ``ast`` from the source, nothing is executed):
+What counts as an import (parsed with ``ast`` from the source, nothing is executed): **every** ``import`` /
+``from ... import`` of a package module anywhere in a module's source:
 
-* every ``import`` / ``from ... import`` of a package module, at module level **and inside functions** (a lazy import
-  still ties the two modules together: it only moves the failure from import time to the first call);
+* at module level, inside functions and methods (a lazy import still ties the two modules together: it only moves
+  the failure from import time to the first call), under ``if TYPE_CHECKING:`` (a type-only import is still a
+  dependency of the code's meaning, and the reason the two modules cannot be read apart), and inside a PEP 562
+  module ``__getattr__``;
 * importing ``a.b.c`` also imports the packages ``a`` and ``a.b`` (their ``__init__`` runs), and ``from a.b import
   c`` imports ``a.b.c`` when ``c`` is a module;
-* not counted: imports under ``if TYPE_CHECKING:`` (never executed), edges from a module to its own enclosing
-  packages (Python imports those first anyway, and a package ``__init__`` re-exporting its children is not a
-  layering edge), and imports inside a module-level ``def __getattr__`` (PEP 562): that is how a deprecated import
-  path forwards to a name's new home on first use (it warns), and it is the one lazy import that must point "up".
+* not counted: edges from a module to its own enclosing packages (Python imports those first anyway, and a package
+  ``__init__`` re-exporting its children is not a layering edge).
 
 Two graphs must be acyclic: modules, and the top-level parts (``nemo_cosmos_tokenizer.X``: ``networks``, ``hub``,
-``inference``, ``data``, ``config``, ...) with every module edge collapsed onto its parts.
+``inference``, ``data``, ``config``, ...) with every module edge collapsed onto its parts. The only exceptions are
+the cycles listed in ``KNOWN_CYCLES`` below.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ def _module_name(path: Path) -> str:
 
 MODULES = {_module_name(p): p for p in ROOT.rglob("*.py")}
 
+# Cycles still on main that another change removes; each is a set of modules (the parts they belong to are allowed
+# the same cycle). The LEAD EMPTIES THIS after merging that change: test_known_cycles_still_exist fails as soon as
+# an entry is no longer needed, so an allowance cannot outlive its cycle.
+KNOWN_CYCLES: tuple[frozenset[str], ...] = (
+    # hub.sources' PEP 562 __getattr__ forwards a moved name to inference.from_source, which imports hub.sources.
+    frozenset({f"{PACKAGE}.hub.sources", f"{PACKAGE}.inference.from_source"}),
+)
+
 
 def _absolute(module: str, is_package: bool, level: int, target: str | None) -> str:
     if level == 0:
@@ -46,12 +56,8 @@ def _imports(module: str, path: Path) -> set[str]:
     is_package = path.name == "__init__.py"
     found: set[str] = set()
 
-    def visit(node: ast.AST, depth: int) -> None:
+    def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                continue
-            if depth == 0 and isinstance(child, ast.FunctionDef) and child.name == "__getattr__":
-                continue
             if isinstance(child, ast.Import):
                 targets = [alias.name for alias in child.names]
             elif isinstance(child, ast.ImportFrom):
@@ -65,10 +71,9 @@ def _imports(module: str, path: Path) -> set[str]:
                     name = ".".join(parts[:i])
                     if name in MODULES and name != module and not module.startswith(name + "."):
                         found.add(name)
-            inner = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
-            visit(child, depth + 1 if inner else depth)
+            visit(child)
 
-    visit(tree, 0)
+    visit(tree)
     return found
 
 
@@ -125,13 +130,8 @@ def _part(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-def test_no_module_import_cycles() -> None:
-    graph = _module_graph()
-    cycles = _cycles(graph)
-    assert not cycles, "import cycles between modules:\n" + "\n".join(" <-> ".join(c) for c in cycles)
-
-
-def test_no_import_cycles_between_top_level_parts() -> None:
+def _part_graph() -> tuple[dict[str, set[str]], dict[tuple[str, str], str]]:
+    """The top-level parts with the module edges collapsed onto them, and one module edge behind each part edge."""
     parts: dict[str, set[str]] = {}
     why: dict[tuple[str, str], str] = {}
     for module, targets in _module_graph().items():
@@ -140,19 +140,55 @@ def test_no_import_cycles_between_top_level_parts() -> None:
             if a != b and PACKAGE not in (a, b):
                 parts.setdefault(a, set()).add(b)
                 why.setdefault((a, b), f"{module} -> {target}")
-    cycles = _cycles(parts)
+    return parts, why
+
+
+def _known_parts() -> set[frozenset[str]]:
+    return {frozenset(_part(m) for m in cycle) for cycle in KNOWN_CYCLES}
+
+
+def test_no_module_import_cycles() -> None:
+    cycles = [c for c in _cycles(_module_graph()) if frozenset(c) not in KNOWN_CYCLES]
+    assert not cycles, "import cycles between modules:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_no_import_cycles_between_top_level_parts() -> None:
+    parts, why = _part_graph()
+    cycles = [c for c in _cycles(parts) if frozenset(c) not in _known_parts()]
     lines = []
     for cycle in cycles:
         lines.append(" <-> ".join(cycle) + ": " + "; ".join(why[(a, b)] for a in cycle for b in cycle if (a, b) in why))
     assert not cycles, "import cycles between parts of the package:\n" + "\n".join(lines)
 
 
+def test_known_cycles_still_exist() -> None:
+    """Every allowance in KNOWN_CYCLES is still a cycle; when one is gone, delete it from KNOWN_CYCLES."""
+    found = {frozenset(c) for c in _cycles(_module_graph())}
+    stale = [sorted(c) for c in KNOWN_CYCLES if c not in found]
+    assert not stale, f"no longer cycles, remove them from KNOWN_CYCLES in {Path(__file__).name}: {stale}"
+
+
 def test_the_checker_sees_a_cycle() -> None:
     """The graph code finds a cycle where there is one (so an empty result above means something)."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
-    # a function-level import is an edge; a TYPE_CHECKING one is not
-    edges = _imports(f"{PACKAGE}.networks.checkpoint", MODULES[f"{PACKAGE}.networks.checkpoint"])
-    assert f"{PACKAGE}.networks.tokenizer" not in edges  # imported under TYPE_CHECKING only
-    edges = _imports(f"{PACKAGE}.data.video_tokenizer", MODULES[f"{PACKAGE}.data.video_tokenizer"])
-    assert f"{PACKAGE}.inference.tokenizers" in edges  # imported inside functions
+
+
+def test_lazy_type_checking_and_getattr_imports_are_edges(tmp_path) -> None:
+    """An import inside a function, under ``if TYPE_CHECKING:`` and inside a module ``__getattr__`` is an edge."""
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        f"    from {PACKAGE}.config import TokenizerConfig\n"
+        "def f():\n"
+        f"    from {PACKAGE} import registry\n"
+        "class C:\n"
+        "    def g(self):\n"
+        f"        import {PACKAGE}.networks.tokenizer\n"
+        "def __getattr__(name):\n"
+        "    from ..hub import resolve\n"
+    )
+    edges = _imports(f"{PACKAGE}.inference.example", source)
+    assert edges == {f"{PACKAGE}.config", f"{PACKAGE}.registry", f"{PACKAGE}.networks", f"{PACKAGE}.networks.tokenizer",
+                     f"{PACKAGE}.hub", f"{PACKAGE}.hub.resolve"}

@@ -16,18 +16,29 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, Sequence
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .evaluate import EvalReport
 
 __all__ = ["require_plotting", "write_html", "write_json"]
 
 INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[eval]"'
 #: Videos shown with per-frame curves and frame strips (the lowest PSNR first).
 WORST_VIDEOS = 6
+
+
+class EvalReportLike(Protocol):
+    """What a report is drawn from: the fields of :class:`~.evaluate.EvalReport` that the page reads. A protocol
+    rather than that class, so this module does not import the one that calls it (no cycle, not even for types)."""
+
+    videos: Sequence[Any]  # VideoResult
+    failures: Sequence[Any]  # EvalFailure
+    seconds: float
+    tokens: dict[str, Any] | None
+    token_counts: np.ndarray | None
+    dataset: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def require_plotting() -> None:
@@ -62,7 +73,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def write_json(report: "EvalReport", path: str | os.PathLike) -> Path:
+def write_json(report: EvalReportLike, path: str | os.PathLike) -> Path:
     """``metrics.json`` (written to a temporary name, then renamed)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
@@ -92,7 +103,7 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height))
 
 
-def _video_chart(report: "EvalReport") -> str:
+def _video_chart(report: EvalReportLike) -> str:
     videos = report.videos
     fig = _figure(max(6.0, min(18.0, 0.35 * len(videos) + 3)), 3.2)
     ax = fig.subplots()
@@ -211,7 +222,7 @@ def _table(rows: list[list[Any]], header: list[str], left: int = 1) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(report: "EvalReport") -> str:
+def render_html(report: EvalReportLike) -> str:
     """The report page (see the module docstring)."""
     data = report.to_dict()
     settings = data["settings"]
@@ -268,7 +279,7 @@ def render_html(report: "EvalReport") -> str:
     return "\n".join(parts)
 
 
-def write_html(report: "EvalReport", path: str | os.PathLike) -> Path:
+def write_html(report: EvalReportLike, path: str | os.PathLike) -> Path:
     """``report.html`` (self-contained; written to a temporary name, then renamed)."""
     require_plotting()
     path = Path(path)

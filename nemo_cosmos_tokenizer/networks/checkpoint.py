@@ -2,6 +2,8 @@
 
 The file formats (TorchScript state_dicts, our safetensors directory) and downloads live in
 :mod:`nemo_cosmos_tokenizer.hub`; this module only maps tensors between a :class:`CosmosTokenizer` and a state_dict.
+It reads the model by submodule name only (``encoder``, ``quant_conv``, ...), so it takes any ``nn.Module`` and
+does not import the tokenizer module (which imports this one).
 
 Key table (``model key`` -> key in NVIDIA's files; our module names are NVIDIA's, so only the FSQ copy of
 ``decoder.jit`` is renamed):
@@ -22,12 +24,10 @@ dtype of the model's parameter.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import torch
-
-if TYPE_CHECKING:  # the tokenizer module imports this one
-    from .tokenizer import CosmosTokenizer
+from torch import nn
 
 __all__ = [
     "PARTS",
@@ -102,7 +102,7 @@ def _own_tensors(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor, b
                 yield dot + name, buf, True
 
 
-def cosmos_key_table(model: "CosmosTokenizer", part: str) -> "OrderedDict[str, tuple[str, torch.Tensor, bool]]":
+def cosmos_key_table(model: nn.Module, part: str) -> "OrderedDict[str, tuple[str, torch.Tensor, bool]]":
     """``file key -> (model key, model tensor, is_buffer)`` for ``part``, in the file's order."""
     _check_part(part)
     table: OrderedDict[str, tuple[str, torch.Tensor, bool]] = OrderedDict()
@@ -115,7 +115,7 @@ def cosmos_key_table(model: "CosmosTokenizer", part: str) -> "OrderedDict[str, t
     return table
 
 
-def cosmos_state_dict(model: "CosmosTokenizer", part: str = "autoencoder") -> "OrderedDict[str, torch.Tensor]":
+def cosmos_state_dict(model: nn.Module, part: str = "autoencoder") -> "OrderedDict[str, torch.Tensor]":
     """The weights of ``part`` in NVIDIA's ``<part>.jit`` key layout and order (detached, not copied)."""
     return OrderedDict((key, tensor.detach()) for key, (_, tensor, _) in cosmos_key_table(model, part).items())
 
@@ -138,7 +138,7 @@ def _buffer_value_problem(given: torch.Tensor, expected: torch.Tensor) -> str | 
     return None
 
 
-def load_cosmos_state_dict(model: "CosmosTokenizer", state_dict: Mapping[str, torch.Tensor], part: str = "autoencoder") -> None:
+def load_cosmos_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], part: str = "autoencoder") -> None:
     """Load NVIDIA-layout weights of ``part`` into ``model`` strictly (see the module docstring)."""
     table = cosmos_key_table(model, part)
     missing = [k for k in table if k not in state_dict]
