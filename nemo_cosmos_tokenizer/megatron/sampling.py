@@ -142,7 +142,8 @@ def sample_videos(
     from ..data.reader import write_frames
     from ..data.video_tokenizer import load_video_tokenizer
     from .model import GPTShape, build_gpt_model
-    from .train import _free_port, latest_checkpoint, load_checkpoint_file
+    from .checkpoints import latest_checkpoint, load_checkpoint_file
+    from .parallel import free_port
 
     run_dir = Path(run_dir)
     folder = run_dir if run_dir.name.startswith("step_") else latest_checkpoint(run_dir)
@@ -166,7 +167,7 @@ def sample_videos(
     created = False
     if not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
         created = True
     try:
         parallel_state.initialize_model_parallel(1)
