@@ -106,7 +106,7 @@ def convs(b: int, c: int, t: int, h: int, w: int) -> None:
 
 def attention(n: int, length: int, d: int) -> None:
     """SDPA (memory-efficient kernel) vs the fast path's materialised attention, both vs float32 math."""
-    from nemo_cosmos_tokenizer.fast.layers import materialized
+    from nemo_cosmos_tokenizer.fast.attention import materialized
 
     q, k, v = (torch.randn(n, 1, length, d, device=DEV, dtype=DT) for _ in range(3))
     flops = 4 * n * length * length * d
@@ -150,7 +150,7 @@ def sdpa_choice() -> None:
 def norm(n: int, c: int, h: int, w: int) -> None:
     from torch import nn
 
-    from nemo_cosmos_tokenizer.fast.layers import FrameNorm
+    from nemo_cosmos_tokenizer.fast.frames import FrameNorm
 
     m = FrameNorm(nn.GroupNorm(1, c, eps=1e-6)).to(DEV, DT)
     x = torch.randn(n, c, h, w, device=DEV, dtype=DT).contiguous(memory_format=torch.channels_last)

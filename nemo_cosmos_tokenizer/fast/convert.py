@@ -31,18 +31,9 @@ from ..networks.image import ImageDecoder, ImageEncoder
 from ..networks.levels import DownLevel, MidBlock, UpLevel
 from ..networks.tokenizer import CosmosTokenizer
 from ..networks.video import VideoDecoder, VideoEncoder
-from .layers import (
-    ConvFrames,
-    FastChain,
-    FastDownsample,
-    FastFactorizedConv,
-    FastResBlock,
-    FastUpsample,
-    FrameNorm,
-    SpatialAttention,
-    TemporalAttention,
-    conv_frames_or_temporal,
-)
+from .attention_layers import SpatialAttention, TemporalAttention
+from .frames import ConvFrames, FrameNorm, conv_frames_or_temporal
+from .layers import FastChain, FastDownsample, FastFactorizedConv, FastResBlock, FastUpsample
 from .networks import FastDecoder, FastDecoderBody, FastEncoder, FastEncoderBody
 from .options import FastOptions
 

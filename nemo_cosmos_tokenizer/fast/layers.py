@@ -23,7 +23,9 @@ holds the next chunk of a stream and the stateful layers (temporal convs, resamp
 they need in it, exactly as the plain modules do. Norms (``forward(x, silu)``) are called by their owner.
 
 Layers take their already converted parts (or, for the leaves, the plain module whose weights they copy); the table
-in :mod:`.convert` does the wiring. The attention kernels are in :mod:`.attention` (re-exported here).
+in :mod:`.convert` does the wiring. This module holds the blocks; the layout helpers and primitive layers are in
+:mod:`.frames`, the attention layers in :mod:`.attention_layers`, their kernels in :mod:`.attention` (all
+re-exported here).
 """
 
 from __future__ import annotations
@@ -32,11 +34,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modules.attention import AttnBlock2d, CausalSpatialAttnBlock3d, CausalTemporalAttnBlock3d
 from ..modules.cache import StreamCache
-from ..modules.conv import CausalConv3d
 from ..modules.resample import avg_pool_hw
 from .attention import ATTENTION, Attention, materialized, sdpa  # noqa: F401  (re-exported)
+from .attention_layers import SpatialAttention, TemporalAttention, fused_qkv, linear_of  # noqa: F401  (re-exported)
+from .frames import (  # noqa: F401  (re-exported)
+    ConvFrames,
+    FrameNorm,
+    TemporalConv,
+    conv_frames_or_temporal,
+    frames_from_seq,
+    frames_from_video,
+    group_norm_of,
+    seq_from_frames,
+    video_from_frames,
+)
 
 __all__ = [
     "ATTENTION",
@@ -60,166 +72,6 @@ __all__ = [
     "seq_from_frames",
     "video_from_frames",
 ]
-
-# ----------------------------------------------------------------------------------------------------- layout
-def frames_from_video(x: torch.Tensor) -> torch.Tensor:
-    """``[B, C, T, H, W]`` -> ``[B*T, C, H, W]`` channels-last (a copy unless ``x`` is channels-last-3d)."""
-    b, c, t, h, w = x.shape
-    return x.permute(0, 2, 3, 4, 1).reshape(b * t, h, w, c).permute(0, 3, 1, 2)  # [B*T, C, H, W]
-
-
-def video_from_frames(x: torch.Tensor, b: int) -> torch.Tensor:
-    """``[B*T, C, H, W]`` -> ``[B, C, T, H, W]`` (a view for channels-last ``x``)."""
-    n, c, h, w = x.shape
-    return x.permute(0, 2, 3, 1).reshape(b, n // b, h, w, c).permute(0, 4, 1, 2, 3)  # [B, C, T, H, W]
-
-
-def seq_from_frames(x: torch.Tensor, b: int) -> torch.Tensor:
-    """``[B*T, C, H, W]`` -> ``[B, T, H*W, C]`` (a view for channels-last ``x``)."""
-    n, c, h, w = x.shape
-    return x.permute(0, 2, 3, 1).reshape(b, n // b, h * w, c)  # [B, T, H*W, C]
-
-
-def frames_from_seq(s: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """``[B, T, H*W, C]`` -> ``[B*T, C, H, W]`` (channels-last view for contiguous ``s``)."""
-    b, t, _, c = s.shape
-    return s.reshape(b * t, h, w, c).permute(0, 3, 1, 2)  # [B*T, C, H, W]
-
-
-def group_norm_of(module: nn.Module) -> nn.GroupNorm:
-    """The ``nn.GroupNorm`` inside a plain norm module (``CausalGroupNorm.norm`` or the GroupNorm itself)."""
-    return module if isinstance(module, nn.GroupNorm) else module.norm
-
-
-def _weight(t: torch.Tensor, memory_format: torch.memory_format) -> nn.Parameter:
-    return nn.Parameter(t.detach().clone().contiguous(memory_format=memory_format), requires_grad=False)
-
-
-def _vector(t: torch.Tensor | None) -> nn.Parameter | None:
-    return None if t is None else nn.Parameter(t.detach().clone(), requires_grad=False)
-
-
-# ------------------------------------------------------------------------------------------------- primitives
-class ConvFrames(nn.Module):
-    """A 2D convolution applied to every folded frame: a spatial ``(1, k, k)`` :class:`CausalConv3d` (any
-    stride / padding) or an ``nn.Conv2d``. ``[N, C_in, H, W]`` -> ``[N, C_out, H', W']``."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
-                 memory_format: torch.memory_format) -> None:
-        super().__init__()
-        self.weight = _weight(weight, memory_format)  # [O, I, kh, kw]
-        self.bias = _vector(bias)
-        self.stride = stride
-        self.padding = padding
-
-    @classmethod
-    def from_plain(cls, conv: CausalConv3d | nn.Conv2d, memory_format: torch.memory_format) -> "ConvFrames":
-        if isinstance(conv, CausalConv3d):
-            c3 = conv.conv3d
-            if c3.kernel_size[0] != 1 or conv.time_pad != 0:
-                raise ValueError(f"not a per-frame conv: kernel {c3.kernel_size}, time_pad {conv.time_pad}")
-            return cls(c3.weight[:, :, 0], c3.bias, c3.stride[1], c3.padding[1], memory_format)
-        return cls(conv.weight, conv.bias, conv.stride[0], conv.padding[0], memory_format)
-
-    def forward(self, x: torch.Tensor, b: int = 0, cache: StreamCache | None = None) -> torch.Tensor:
-        """Per frame: ``b`` and ``cache`` change nothing."""
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
-
-    def extra_repr(self) -> str:
-        o, i, kh, kw = self.weight.shape
-        return f"{i}, {o}, kernel=({kh}, {kw}), stride={self.stride}, padding={self.padding}"
-
-
-class TemporalConv(nn.Module):
-    """Causal ``(k, 1, 1)`` convolution with ``time_pad`` replicated first frames and a time stride.
-
-    Runs on the sequence view ``[B, T, H*W, C]`` as an ``F.conv2d`` with a ``(k, 1)`` kernel over
-    ``[B, C, T + time_pad, H*W]`` channels-last — the same memory, no transpose.
-    """
-
-    def __init__(self, conv: CausalConv3d, memory_format: torch.memory_format) -> None:
-        super().__init__()
-        c3 = conv.conv3d
-        if c3.kernel_size[1:] != (1, 1) or c3.padding[1:] != (0, 0):
-            raise ValueError(f"not a temporal conv: kernel {c3.kernel_size}, padding {c3.padding}")
-        self.weight = _weight(c3.weight[..., 0], memory_format)  # [O, I, kt, 1]
-        self.bias = _vector(c3.bias)
-        self.time_pad = conv.time_pad
-        self.time_stride = c3.stride[0]
-
-    def forward_seq(self, s: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
-        """``[B, T, H*W, C]`` -> ``[B, T', H*W, C_out]``; with a ``cache`` as :meth:`CausalConv3d.forward`."""
-        b, _, hw, c = s.shape
-        past = None if cache is None else cache.get(self)
-        if past is None:
-            if self.time_pad:
-                s = torch.cat([s[:, :1].expand(b, self.time_pad, hw, c), s], dim=1)  # [B, pad + T, HW, C]
-        elif past.shape[1] > 0:
-            s = torch.cat([past, s], dim=1)  # [B, len(past) + n, HW, C]
-        y = F.conv2d(s.permute(0, 3, 1, 2), self.weight, self.bias, stride=(self.time_stride, 1))  # [B, O, T', HW]
-        if cache is not None:
-            consumed = y.shape[2] * self.time_stride  # the next output window starts at this input frame
-            cache.set(self, s[:, consumed:].detach().clone())
-        return y.permute(0, 2, 3, 1)  # [B, T', HW, O]
-
-    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
-        """``[B*T, C, H, W]`` -> ``[B*T', C_out, H, W]``."""
-        h, w = x.shape[2:]
-        return frames_from_seq(self.forward_seq(seq_from_frames(x, b), cache), h, w)
-
-    def extra_repr(self) -> str:
-        o, i, kt, _ = self.weight.shape
-        return f"{i}, {o}, kernel=({kt}, 1, 1), time_pad={self.time_pad}, time_stride={self.time_stride}"
-
-
-class FrameNorm(nn.Module):
-    """``GroupNorm(groups)`` of every folded frame (+ optional SiLU), statistics in float32.
-
-    ``groups=1`` is the video networks' per-frame norm; ``groups=32`` the image networks' GroupNorm.
-    ``[N, C, H, W]`` -> same shape, layout and dtype.
-    """
-
-    def __init__(self, norm: nn.GroupNorm) -> None:
-        super().__init__()
-        self.groups = norm.num_groups
-        self.eps = norm.eps
-        self.weight = _vector(norm.weight)
-        self.bias = _vector(norm.bias)
-
-    def forward(self, x: torch.Tensor, silu: bool) -> torch.Tensor:
-        n, c, h, w = x.shape
-        g = self.groups
-        weight, bias = self.weight.float(), self.bias.float()
-        if x.is_contiguous(memory_format=torch.channels_last):
-            # Reduce in memory order ([N, H*W, G, C/G] is a view): coalesced loads in the generated kernels.
-            xf = x.permute(0, 2, 3, 1).float().reshape(n, h * w, g, c // g)
-            var, mean = torch.var_mean(xf, dim=(1, 3), correction=0, keepdim=True)  # [N, 1, G, 1]
-            shape = (1, 1, g, c // g)
-        else:
-            xf = x.float().reshape(n, g, c // g, h * w)
-            var, mean = torch.var_mean(xf, dim=(2, 3), correction=0, keepdim=True)  # [N, G, 1, 1]
-            shape = (1, g, c // g, 1)
-        # y = x * a + b with a = rstd * gamma, b = beta - mean * a: the arithmetic of PyTorch's GroupNorm kernels.
-        a = torch.rsqrt(var + self.eps) * weight.view(shape)
-        y = (xf * a + (bias.view(shape) - mean * a)).to(x.dtype)  # rounded like the eager GroupNorm output
-        if silu:
-            y = F.silu(y)
-        if x.is_contiguous(memory_format=torch.channels_last):
-            return y.reshape(n, h, w, c).permute(0, 3, 1, 2)  # [N, C, H, W] channels-last
-        return y.reshape(n, c, h, w)
-
-
-def conv_frames_or_temporal(conv: CausalConv3d, memory_format: torch.memory_format) -> ConvFrames | TemporalConv:
-    """The fast layer of one causal conv: :class:`ConvFrames` for a per-frame ``(1, k, k)`` kernel, :class:`TemporalConv`
-    for a ``(k, 1, 1)`` one (a full 3D kernel has no fast layer: none of the released networks has one)."""
-    c3 = conv.conv3d
-    if c3.kernel_size[0] == 1 and conv.time_pad == 0:
-        return ConvFrames.from_plain(conv, memory_format)
-    if c3.kernel_size[1:] == (1, 1):
-        return TemporalConv(conv, memory_format)
-    raise TypeError(f"the fast path has no layer for a full 3D causal conv (kernel {tuple(c3.kernel_size)}); "
-                    "factorize it into (1, k, k) and (k, 1, 1) convs (FactorizedCausalConv3d)")
-
 
 # ----------------------------------------------------------------------------------------------------- blocks
 class FastChain(nn.Module):
@@ -330,98 +182,3 @@ class FastUpsample(nn.Module):
                 return self.conv2(x)
             x = self.conv2(x) + x
         return self.conv3(x)
-
-
-def fused_qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused ``[3C, C]`` weight and ``[3C]`` bias of three 1x1 convs (2D or causal 3D)."""
-    convs = [m.conv3d if isinstance(m, CausalConv3d) else m for m in (q, k, v)]
-    weight = torch.cat([c.weight.reshape(c.weight.shape[0], -1) for c in convs])
-    bias = torch.cat([c.bias for c in convs])
-    return weight, bias
-
-
-def linear_of(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(weight [O, I], bias [O])`` of a 1x1 conv (2D or causal 3D)."""
-    c = m.conv3d if isinstance(m, CausalConv3d) else m
-    return c.weight.reshape(c.weight.shape[0], -1), c.bias
-
-
-def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T + bias`` with the bias added as a separate (rounded) step, like the eager 1x1 convs it replaces
-    (``aten.convolution`` on CUDA adds the bias after the cuDNN call)."""
-    return F.linear(x, weight) + bias
-
-
-class _FusedAttention(nn.Module):
-    """Weights of an attention layer: the block's norm, q/k/v fused into one projection, proj_out; the kernel."""
-
-    def __init__(self, block: AttnBlock2d | CausalSpatialAttnBlock3d | CausalTemporalAttnBlock3d, norm: FrameNorm,
-                 attention: Attention = sdpa) -> None:
-        super().__init__()
-        self.norm = norm
-        w, bias = fused_qkv(block.q, block.k, block.v)
-        self.qkv_weight, self.qkv_bias = _vector(w), _vector(bias)
-        w, bias = linear_of(block.proj_out)
-        self.proj_weight, self.proj_bias = _vector(w), _vector(bias)
-        self.attention = attention
-
-
-class SpatialAttention(_FusedAttention):
-    """``x + proj_out(softmax(q k^T / sqrt(C)) v)`` over the ``H*W`` positions of every folded frame.
-
-    From :class:`AttnBlock2d` (GroupNorm 32) or :class:`CausalSpatialAttnBlock3d` (per-frame GroupNorm 1).
-    """
-
-    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
-        n, c, h, w = x.shape
-        tokens = self.norm(x, silu=False).permute(0, 2, 3, 1).reshape(n, 1, h * w, c)  # [N, 1, HW, C]
-        q, k, v = _project(tokens, self.qkv_weight, self.qkv_bias).chunk(3, dim=-1)  # 3 x [N, 1, HW, C]
-        out = self.attention(q, k, v, False)  # [N, 1, HW, C]
-        out = _project(out, self.proj_weight, self.proj_bias)  # [N, 1, HW, C]
-        return x + out.reshape(n, h, w, c).permute(0, 3, 1, 2)
-
-
-class TemporalAttention(_FusedAttention):
-    """Causal attention over the frames of each window at every spatial position (:class:`CausalTemporalAttnBlock3d`):
-    ``[B, T, HW, C]`` is viewed as ``[B, HW (heads), T, C]``, no copy. With a stream ``cache`` it keeps the keys and
-    values of earlier frames (at most ``max_context_frames - 1``) like the plain block."""
-
-    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
-        h, w = x.shape[2:]
-        s = seq_from_frames(self.norm(x, silu=False), b)  # [B, T, HW, C]
-        q, k, v = _project(s, self.qkv_weight, self.qkv_bias).transpose(1, 2).chunk(3, dim=-1)  # 3 x [B, HW, T, C]
-        if cache is None:
-            out = self.attention(q, k, v, True)  # [B, HW, T, C]
-        else:
-            out, state = _cached_causal_attention(q, k, v, cache.get(self), cache.max_context_frames, self.attention)
-            cache.set(self, state)
-        out = _project(out.transpose(1, 2), self.proj_weight, self.proj_bias)  # [B, T, HW, C]
-        return x + frames_from_seq(out, h, w)
-
-
-def _cached_causal_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None,
-    window: int | None, attention: Attention,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """Causal attention of the next ``n`` frames ``q, k, v`` ``[B, HW, n, C]`` over the ``c`` cached ones ``past``
-    (``[B, HW, c, C]`` keys and values) and themselves, limited to ``window`` frames; returns the output and the keys
-    and values to keep (the same rule as the plain :class:`CausalTemporalAttnBlock3d`)."""
-    t = q.shape[2]
-    if past is not None and past[0].shape[2] > 0:
-        k = torch.cat([past[0], k], dim=2)  # [B, HW, c + n, C]
-        v = torch.cat([past[1], v], dim=2)
-    num_past = k.shape[2] - t
-    if num_past == 0 and (window is None or t <= window):
-        out = attention(q, k, v, True)  # a first chunk: as the whole clip
-    else:
-        query_pos = torch.arange(num_past, num_past + t, device=q.device)[:, None]  # [n, 1]
-        key_pos = torch.arange(num_past + t, device=q.device)[None, :]  # [1, c + n]
-        mask = key_pos <= query_pos
-        if window is not None:
-            mask = mask & (key_pos > query_pos - window)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, HW, n, C]
-    keep = k.shape[2] if window is None else min(k.shape[2], window - 1)
-    start = k.shape[2] - keep
-    if start > 0:  # copy the kept frames so the dropped ones can be freed
-        k, v = k[:, :, start:].clone(), v[:, :, start:].clone()
-    return out, (k.detach(), v.detach())

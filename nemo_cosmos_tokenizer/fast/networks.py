@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..modules.cache import StreamCache
-from .layers import ConvFrames, FrameNorm, frames_from_video, video_from_frames
+from .frames import ConvFrames, FrameNorm, frames_from_video, video_from_frames
 
 __all__ = ["FastDecoder", "FastDecoderBody", "FastEncoder", "FastEncoderBody"]
 

@@ -1,15 +1,16 @@
-"""The options of the fast path, in one frozen dataclass (loadable from YAML with OmegaConf like every config)."""
+"""The options of the fast path, in one frozen dataclass (loadable from YAML with OmegaConf like every config), and
+the Inductor options they give ``torch.compile``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from .attention import ATTENTION, Attention
 
-__all__ = ["FastOptions"]
+__all__ = ["FastOptions", "compile_options"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,19 @@ class FastOptions:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+def compile_options(mode: str | None, eager_numerics: bool) -> dict[str, Any]:
+    """Inductor options for ``torch.compile``: those of ``mode``, no online softmax, ``emulate_precision_casts`` if
+    asked."""
+    from torch._inductor import list_mode_options
+
+    options = dict(list_mode_options(mode)) if mode else {}
+    if hasattr(torch._inductor.config, "online_softmax"):
+        # Keeps the materialized attention's amax/exp/sum pass the plain reduction that was measured: with two
+        # 14,400-row frames per chunk Inductor's online-softmax rewrite of it ran at half speed on an H100 (one
+        # frame per chunk, the default, measured the same either way).
+        options["online_softmax"] = False
+    if eager_numerics:
+        options["emulate_precision_casts"] = True
+    return options

@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -40,38 +40,11 @@ from torch import nn
 from ..modules.cache import StreamCache
 from ..networks.tokenizer import CosmosTokenizer
 from .convert import convert_tokenizer
-from .options import FastOptions
+from .options import FastOptions, compile_options
+from .verify import VerifyReport, compare_with_eager, relative_error
 
+# VerifyReport, compile_options and relative_error live in .verify / .options; importable from here as before.
 __all__ = ["FastCosmosTokenizer", "VerifyReport", "compile_options", "optimize", "relative_error"]
-
-
-def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """``||out - ref|| / ||ref||`` in float64 (``inf`` for a non-finite ``out``)."""
-    out, ref = out.double(), ref.double()
-    if not torch.isfinite(out).all():
-        return float("inf")
-    return ((out - ref).norm() / ref.norm().clamp_min(1e-30)).item()
-
-
-@dataclass
-class VerifyReport:
-    """Outcome of one comparison of the fast path with the plain eager path on the same windows."""
-
-    ok: bool
-    part: str
-    """``"encode"`` or ``"decode"``."""
-    windows: int
-    """Windows (batch entries) compared."""
-    rel_error: float
-    """Relative L2 error of the pre-quantization tensor / latent (encode) or reconstruction (decode)."""
-    index_match: float | None = None
-    """Discrete encode only: fraction of positions with equal indices."""
-    seconds: float = 0.0
-    message: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class FastCosmosTokenizer(nn.Module):
@@ -176,36 +149,17 @@ class FastCosmosTokenizer(nn.Module):
             ref_all = self._eager(part, self.reference, x, cache)
             ref = ref_all[:n]
         discrete = part == "encode" and self.quantizer is not None
-        err = relative_error(out[:n], ref)
-        index_match = (self._indices(out[:n]) == self._indices(ref)).float().mean().item() if discrete else None
-        ok = err <= self.options.max_rel_error and (index_match is None or index_match >= self.options.min_index_match)
-        what = {"encode": "pre-quantization tensor" if discrete else "latent", "decode": "reconstruction"}[part]
-        message = (f"{part}: {what} relative error vs eager {err:.2e} (limit {self.options.max_rel_error:.0e})"
-                   + (f", indices equal on {index_match:.2%} (limit {self.options.min_index_match:.0%})" if discrete else ""))
-        details: dict[str, Any] = {}
-        if not ok and self.dtype in (torch.bfloat16, torch.float16):
-            # Two low-precision evaluations that differ anywhere decorrelate to the level of the precision itself;
-            # what matters is that the fast path is not further from the exact result than eager is.
-            ref32 = self._float32_reference(part, x[:n])
-            details = {"fast_vs_fp32": relative_error(out[:n], ref32), "eager_vs_fp32": relative_error(ref, ref32)}
-            ok = details["fast_vs_fp32"] <= self.options.noise_factor * details["eager_vs_fp32"]
-            message += (f"; vs float32: fast {details['fast_vs_fp32']:.2e}, eager {details['eager_vs_fp32']:.2e} "
-                        f"(limit x{self.options.noise_factor})")
-            if discrete:
-                idx32 = self._indices(ref32)
-                details["fast_index_match_fp32"] = (self._indices(out[:n]) == idx32).float().mean().item()
-                details["eager_index_match_fp32"] = (self._indices(ref) == idx32).float().mean().item()
-                ok = ok and details["fast_index_match_fp32"] >= details["eager_index_match_fp32"] - self.options.index_slack
-                message += (f", indices equal to float32 on {details['fast_index_match_fp32']:.2%} (fast) / "
-                            f"{details['eager_index_match_fp32']:.2%} (eager, slack {self.options.index_slack:.0%})")
-            del ref32
+        low_precision = self.dtype in (torch.bfloat16, torch.float16)
+        report = compare_with_eager(
+            part, out[:n], ref, self.options, indices=self._indices if discrete else None,
+            float32_reference=(lambda: self._float32_reference(part, x[:n])) if low_precision else None,
+        )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        message += f"; {n} window(s) of shape {tuple(x.shape[1:])}"
-        report = VerifyReport(ok=ok, part=part, windows=n, rel_error=err, index_match=index_match,
-                              seconds=time.perf_counter() - start, message=message, details=details)
+        report = replace(report, seconds=time.perf_counter() - start,
+                         message=report.message + f"; {n} window(s) of shape {tuple(x.shape[1:])}")
         self.reports.append(report)
-        return (out if cache is None or ok else ref_all), report
+        return (out if cache is None or report.ok else ref_all), report
 
     def _fast_module(self, part: str) -> nn.Module:
         return self.encoder if part == "encode" else self.decoder
@@ -344,22 +298,6 @@ class FastCosmosTokenizer(nn.Module):
     def extra_repr(self) -> str:
         return (f"family={self.config.family}, dtype={self.dtype}, device={self.device}, compiled={self.compiled}, "
                 f"use_fast={self.use_fast}")
-
-
-def compile_options(mode: str | None, eager_numerics: bool) -> dict[str, Any]:
-    """Inductor options for ``torch.compile``: those of ``mode``, no online softmax, ``emulate_precision_casts`` if
-    asked."""
-    from torch._inductor import list_mode_options
-
-    options = dict(list_mode_options(mode)) if mode else {}
-    if hasattr(torch._inductor.config, "online_softmax"):
-        # Keeps the materialized attention's amax/exp/sum pass the plain reduction that was measured: with two
-        # 14,400-row frames per chunk Inductor's online-softmax rewrite of it ran at half speed on an H100 (one
-        # frame per chunk, the default, measured the same either way).
-        options["online_softmax"] = False
-    if eager_numerics:
-        options["emulate_precision_casts"] = True
-    return options
 
 
 def optimize(

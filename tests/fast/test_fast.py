@@ -15,15 +15,8 @@ from tolerances import decoder_atol, encoder_atol, relative_bound, reorder_atol
 
 import nemo_cosmos_tokenizer as nct
 from nemo_cosmos_tokenizer.fast import FastCosmosTokenizer, optimize, relative_error
-from nemo_cosmos_tokenizer.fast.layers import (
-    ATTENTION,
-    frames_from_seq,
-    frames_from_video,
-    materialized,
-    sdpa,
-    seq_from_frames,
-    video_from_frames,
-)
+from nemo_cosmos_tokenizer.fast.attention import ATTENTION, materialized, sdpa
+from nemo_cosmos_tokenizer.fast.frames import frames_from_seq, frames_from_video, seq_from_frames, video_from_frames
 from nemo_cosmos_tokenizer.fast.profiling import count_flops, latent_input_shape
 
 
