@@ -25,6 +25,27 @@ VIDEOS: dict[str, tuple[str, str, tuple[int, int], Fraction, int, str | None, st
     "cockatoo_portrait_360x640.mp4": ("mp4", "libx264", (360, 640), Fraction(20), 40, None, "yuv420p"),
     "cockatoo_hevc.mp4": ("mp4", "libx265", (640, 360), Fraction(20), 40, None, "yuv420p"),
     "pancake_vp9_opus.webm": ("webm", "libvpx-vp9", (426, 240), Fraction(30), 90, "libopus", "yuv420p"),
+    "archive_shelves_sar16x11.mp4": ("mp4", "libx264", (704, 576), Fraction(25), 131, "aac", "yuv420p"),
+    "cockatoo_av1.mp4": ("mp4", "libsvtav1", (480, 270), Fraction(20), 40, None, "yuv420p"),
+    "cockatoo_1080p_1.5s.mp4": ("mp4", "libx264", (1920, 1080), Fraction(20), 30, None, "yuv420p"),
+    "dog_odd_638x359.webm": ("webm", "libvpx-vp9", (638, 359), Fraction(10), 24, None, "yuv420p"),
+    "pancake_h264_opus.mkv": ("matroska", "libx264", (426, 240), Fraction(30), 310, "libopus", "yuv420p"),
+    "pancake_hevc_main10.mp4": ("mp4", "libx265", (426, 240), Fraction(30), 60, None, "yuv420p10le"),
+    "pancake_gray_h264.mp4": ("mp4", "libx264", (426, 240), Fraction(30), 60, None, "gray"),
+    "pancake_mjpeg_pcm.avi": ("avi", "mjpeg", (426, 240), Fraction(30), 60, None, "yuvj420p"),
+}
+#: Stored pixel aspect ratios that differ from 1:1 (the anamorphic PAL clip displays at 16:9).
+SAMPLE_ASPECT = {"archive_shelves_sar16x11.mp4": Fraction(16, 11)}
+
+#: Files of ../shared/media with a property that only the real file has, and so no stand-in: the tests that read
+#: them take ``shared_media_dir`` or call :func:`need_media`, and skip without ../shared/media.
+REAL_ONLY = {
+    "keyboard_rot90_3frames.mov": "display-matrix rotation metadata of a real phone clip",
+    "dog_fireplace_vfr_aac.mp4": "a real variable-frame-rate clip with 180-degree display rotation",
+    "nasa_jwst_multistream.mp4": "two video streams (different sizes and rates) with audio and subtitle tracks",
+    "cockatoo_yuv444_mp3.mp4": "a 4:4:4 H.264 bitstream whose sync samples are not clean random-access points",
+    "street_photo_phone.jpg": "a real phone photo with its camera EXIF",
+    "wood_texture_icc.jpg": "a real JPEG with an embedded ICC profile",
 }
 # name -> caption (the captions of the generated content, not of the real clips)
 CAPTIONS = {
@@ -41,6 +62,19 @@ CAPTIONS = {
     "broken_empty.mp4": "An empty file.",
     "broken_text.mp4": "A text file with a video name.",
     "audio_only.m4a": "A tone with no picture.",
+    "archive_shelves_sar16x11.mp4": "Anamorphic frames of a gradient with a disc, with a tone.",
+    "cockatoo_av1.mp4": "An AV1 clip of a disc crossing a gradient.",
+    "cockatoo_1080p_1.5s.mp4": "A full HD clip of a disc crossing a gradient.",
+    "dog_odd_638x359.webm": "An odd-sized clip of a disc crossing a gradient.",
+    "pancake_h264_opus.mkv": "A ten second Matroska clip of a disc, with a tone.",
+    "pancake_hevc_main10.mp4": "A ten-bit HEVC clip of a disc crossing a gradient.",
+    "pancake_gray_h264.mp4": "A grey clip of a disc crossing a gradient.",
+    "pancake_mjpeg_pcm.avi": "A motion JPEG clip of a disc crossing a gradient.",
+    "cameraman_gray.png": "A grey still image of a gradient with a disc.",
+    "astronaut_rgba.png": "A still image whose corners fade to transparent.",
+    "astronaut_cmyk.jpg": "A still image stored in CMYK.",
+    "cat_chelsea_16bit.png": "A sixteen-bit still image of a gradient.",
+    "cat_exif_orientation6.jpg": "A still image stored sideways with an EXIF orientation.",
     "missing_clip.mp4": "A file that does not exist.",
 }
 
@@ -61,13 +95,18 @@ def _frame(width: int, height: int, t: int, seed: int) -> np.ndarray:
 
 def write_video(path: Path, fmt: str, codec: str, size: tuple[int, int], fps: Fraction, frames: int,
                 audio: str | None, pix_fmt: str, options: dict[str, str] | None = None) -> None:
+    import os
+
     import av
 
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only (it prints its configuration otherwise)
     width, height = size
     seed = sum(path.name.encode())
     with av.open(str(path), "w", format=fmt, options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if path.name in SAMPLE_ASPECT:
+            stream.codec_context.sample_aspect_ratio = SAMPLE_ASPECT[path.name]
         if codec == "libx265":
             stream.codec_tag = "hvc1"  # as the shared file: the tag Apple players need
             stream.options = {"x265-params": "log-level=error"}
@@ -100,7 +139,7 @@ def make_generated_media(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, spec in VIDEOS.items():
         write_video(folder / name, *spec)
-    Image.fromarray(_frame(451, 300, 0, 1)).save(folder / "cat_chelsea.png")  # odd width, as the real one
+    _write_images(folder)
     tiny = np.full((13, 17, 3), 128, np.uint8)
     tiny[3:10, 4:12] = (200, 30, 30)
     Image.fromarray(tiny).save(folder / "cat_tiny_17x13.png")
@@ -118,6 +157,42 @@ def make_generated_media(folder: Path) -> Path:
     (folder / "captions.jsonl").write_text(
         "".join(json.dumps({"path": name, "text": text}) + "\n" for name, text in CAPTIONS.items()))
     return folder
+
+
+def _write_images(folder: Path) -> None:
+    """The image stand-ins, with the properties of the shared ones (see its README): odd width, EXIF Orientation=6
+    (stored sideways), RGBA with transparent corners, CMYK JPEG, 8-bit grey, 16 bits per channel."""
+    from PIL import Image
+
+    cat = _frame(451, 300, 0, 1)  # [300, 451, 3]
+    Image.fromarray(cat).save(folder / "cat_chelsea.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(np.ascontiguousarray(np.rot90(cat))).save(folder / "cat_exif_orientation6.jpg", quality=95,
+                                                               exif=exif.tobytes())  # stored 300 wide, 451 high
+    astronaut = _frame(512, 512, 3, 2)
+    yy, xx = np.mgrid[0:512, 0:512] / 511.0 - 0.5
+    alpha = np.clip((0.5 - np.hypot(yy, xx)) / 0.2, 0, 1)  # opaque centre, fully transparent corners
+    Image.fromarray(np.dstack([astronaut, (alpha * 255).astype(np.uint8)]), "RGBA").save(folder / "astronaut_rgba.png")
+    Image.fromarray(astronaut).convert("CMYK").save(folder / "astronaut_cmyk.jpg", quality=90)
+    Image.fromarray(_frame(512, 512, 5, 3)[..., 1]).save(folder / "cameraman_gray.png")  # mode L
+    deep = _frame(300, 200, 7, 4).astype(np.uint16) * 257 + np.arange(300, dtype=np.uint16)[None, :, None] % 200
+    _write_png16(folder / "cat_chelsea_16bit.png", deep)
+
+
+def _write_png16(path: Path, rgb: np.ndarray) -> None:
+    """A 16-bit-per-channel RGB PNG (Pillow writes 16 bits only for one channel): ``rgb`` ``[H, W, 3]`` uint16."""
+    import struct
+    import zlib
+
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\x00" + rgb[y].astype(">u2").tobytes() for y in range(h))  # filter type 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)  # 16 bits, colour type 2 (RGB)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def _write_audio_only(path: Path) -> None:
