@@ -115,6 +115,16 @@ def require_conformance() -> Path:
     return require(conformance_root(), "conformance vectors (tests/fixtures/conformance.tar.xz)", "conformance_dir")
 
 
+def need_media(media_dir: Path, *names: str) -> None:
+    """Skip the calling test when ``media_dir`` is the generated stand-in folder and lacks one of ``names``
+    because only the real file has the property the test reads (``generated_media.REAL_ONLY``)."""
+    from generated_media import REAL_ONLY
+
+    for name in names:
+        if name in REAL_ONLY and not (media_dir / name).exists():
+            skip_missing("shared_media_dir", f"{name}: {REAL_ONLY[name]}; only in ../shared/media")
+
+
 @functools.lru_cache(maxsize=None)
 def load_conformance_model(case: str):
     """The reduced conformance model ``case`` (e.g. ``"DV8x16x16"``) with its reference weights loaded

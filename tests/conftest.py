@@ -94,16 +94,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from collections import Counter
 
     by_fixture: Counter[str] = Counter()
-    reasons: dict[str, str] = {}
+    reasons: dict[str, Counter[str]] = {}
     for report in terminalreporter.stats.get("skipped", []):
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
         match = re.search(re.escape(MISSING_TAG) + r" \[([^\]]+)\]: (.*)", reason)
         if match:
             by_fixture[match.group(1)] += 1
-            reasons.setdefault(match.group(1), match.group(2))
+            reasons.setdefault(match.group(1), Counter())[match.group(2)] += 1
     if not by_fixture:
         return
     terminalreporter.write_sep("-", f"{sum(by_fixture.values())} tests skipped for missing fixtures")
     for fixture, count in by_fixture.most_common():
-        terminalreporter.write_line(f"{count:5d}  {fixture}: {reasons[fixture]}")
+        terminalreporter.write_line(f"{count:5d}  {fixture}")
+        for reason, n in reasons[fixture].most_common():
+            terminalreporter.write_line(f"{n:11d}  {reason}")

@@ -102,7 +102,9 @@ def test_pixels_equal_an_independent_implementation(build):
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory, media_dir):
-    from conformance_helpers import load_conformance_model
+    from conformance_helpers import load_conformance_model, need_media
+
+    need_media(media_dir, *VIDEOS)
 
     from nemo_cosmos_tokenizer.hub.convert import save_pretrained
 

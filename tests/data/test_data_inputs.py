@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conformance_helpers import need_media
 
 from nemo_cosmos_tokenizer.data.manifest import ManifestError, read_manifest
 from nemo_cosmos_tokenizer.data.video import (
@@ -33,7 +34,8 @@ def _write_jsonl(path, rows):
 
 
 # ------------------------------------------------------------------------------------------------ manifest
-def test_shared_manifest_reads_in_line_order(media_dir):
+def test_shared_manifest_reads_in_line_order(shared_media_dir):
+    media_dir = shared_media_dir  # the 33 entries of the real captions.jsonl
     manifest = read_manifest(media_dir / "captions.jsonl")
     assert len(manifest) == 33
     assert [s.index for s in manifest.samples] == list(range(33))
@@ -144,6 +146,7 @@ def test_manifest_range_selects_frames(media_dir, tmp_path):
     ],
 )
 def test_decord_and_pyav_give_the_same_frames(media_dir, name):
+    need_media(media_dir, name)
     path = str(media_dir / name)
     decord_src, pyav_src = open_video(path, "decord"), open_video(path, "pyav")
     assert (decord_src.num_frames, round(decord_src.fps, 3)) == (pyav_src.num_frames, round(pyav_src.fps, 3))
@@ -155,8 +158,7 @@ def test_decord_and_pyav_give_the_same_frames(media_dir, name):
 
 def test_auto_backend_falls_back_to_pyav_for_av1(media_dir):
     spec = ClipSpec(num_frames=9, temporal_compression=8, height=32, width=32)
-    sample = read_manifest(media_dir / "captions.jsonl").samples[3]
-    assert sample.id == "cockatoo_av1.mp4"
+    sample = next(s for s in read_manifest(media_dir / "captions.jsonl").samples if s.id == "cockatoo_av1.mp4")
     assert read_sample(sample, spec, "decord").failure is not None
     out = read_sample(sample, spec, "auto")
     assert out.failure is None and out.backend == "pyav" and out.clips[0].shape == (9, 32, 32, 3)

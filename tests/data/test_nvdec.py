@@ -44,6 +44,13 @@ class _FakeSimpleDecoder:
 FAKE_NVC = types.SimpleNamespace(SimpleDecoder=_FakeSimpleDecoder, OutputColorType=types.SimpleNamespace(NATIVE=0))
 
 
+@pytest.fixture(scope="module")
+def media_dir(shared_media_dir):
+    """These tests read the whole shared captions.jsonl and real-file properties (rotation, 4:4:4, several
+    streams): the real ../shared/media files (skipped without them), never the generated stand-ins."""
+    return shared_media_dir
+
+
 @pytest.mark.parametrize("size", [(64, 96), (240, 426)])
 def test_reader_gives_the_pyav_backend_samples(media_dir, size, caplog):
     samples = read_manifest(media_dir / "captions.jsonl").samples
