@@ -143,11 +143,14 @@ class Trainer:
         if error is not None:
             raise TrainConfigError(f"cannot read the inputs: {error}", "check --input / --val-input")
         train = load_indexed(plan_directory(out, "train"))
+        usable = (lambda s: not s.is_image) if self.arch.is_video else (lambda s: True)  # clips for video models
         if config.val_input:
-            val = load_indexed(plan_directory(out, "val"))[: config.val_samples]
+            val = [s for s in load_indexed(plan_directory(out, "val")) if usable(s)][: config.val_samples]
         else:
-            held = min(config.val_samples, len(train) // 10)
-            train, val = (train[:-held], train[-held:]) if held else (train, [])
+            count = min(config.val_samples, len(train) // 10)  # at most a tenth of the input is held out
+            candidates = [s for s in train if usable(s)]
+            held = {s.index for s in candidates[len(candidates) - count:]} if count else set()
+            train, val = [s for s in train if s.index not in held], [s for s in train if s.index in held]
         return train, val
 
     # ------------------------------------------------------------------------------------------------- steps
