@@ -32,7 +32,7 @@ examples:
   nemo-cosmos-tokenizer train-tokenizer --config recipes/train_tokenizer_demo.yaml --input clips/ --output-dir runs/dv
   # fine-tune only the decoder of a released model (ids unchanged), 8 GPUs
   torchrun --nproc-per-node 8 scripts/train_tokenizer.py --init Cosmos-1.0-Tokenizer-DV8x16x16 --mode decoder \\
-      --input shards/{000000..000099}.tar --output-dir runs/dv-decoder --resolution 256 256 --num-frames 49
+      --input shards/{000000..000099}.tar --output-dir runs/dv-decoder --resolution 256,256 --num-frames 49
   # any setting as key=value
   nemo-cosmos-tokenizer train-tokenizer --config recipes/train_tokenizer_demo.yaml --input clips/ \\
       --output-dir runs/dv lr=2e-4 levels=[8,8,8,5,5,5] perceptual_weight=0.1
@@ -65,6 +65,18 @@ def _field_docs() -> dict[str, str]:
     return docs
 
 
+def _comma_list(item: type):
+    def parse(text: str) -> list:
+        parts = [p for p in text.strip().strip("[]()").replace(" ", ",").split(",") if p]
+        try:
+            return [item(p) for p in parts]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {item.__name__} values, got {text!r}") from None
+
+    parse.__name__ = f"{item.__name__} list"
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="TokenizerTrainConfig settings (flags override them)")
     docs = _field_docs()
@@ -75,8 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif typing.get_origin(base) is tuple:
             item = typing.get_args(base)[0]
-            parser.add_argument(flag, dest=name, type=item, nargs="+", default=None, metavar=item.__name__.upper(),
-                                help=text)
+            # One comma-separated value (``--levels 8,8,8,5,5,5``): a list of words would swallow key=value.
+            parser.add_argument(flag, dest=name, type=_comma_list(item), default=None,
+                                metavar=",".join([item.__name__.upper()] * 2), help=text)
         else:
             parser.add_argument(flag, dest=name, type=base, default=None, metavar=name.split("_")[-1].upper(),
                                 help=text)

@@ -124,7 +124,9 @@ class Trainer:
             self.arch.check_input_shape(shape)
         except ValueError as err:
             raise TrainConfigError(f"clips of {self.config.num_frames} x {h} x {w} do not fit the "
-                                   f"{self.arch.family}{self.arch.compression_label} architecture: {err}") from err
+                                   f"{self.arch.family}{self.arch.compression_label} architecture: {err}",
+                                   f"set --num-frames to 1 + k*{self.arch.temporal_compression} and --resolution to "
+                                   f"multiples of {self.arch.spatial_compression}") from err
         if not self.arch.is_video and self.config.num_frames != 1:
             log.info("image model: num_frames %d ignored (one frame per sample)", self.config.num_frames)
 
