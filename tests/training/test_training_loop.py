@@ -122,3 +122,21 @@ def test_perceptual_loss_from_weight_files(clips_dir, tmp_path):
     history = train_tokenizer(config).history
     assert "perceptual" not in history[0] and history[1]["perceptual"] > 0
     assert history[1]["loss"] == pytest.approx(history[1]["l1"] + 0.5 * history[1]["perceptual"], rel=1e-6)
+
+
+def test_image_model_trains_and_loads(clips_dir, tmp_path):
+    from nemo_cosmos_tokenizer.inference import ImageTokenizer
+
+    # GroupNorm(32) of the image networks needs widths that are multiples of 32.
+    config = tiny_config(clips_dir, tmp_path / "run", family="DI", temporal_compression=None, channels=32,
+                         channels_mult=[1, 1], z_channels=8, max_steps=2)
+    result = train_tokenizer(config)
+    assert result.network.config.family == "DI" and result.eval["clips"] == 2
+    tokenizer = ImageTokenizer.from_pretrained(str(result.final_dir), device="cpu", dtype="float32")
+    assert tokenizer.config == result.network.config
+
+
+def test_video_model_with_alternating_image_batches(clips_dir, tmp_path):
+    config = tiny_config(clips_dir, tmp_path / "run", max_steps=4, image_every=2)
+    history = train_tokenizer(config).history
+    assert [e["step"] for e in history] == [1, 2, 3, 4] and all(e["loss"] > 0 for e in history)
