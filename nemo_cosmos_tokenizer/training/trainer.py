@@ -86,6 +86,7 @@ class Trainer:
         prepared = prepare_model(config)
         self.source = prepared.source
         self.net = prepared.network.to(device)
+        set_train_mode(self.net, config, True)  # frozen parts in eval mode
         self.arch = self.net.config
         self._check_clip_shape()
         self.params = [p for _, p in trainable_parameters(self.net)]

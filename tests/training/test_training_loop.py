@@ -56,12 +56,26 @@ def test_few_steps_lower_the_loss_and_the_output_loads(clips_dir, tmp_path):
     assert jit.config == result.network.config and jit.mode == "torch"
 
 
-def test_decoder_mode_keeps_encoder_weights_and_ids(clips_dir, tmp_path):
+def test_decoder_mode_keeps_encoder_weights_and_ids(clips_dir, tmp_path, monkeypatch):
+    from nemo_cosmos_tokenizer.training.trainer import Trainer
+
     init = tiny_network(seed=3)
     save_pretrained(init, tmp_path / "init")
     config = tiny_config(clips_dir, tmp_path / "run", init=str(tmp_path / "init"), mode="decoder", max_steps=4,
                          lr=1e-2, ema_decay=0.5)
+    modes = []
+    original = Trainer.step
+
+    def step(self, x, step):
+        modes.append({name: m.training for name, m in self.net.named_modules() if name})
+        return original(self, x, step)
+
+    monkeypatch.setattr(Trainer, "step", step)
     result = train_tokenizer(config)
+    for seen in modes:  # the frozen side runs in eval mode, the trained side in train mode, at every step
+        assert not any(v for k, v in seen.items() if k.startswith(("encoder", "quant_conv"))), seen
+        assert all(v for k, v in seen.items() if k.startswith(("decoder", "post_quant_conv")))
+    assert len(modes) == 4
     trained = load_pretrained(result.final_dir)
     before, after = init.state_dict(), trained.state_dict()
     for name in before:
@@ -140,3 +154,22 @@ def test_video_model_with_alternating_image_batches(clips_dir, tmp_path):
     config = tiny_config(clips_dir, tmp_path / "run", max_steps=4, image_every=2)
     history = train_tokenizer(config).history
     assert [e["step"] for e in history] == [1, 2, 3, 4] and all(e["loss"] > 0 for e in history)
+
+
+def test_init_from_an_nvidia_layout_jit_file(clips_dir, tmp_path):
+    from nemo_cosmos_tokenizer.hub.convert import load_jit_state_dict
+    from nemo_cosmos_tokenizer.training.checkpoints import export_jit_dir
+
+    # A size NVIDIA never released: the folder's config.json names the architecture of autoencoder.jit.
+    jit_dir = export_jit_dir(tiny_network(seed=5), tmp_path / "exported")
+    config = tiny_config(clips_dir, tmp_path / "run", init=str(jit_dir / "autoencoder.jit"), mode="decoder",
+                         max_steps=1)
+    result = train_tokenizer(config)
+    assert result.summary["source"] == config.init
+    exported = load_jit_state_dict(jit_dir / "encoder.jit")
+    trained = result.network.cosmos_state_dict("encoder")
+    # bfloat16 weights of the .jit are exact in float32: the frozen encoder is exactly the file's (the constant
+    # buffers, e.g. the Haar wavelets, are value-checked by the loader and stay float32).
+    weights = {name for name, _ in result.network.named_parameters()}
+    compared = [k for k in exported if k in weights]
+    assert len(compared) > 10 and all(torch.equal(exported[k].float(), trained[k].float()) for k in compared)
