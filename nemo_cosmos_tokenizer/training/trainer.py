@@ -81,6 +81,8 @@ class Trainer:
             raise TrainConfigError(f"batch_size {config.batch_size} is not a multiple of the {self.world} processes",
                                    f"use a batch_size divisible by {self.world} (it is the global batch)")
         self.amp_dtype = torch.bfloat16 if config.dtype == "bfloat16" else None
+        if self.amp_dtype is not None and device.type == "cpu":
+            log.warning("bfloat16 autocast on the CPU is slow; --dtype float32 is faster there")
         self.perceptual = self._perceptual()
         torch.manual_seed(config.seed)
         prepared = prepare_model(config)
