@@ -48,6 +48,11 @@ def test_few_steps_lower_the_loss_and_the_output_loads(clips_dir, tmp_path):
         ids = result.network.encode(x)[0]
     tokenizer = CausalVideoTokenizer.from_pretrained(str(final), device="cpu", dtype="float32")
     assert torch.equal(tokenizer.encode(x)[0], ids)
+    # build-dataset --tokenizer <output_dir>/final: the builder's one resolver, encoder only.
+    from nemo_cosmos_tokenizer.inference.from_source import load_tokenizer
+
+    builder_side = load_tokenizer(str(final), parts=("encoder",), device="cpu", dtype="float32")
+    assert torch.equal(builder_side.encode(x)[0], ids)
 
     # --export-jit: NVIDIA's layout plus our config.json, loadable as a folder of .jit files.
     assert {p.name for p in result.jit_dir.iterdir()} == {"encoder.jit", "decoder.jit", "autoencoder.jit",
