@@ -39,6 +39,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "nemo_cosmos_tokenizer.cli.evaluate",
     "train-gpt": "nemo_cosmos_tokenizer.cli.train_gpt",
     "sample-video": "nemo_cosmos_tokenizer.cli.sample_video",
+    "train-tokenizer": "nemo_cosmos_tokenizer.cli.train_tokenizer",
 }
 
 EPILOG = """examples:

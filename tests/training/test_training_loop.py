@@ -1,0 +1,180 @@
+"""train_tokenizer end to end on tiny networks (CPU, seconds): the loss falls, the outputs load, decoder mode keeps
+every id, a resumed run is the uninterrupted run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training_helpers import tiny_config, tiny_network
+
+from nemo_cosmos_tokenizer.hub.convert import load_pretrained, save_pretrained
+from nemo_cosmos_tokenizer.training import train_tokenizer
+from nemo_cosmos_tokenizer.training.data import read_eval_clips
+from nemo_cosmos_tokenizer.training.data import load_indexed, plan_directory
+from nemo_cosmos_tokenizer.inference.preprocess import to_unit_range
+
+
+def _eval_batch(config) -> torch.Tensor:
+    """The held-out clips of ``config`` as the model input ``[N, 3, T, H, W]`` in [-1, 1]."""
+    samples = load_indexed(plan_directory(config.output_dir, "val"))
+    clips, _ = read_eval_clips(samples, num_frames=config.num_frames, resolution=config.resolution,
+                               temporal_compression=config.temporal_compression,
+                               spatial_compression=config.spatial_compression, fps=None, images=False)
+    return to_unit_range(torch.from_numpy(__import__("numpy").stack(clips)))
+
+
+def test_few_steps_lower_the_loss_and_the_output_loads(clips_dir, tmp_path):
+    from nemo_cosmos_tokenizer.inference import CausalVideoTokenizer
+
+    config = tiny_config(clips_dir, tmp_path / "run", max_steps=8, eval_every=8, export_jit=True)
+    result = train_tokenizer(config)
+    losses = [entry["loss"] for entry in result.history]
+    assert len(losses) == 8 and [e["step"] for e in result.history] == list(range(1, 9))
+    # From scratch the reconstruction starts near a constant (L1 ~ 0.5-1.3 on these clips); 8 Adam steps at 1e-3
+    # more than halve it in every run seen. A broken gradient path (frozen or unsynced weights) leaves it flat.
+    assert sum(losses[-2:]) / 2 < 0.8 * sum(losses[:2]) / 2, losses
+    assert {"psnr", "ssim", "codes_used"} <= set(result.history[-1])
+    assert result.eval["clips"] == 2 and 0 < result.eval["codes_used"] <= 64 and result.eval["psnr"] > 0
+
+    # final/ is our format: the same network through load_pretrained and the inference API.
+    final = result.final_dir
+    assert (final / "config.json").is_file() and (final / "model.safetensors").is_file()
+    assert (final / "train_config.yaml").is_file()
+    loaded = load_pretrained(final)
+    x = _eval_batch(config)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), result.network(x))  # same weights, same float32 ops: identical bits
+        ids = result.network.encode(x)[0]
+    tokenizer = CausalVideoTokenizer.from_pretrained(str(final), device="cpu", dtype="float32")
+    assert torch.equal(tokenizer.encode(x)[0], ids)
+    # build-dataset --tokenizer <output_dir>/final: the builder's one resolver, encoder only.
+    from nemo_cosmos_tokenizer.inference.from_source import load_tokenizer
+
+    builder_side = load_tokenizer(str(final), parts=("encoder",), device="cpu", dtype="float32")
+    assert torch.equal(builder_side.encode(x)[0], ids)
+
+    # --export-jit: NVIDIA's layout plus our config.json, loadable as a folder of .jit files.
+    assert {p.name for p in result.jit_dir.iterdir()} == {"encoder.jit", "decoder.jit", "autoencoder.jit",
+                                                          "config.json"}
+    jit = CausalVideoTokenizer.from_pretrained(str(result.jit_dir), device="cpu", dtype="float32")
+    assert jit.config == result.network.config and jit.mode == "torch"
+
+
+def test_decoder_mode_keeps_encoder_weights_and_ids(clips_dir, tmp_path, monkeypatch):
+    from nemo_cosmos_tokenizer.training.trainer import Trainer
+
+    init = tiny_network(seed=3)
+    save_pretrained(init, tmp_path / "init")
+    config = tiny_config(clips_dir, tmp_path / "run", init=str(tmp_path / "init"), mode="decoder", max_steps=4,
+                         lr=1e-2, ema_decay=0.5)
+    modes = []
+    original = Trainer.step
+
+    def step(self, x, step):
+        modes.append({name: m.training for name, m in self.net.named_modules() if name})
+        return original(self, x, step)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    result = train_tokenizer(config)
+    for seen in modes:  # the frozen side runs in eval mode, the trained side in train mode, at every step
+        assert not any(v for k, v in seen.items() if k.startswith(("encoder", "quant_conv"))), seen
+        assert all(v for k, v in seen.items() if k.startswith(("decoder", "post_quant_conv")))
+    assert len(modes) == 4
+    trained = load_pretrained(result.final_dir)
+    before, after = init.state_dict(), trained.state_dict()
+    for name in before:
+        if name.startswith(("encoder.", "quant_conv.")):
+            assert torch.equal(before[name], after[name]), name
+    changed = [n for n in before if n.startswith(("decoder.", "post_quant_conv.")) and not torch.equal(before[n], after[n])]
+    assert changed, "decoder mode trained nothing"
+    x = _eval_batch(config)
+    with torch.no_grad():
+        assert torch.equal(init.eval().encode(x)[0], trained.encode(x)[0])
+
+
+def _interrupt_at(monkeypatch, at_step: int) -> None:
+    from nemo_cosmos_tokenizer.training.trainer import Trainer
+
+    original = Trainer.step
+
+    def step(self, x, step):
+        if step == at_step:
+            raise KeyboardInterrupt
+        return original(self, x, step)
+
+    monkeypatch.setattr(Trainer, "step", step)
+
+
+def test_resume_continues_the_same_run(clips_dir, tmp_path, monkeypatch):
+    # EMA and the discriminator (from step 2) are part of the state a resume must restore.
+    settings = dict(max_steps=6, save_every=3, log_every=2, ema_decay=0.9, adversarial_weight=0.5,
+                    adversarial_start=2, discriminator_channels=8, resolution=[64, 64])
+    whole = train_tokenizer(tiny_config(clips_dir, tmp_path / "whole", **settings))
+
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 4)  # checkpoint at 3 steps, killed during the 5th
+        with pytest.raises(KeyboardInterrupt):
+            train_tokenizer(tiny_config(clips_dir, tmp_path / "cut", **settings))
+    assert (tmp_path / "cut" / "checkpoints" / "latest").read_text().strip() == "step_3"
+    resumed = train_tokenizer(tiny_config(clips_dir, tmp_path / "cut", **settings))
+
+    keys = ("step", "loss", "l1", "adversarial", "discriminator", "grad_norm", "lr", "psnr")
+    # Same process, same threads, same data (a function of the step), same restored state: the same bits.
+    assert [{k: e.get(k) for k in keys} for e in resumed.history] == [{k: e.get(k) for k in keys} for e in whole.history]
+    a, b = load_pretrained(whole.final_dir).state_dict(), load_pretrained(resumed.final_dir).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(e.get("adversarial") for e in whole.history)
+
+
+def test_perceptual_loss_from_weight_files(clips_dir, tmp_path):
+    from nemo_cosmos_tokenizer.evaluation.lpips_vgg import LPIPSVGG
+
+    # Random VGG16 / LPIPS-head files in the layouts the real ones have (the loader checks keys and shapes).
+    torch.manual_seed(0)
+    lpips = LPIPSVGG()
+    torch.save({f"features.{k}": v for k, v in lpips.features.state_dict().items()}, tmp_path / "vgg16.pth")
+    heads = {f"lin{k}.model.1.weight": head.weight.detach().abs() for k, head in enumerate(lpips.heads)}
+    torch.save(heads, tmp_path / "vgg.pth")
+    config = tiny_config(clips_dir, tmp_path / "run", max_steps=2, perceptual_weight=0.5, perceptual_start=1,
+                         vgg16_weights=str(tmp_path / "vgg16.pth"), lpips_heads=str(tmp_path / "vgg.pth"))
+    history = train_tokenizer(config).history
+    assert "perceptual" not in history[0] and history[1]["perceptual"] > 0
+    assert history[1]["loss"] == pytest.approx(history[1]["l1"] + 0.5 * history[1]["perceptual"], rel=1e-6)
+
+
+def test_image_model_trains_and_loads(clips_dir, tmp_path):
+    from nemo_cosmos_tokenizer.inference import ImageTokenizer
+
+    # GroupNorm(32) of the image networks needs widths that are multiples of 32.
+    config = tiny_config(clips_dir, tmp_path / "run", family="DI", temporal_compression=None, channels=32,
+                         channels_mult=[1, 1], z_channels=8, max_steps=2)
+    result = train_tokenizer(config)
+    assert result.network.config.family == "DI" and result.eval["clips"] == 2
+    tokenizer = ImageTokenizer.from_pretrained(str(result.final_dir), device="cpu", dtype="float32")
+    assert tokenizer.config == result.network.config
+
+
+def test_video_model_with_alternating_image_batches(clips_dir, tmp_path):
+    config = tiny_config(clips_dir, tmp_path / "run", max_steps=4, image_every=2)
+    history = train_tokenizer(config).history
+    assert [e["step"] for e in history] == [1, 2, 3, 4] and all(e["loss"] > 0 for e in history)
+
+
+def test_init_from_an_nvidia_layout_jit_file(clips_dir, tmp_path):
+    from nemo_cosmos_tokenizer.hub.convert import load_jit_state_dict
+    from nemo_cosmos_tokenizer.training.checkpoints import export_jit_dir
+
+    # A size NVIDIA never released: the folder's config.json names the architecture of autoencoder.jit.
+    jit_dir = export_jit_dir(tiny_network(seed=5), tmp_path / "exported")
+    config = tiny_config(clips_dir, tmp_path / "run", init=str(jit_dir / "autoencoder.jit"), mode="decoder",
+                         max_steps=1)
+    result = train_tokenizer(config)
+    assert result.summary["source"] == config.init
+    exported = load_jit_state_dict(jit_dir / "encoder.jit")
+    trained = result.network.cosmos_state_dict("encoder")
+    # bfloat16 weights of the .jit are exact in float32: the frozen encoder is exactly the file's (the constant
+    # buffers, e.g. the Haar wavelets, are value-checked by the loader and stay float32).
+    weights = {name for name, _ in result.network.named_parameters()}
+    compared = [k for k in exported if k in weights]
+    assert len(compared) > 10 and all(torch.equal(exported[k].float(), trained[k].float()) for k in compared)
