@@ -154,7 +154,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                         help="no progress bar")
     parser.add_argument("--no-merge", action="store_true", help="keep the chunk shards (no <prefix>.bin/.idx) and "
-                        "write their prefixes to <prefix>.data_paths.txt for Megatron's --data-path")
+                        "list them, weighted by their tokens, in <prefix>.data_paths_weighted.txt for Megatron's "
+                        "--data-args-path (the bare prefixes in <prefix>.data_paths.txt)")
     parser.add_argument("--demo", action="store_true", help="generate sample clips, captions.jsonl and a text "
                         "tokenizer under <prefix>.demo-inputs/ and use them (unless --input/--text-tokenizer are given)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

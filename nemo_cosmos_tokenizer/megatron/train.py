@@ -36,7 +36,7 @@ import torch
 
 from .config import TrainConfig, load_train_config  # noqa: F401  (defined there: light to import for --help)
 from .model import GPTShape, build_gpt_model
-from .settings import VOCAB_DIVISIBLE_BY, check_split, data_paths, document_lengths, suggest_split
+from .settings import VOCAB_DIVISIBLE_BY, blend_weights, check_split, data_paths, document_lengths, suggest_split
 from .tokenizer import SidecarTokenizer
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,15 @@ def build_datasets(config: TrainConfig, tokenizer: SidecarTokenizer, seq_length:
         suggestion = suggest_split(sequences, config.split)
         fix = f"use --split {suggestion}" if suggestion else "build more documents or use --split 100,0,0"
         raise ValueError(f"{problems[0].message(config.split)}; {fix}")
+    # The shards of a --no-merge build, weighted by tokens (unweighted, megatron-core builds one epoch of each);
+    # a weighted blend needs a sample count for every split (0: none).
+    weights = blend_weights(prefixes)
+    if weights is not None:
+        samples = [n or 0 for n in samples]
     gpt_config = GPTDatasetConfig(
         random_seed=config.seed,
         sequence_length=seq_length,
-        blend=(prefixes, None),
+        blend=(prefixes, weights),
         split=config.split,
         path_to_cache=str(Path(config.output_dir) / "index_cache"),
         tokenizer=tokenizer,
