@@ -182,3 +182,15 @@ def test_many_shards_need_a_surplus(no_merge_build, process_group, tmp_path):
         _build(blend, tokenizer, seq_length=64, split="1,0,0", sizes=[80, 0, 0])
     train = _build(blend, tokenizer, seq_length=64, split="1,0,0", sizes=[80, 0, 0], surplus=surplus)[0]
     assert len(train) >= 80
+
+
+def test_trainer_blends_the_shards_by_tokens(no_merge_build, process_group, tmp_path):
+    """scripts/train_gpt.py on a --no-merge build: the weighted blend, so the steps it asks for are there (an
+    unweighted one would stop at one epoch: 3 samples of 64 tokens here)."""
+    from nemo_cosmos_tokenizer.megatron.config import TrainConfig
+    from nemo_cosmos_tokenizer.megatron.train import build_datasets
+
+    prefix, _ = no_merge_build
+    config = TrainConfig(data_prefix=prefix, output_dir=str(tmp_path), split="1,1,0")
+    train, valid, test = build_datasets(config, SidecarTokenizer(prefix), 64, [80, 4, None])
+    assert len(train) >= 80 and len(valid) >= 4 and test is None
