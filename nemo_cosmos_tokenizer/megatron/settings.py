@@ -26,7 +26,7 @@ Two facts of megatron-core 0.16.1 drive this module:
   ``sum_i ceil(size * w_i) >= size`` samples, the shards in proportion to their tokens, as in the merged dataset.
   With many shards and a small ``size`` those ceilings add up to more than the 0.5 % margin and ``BlendedDataset``
   raises ``IndexError`` ("oversamples"); :func:`blend_surplus` finds the surplus that megatron-core's own
-  blending arithmetic needs.
+  blending arithmetic needs (:mod:`.blend`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import numpy as np
 from ..data.build.summary import weighted_data_paths_path
 from ..data.layout import PRESETS, TokenLayout
 from ..data.writer import read_json, sidecar_path
+from .blend import DEFAULT_SURPLUS, blend_surplus, prefix_tokens
 
 SPLIT_NAMES = ("train", "valid", "test")
 #: Megatron-LM's default ``--make-vocab-size-divisible-by``.
@@ -121,66 +122,6 @@ def suggest_split(sequences_per_prefix: Mapping[str, int], requested: str = "99,
         candidate = f"{100 - percent - test},{percent},{test}"
         if not check_split(candidate, sequences_per_prefix):
             return candidate
-    return None
-
-
-#: ``BlendedMegatronDatasetConfig.mid_level_dataset_surplus``'s default (Megatron-LM ``--mid-level-dataset-surplus``).
-DEFAULT_SURPLUS = 0.005
-#: Surpluses tried, in order, by :func:`blend_surplus`.
-_SURPLUSES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-
-
-def blend_weights(prefixes: Sequence[str]) -> list[int] | None:
-    """``--data-path`` weights of ``prefixes``: their token counts (``None`` for a single prefix, which needs
-    none). Token counts make each shard's share of the samples its share of the tokens, as in the merged file."""
-    if len(prefixes) <= 1:
-        return None
-    return [tokens for tokens in prefix_tokens(prefixes).values()]
-
-
-def prefix_tokens(prefixes: Sequence[str]) -> dict[str, int]:
-    """Tokens of each prefix (the sum of its sequence lengths), read from its ``.idx`` with megatron-core."""
-    from megatron.core.datasets.indexed_dataset import IndexedDataset
-
-    out = {}
-    for prefix in prefixes:
-        ds = IndexedDataset(prefix)
-        out[prefix] = int(np.asarray(ds.sequence_lengths, np.int64).sum())
-        del ds  # (the lengths were copied: the memory map may close)
-    return out
-
-
-def blend_oversamples(weights: Sequence[float], size: int, surplus: float = DEFAULT_SURPLUS) -> bool:
-    """Whether megatron-core's weighted blend of ``size`` samples draws more samples from some prefix than it
-    built for it, with megatron-core's own arithmetic: per prefix ``ceil(ceil(size * w) * (1 + surplus))`` built
-    (``_get_size_per_split_per_dataset``), a blend of ``sum(ceil(size * w))`` samples drawn by
-    ``helpers.build_blending_indices``. (A prefix's dataset can hold more than it was asked for, since it is made
-    of whole epochs: ``False`` is a guarantee, ``True`` a risk of ``BlendedDataset``'s ``IndexError``.)"""
-    from megatron.core.datasets import helpers
-    from megatron.core.datasets.blended_megatron_dataset_builder import _get_size_per_split_per_dataset
-    from megatron.core.datasets.utils import normalize
-
-    if size <= 0 or len(weights) <= 1:
-        return False
-    normalized = normalize(list(weights))
-    target = [row[0] for row in _get_size_per_split_per_dataset(normalized, [size])]
-    built = [row[0] for row in _get_size_per_split_per_dataset(normalized, [size], surplus=surplus)]
-    total = int(sum(target))
-    index = np.zeros(total, dtype=np.int16)
-    sample_index = np.zeros(total, dtype=np.int64)
-    helpers.build_blending_indices(index, sample_index, np.asarray(normalized, np.float64), len(normalized), total,
-                                   False)
-    drawn = np.bincount(index, minlength=len(normalized))
-    return bool(np.any(drawn > np.asarray(built)))
-
-
-def blend_surplus(weights: Sequence[float], sizes: Sequence[int]) -> float | None:
-    """The smallest ``--mid-level-dataset-surplus`` of a fixed ladder (0.005 first, megatron-core's default) with
-    which no split of ``sizes`` (train, valid, test samples) oversamples a prefix (:func:`blend_oversamples`);
-    ``None`` if even 10 does not."""
-    for surplus in _SURPLUSES:
-        if not any(blend_oversamples(weights, int(size), surplus) for size in sizes):
-            return surplus
     return None
 
 

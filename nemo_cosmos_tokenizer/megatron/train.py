@@ -36,7 +36,8 @@ import torch
 
 from .config import TrainConfig, load_train_config  # noqa: F401  (defined there: light to import for --help)
 from .model import GPTShape, build_gpt_model
-from .settings import VOCAB_DIVISIBLE_BY, blend_weights, check_split, data_paths, document_lengths, suggest_split
+from .blend import blend_weights
+from .settings import VOCAB_DIVISIBLE_BY, check_split, data_paths, document_lengths, suggest_split
 from .tokenizer import SidecarTokenizer
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("megatron.core")
 
 from nemo_cosmos_tokenizer.megatron import SidecarTokenizer, megatron_settings  # noqa: E402
-from nemo_cosmos_tokenizer.megatron.settings import blend_oversamples, blend_surplus  # noqa: E402
+from nemo_cosmos_tokenizer.megatron.blend import blend_oversamples, blend_surplus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
