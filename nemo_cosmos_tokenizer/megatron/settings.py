@@ -284,6 +284,8 @@ class MegatronSettings:
             f"  python scripts/train_gpt.py --data-prefix {_quote_prefix(self.sidecar)} --seq-length {self.seq_length} "
             f"--split {self.split if self.split_ok else (self.suggested_split or '100,0,0')}",
         ]
+        if self.preset == "cosmos_ar":
+            lines += ["", _nvidia_general_note(self.documents)]
         warnings = self.warnings()
         if warnings:
             lines += ["", *(f"WARNING: {w}" for w in warnings)]
@@ -294,6 +296,26 @@ class MegatronSettings:
         data["split_problems"] = [p.message(self.split) for p in self.split_problems]
         data["megatron_lm_args"] = self.megatron_lm_args()
         return data
+
+
+#: NVIDIA's general.py trains with ``split_string`` "98,1,1" by default.
+_NVIDIA_SPLIT = "98,1,1"
+
+
+def _nvidia_general_note(documents: int) -> str:
+    """What NVIDIA's ``general.py`` (NeMo's ``PreTrainingDataModule``, default split 98,1,1) makes of ``documents``
+    videos in one folder, and why several folders are no substitute (see the README's cosmos_ar section)."""
+    one = {"folder": documents}
+    if not check_split(_NVIDIA_SPLIT, one):
+        verdict = f"{documents} videos in one folder leave no split empty: fine"
+    else:
+        fix = suggest_split(one, _NVIDIA_SPLIT)
+        verdict = (f"{documents} videos in one folder leave its valid or test split empty and megatron-core hangs in "
+                   f"_get_num_epochs: pass " + (f"--split_string {fix}" if fix else "more videos"))
+    return (f"NVIDIA's general.py (--split_string {_NVIDIA_SPLIT} by default): {verdict}. It blends several folders "
+            "without weights: one epoch of each, and with 12,800-id documents every folder needs 2 videos in each "
+            "of its valid and test parts (176 per folder for 98,1,1), else AssertionError; give it one folder "
+            "holding the merged <prefix>.bin/.idx as .bin/.idx (README).")
 
 
 def _quote_prefix(sidecar: str) -> str:

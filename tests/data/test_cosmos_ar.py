@@ -204,6 +204,8 @@ def test_megatron_settings_say_there_is_no_eod(build):
     assert settings.seq_length == 64  # the smallest multiple of 64 holding the 8-id documents
     report = settings.format()
     assert "this layout writes no eod" in report and "eod is None" not in report
+    # 7 videos in NVIDIA's one folder: 98,1,1 leaves valid and test empty; 5,1,1 gives each one video.
+    assert "7 videos in one folder leave its valid or test split empty" in report and "--split_string 5,1,1" in report
 
 
 def test_defaults_are_nvidias_and_explicit_settings_win():
