@@ -118,14 +118,16 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                         help="HEIGHT [WIDTH], multiples of the spatial compression (default 256 256)")),
     ("--resize-mode", "resize_mode", dict(choices=("crop", "pad"), help="cover + centre crop (default) or fit + pad")),
     ("--device", "device", dict(help="auto (default), cuda, cuda:N, cpu")),
-    ("--dtype", "dtype", dict(help="auto (default: bfloat16 on CUDA, float32 on CPU), bfloat16, float32")),
-    ("--batch-size", "batch_size", dict(type=int, help="clips per encoder call (default 8)")),
+    ("--dtype", "dtype", dict(help="auto (default: bfloat16 on CUDA, float32 on CPU; bfloat16 everywhere with --layout "
+     "cosmos_ar, as NVIDIA encodes), bfloat16, float32")),
+    ("--batch-size", "batch_size", dict(type=int, help="clips per encoder call (default 8; 1 with --layout cosmos_ar)")),
     ("--temporal-mode", "temporal_mode", dict(choices=("windows", "whole"), help="windows (default): each clip in "
      "one encoder call; whole: each clip streamed as one causal sequence in bounded memory (long --num-frames)")),
     ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0); nvdec: decoder threads (default 8)")),
     ("--nvdec-decodes", "nvdec_decodes", dict(type=int, metavar="N", help="nvdec: NVDEC decodes in flight at once "
      "(default 4, best on an H100; fewer on GPUs with fewer decode engines)")),
-    ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512)")),
+    ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512; 250 "
+     "with --layout cosmos_ar, NVIDIA's videos per folder)")),
 )
 
 DEMO_RESOLUTION = [96, 128]
@@ -148,13 +150,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "does): every process and rank gives the same tokens for the same clips (default: on; "
                         "--no-deterministic times kernels per process: ~4%% faster encoder, not reproducible; "
                         "see the README's Determinism); part of the config hash")
-    parser.add_argument("--nvidia-folders", dest="nvidia_folders", action="store_true", default=argparse.SUPPRESS,
-                        help="with --layout cosmos_ar: also write <prefix>/<k>/.bin+.idx, the folders NVIDIA's "
-                        "post-training scripts read")
+    parser.add_argument("--nvidia-folders", dest="nvidia_folders", action=argparse.BooleanOptionalAction,
+                        default=argparse.SUPPRESS,
+                        help="with --layout cosmos_ar (default there): also write <prefix>/<k>/.bin+.idx (<prefix>/.bin "
+                        "for one chunk), the folders NVIDIA's general.py reads")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                         help="no progress bar")
     parser.add_argument("--no-merge", action="store_true", help="keep the chunk shards (no <prefix>.bin/.idx) and "
-                        "write their prefixes to <prefix>.data_paths.txt for Megatron's --data-path")
+                        "list them, weighted by their tokens, in <prefix>.data_paths_weighted.txt for Megatron's "
+                        "--data-args-path (the bare prefixes in <prefix>.data_paths.txt)")
     parser.add_argument("--demo", action="store_true", help="generate sample clips, captions.jsonl and a text "
                         "tokenizer under <prefix>.demo-inputs/ and use them (unless --input/--text-tokenizer are given)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

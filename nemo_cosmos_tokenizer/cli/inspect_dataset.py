@@ -22,11 +22,19 @@ with that tokenizer's decoder and write it as mp4 (a .png output for one-frame d
 With --print-megatron-args, print what Megatron needs instead: the exact Megatron-LM flags (--data-path,
 --tokenizer-type/--vocab-size that give this layout's eod, --seq-length from the document lengths, a --split that
 leaves no split empty), the megatron-core / NeMo 2 tokenizer adapter, and warnings. Either way a --split that would
-leave a split empty (megatron-core's GPTDataset then hangs) is reported.
+leave a split of some --data-path prefix without a document is reported (megatron-core 0.16's GPTDataset then loops
+forever in _get_num_epochs: a hang, no error).
+
+A --no-merge build (chunk shards) gets a blend weighted by the shards' token counts (--data-path w1 p1 w2 p2 ...,
+also in <prefix>.data_paths_weighted.txt for --data-args-path): without weights megatron-core builds one epoch
+per shard, caps the training samples there and fails with an AssertionError on a shard part shorter than
+--seq-length + 1 tokens. --samples TRAIN,VALID,TEST (what training asks for) adds the --mid-level-dataset-surplus
+that megatron-core's blend of many shards needs.
 
 examples:
   python scripts/inspect_video_token_dataset.py demo/tokens --print-megatron-args
   python scripts/inspect_video_token_dataset.py data/clips --print-megatron-args --split 98,1,1 --tensor-parallel 2
+  python scripts/inspect_video_token_dataset.py data/clips --print-megatron-args --samples 512000,5120,512
   python scripts/inspect_video_token_dataset.py demo/tokens --index 0
   python scripts/inspect_video_token_dataset.py demo/tokens --index 0 --decoder tiny-random-dv8x16x16 --output doc0.mp4
   python scripts/inspect_video_token_dataset.py data/clips --index 42 --decoder Cosmos-1.0-Tokenizer-DV8x16x16
@@ -52,8 +60,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="99,1,0",
                         help="train,valid,test split to check against the document count (default 99,1,0, "
                         "Megatron-LM's)")
+    parser.add_argument("--samples", type=_samples, metavar="TRAIN[,VALID[,TEST]]",
+                        help="samples training asks for per split (Megatron-LM: train-iters x global-batch, ...): "
+                        "sizes the --mid-level-dataset-surplus a blend of chunk shards (--no-merge) needs")
     parser.add_argument("--tensor-parallel", type=int, default=1, metavar="N",
                         help="tensor-parallel size (Megatron pads the vocabulary to a multiple of 128 x N)")
+
+
+def _samples(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not 1 <= len(counts) <= 3 or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"expected TRAIN[,VALID[,TEST]] sample counts >= 0, got {text!r}")
+    return counts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from ..megatron.settings import megatron_settings
 
     try:
-        settings = megatron_settings(args.prefix, split=args.split, tensor_parallel=args.tensor_parallel)
+        settings = megatron_settings(args.prefix, split=args.split, tensor_parallel=args.tensor_parallel,
+                                     samples=args.samples)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -17,6 +17,12 @@ step, so that a build with ``layout="cosmos_ar"`` writes the documents it writes
 
 Every document of a build therefore has the same length, ``T' * H' * W'`` (12,800 for DV8x16x16 at 33 x 640 x
 1024), recorded in the sidecar as ``document_length``.
+
+The build's defaults for this layout are NVIDIA's too (:data:`NVIDIA_SETTINGS`): the encoder runs in bfloat16
+(their ``DiscreteVideoFSQJITTokenizer`` has ``is_bf16=True``), also on a CPU, one video per call, 250 videos per
+chunk (their ``CHUNK_SIZE``), and the chunks are laid out as their folders (``<prefix>/.bin`` for one chunk,
+``<prefix>/<k>/.bin`` otherwise). Explicit settings win; :func:`nvidia_differences` names what then differs, in
+the log and in the sidecar (``nvidia.differences``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from .video import ClipSpec, MediaError, SampleClips
 
 __all__ = [
     "COSMOS_AR",
+    "NVIDIA_SETTINGS",
+    "nvidia_differences",
     "CosmosARLayout",
     "encode_unit_range",
     "preprocess_frames",
@@ -47,6 +55,31 @@ COSMOS_AR = "cosmos_ar"
 #: NVIDIA's defaults (``prepare_dataset.py``: ``--num_context_frames 33 --height 640 --width 1024``).
 DEFAULT_NUM_FRAMES = 33
 DEFAULT_RESOLUTION = (640, 1024)
+#: What NVIDIA's ``prepare_dataset.py`` does beyond the frames, and so the build's defaults for ``cosmos_ar``:
+#: bfloat16 encoding (``is_bf16=True``, on the GPU they require), one video per encoder call, ``CHUNK_SIZE = 250``
+#: videos per folder, the folders ``<out>/<k>/`` (``<out>/`` for a single chunk).
+NVIDIA_SETTINGS = {"dtype": "bfloat16", "batch_size": 1, "chunk_size": 250, "nvidia_folders": True, "fast": False}
+
+
+def nvidia_differences(settings: Mapping[str, Any]) -> list[str]:
+    """The settings of ``settings`` (``dtype``, ``batch_size``, ``chunk_size``, ``nvidia_folders``, ``fast``; the
+    resolved ones) that differ from NVIDIA's (:data:`NVIDIA_SETTINGS`), each with what it changes; empty: a build
+    NVIDIA's scripts would have written, given the same frames, weights and GPU arithmetic."""
+    effects = {
+        "dtype": "tokens (another rounding of every activation)",
+        "batch_size": "tokens can change (bf16 kernels may round a batch differently)",
+        "chunk_size": "which videos share a folder, and so megatron-core's per-folder splits",
+        "nvidia_folders": "no <prefix>/ folders for NVIDIA's general.py",
+        "fast": "tokens (the compiled path rounds differently in bf16)",
+    }
+    out = []
+    for name, expected in NVIDIA_SETTINGS.items():
+        value = settings.get(name)
+        if name == "dtype":
+            value = str(value).removeprefix("torch.")
+        if value != expected:
+            out.append(f"{name}={value!r} (NVIDIA: {expected!r}): {effects[name]}")
+    return out
 
 
 @dataclass(frozen=True)

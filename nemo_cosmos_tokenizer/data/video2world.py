@@ -39,8 +39,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BOV_ID", "PAD_ID", "NUM_PAD", "T5PromptEncoder", "Video2WorldSummary", "export_video2world",
-           "split_counts", "video_tokens"]
+__all__ = ["BOV_ID", "PAD_ID", "NUM_PAD", "Bfloat16Check", "T5PromptEncoder", "Video2WorldSummary",
+           "as_read_by_nvidia", "check_bfloat16_ids", "export_video2world", "split_counts", "video_tokens"]
 
 BOV_ID = 64000
 """Begin-of-video id of NVIDIA's Video2World sequences (their vocabulary: 64,000 codes + specials, 64,064)."""
@@ -116,6 +116,51 @@ class Video2WorldSummary:
         return (f"Video2World: {self.train_samples} train, {self.test_samples} test, {self.val_samples} val videos "
                 f"in {self.output_dir} (sequences of {self.sequence_length} ids; {self.written_files} files written "
                 "by this process)")
+
+
+def as_read_by_nvidia(tokens: torch.Tensor) -> torch.Tensor:
+    """The ids NVIDIA's ``CosmosVideo2WorldDataset`` trains on: it loads ``{split}_video_{i}.pt`` and casts it with
+    ``.to(torch.bfloat16)`` before ``.to(torch.int64)``. bfloat16 holds 8 significant bits, so an id survives only
+    if it is at most 256 or a multiple of the spacing there (2 up to 512, ..., 256 from 32,768): most of the 64,000
+    codes come back as a neighbour, and the padding id 64,002 as 64,000, the begin-of-video id."""
+    return torch.as_tensor(tokens).to(torch.bfloat16).to(torch.int64)
+
+
+@dataclass(frozen=True)
+class Bfloat16Check:
+    """What a bfloat16 round trip does to the ids of a Video2World folder (:func:`check_bfloat16_ids`)."""
+
+    files: int
+    ids: int
+    changed: int
+    """Ids that NVIDIA's reader turns into another id."""
+    examples: tuple[tuple[int, int], ...]
+    """Up to 5 ``(stored, read)`` pairs."""
+
+    def format(self) -> str:
+        shown = ", ".join(f"{a} -> {b}" for a, b in self.examples)
+        return (f"{self.changed} of {self.ids} ids in {self.files} video files change in NVIDIA's reader "
+                f"(.to(torch.bfloat16).to(torch.int64)){': ' + shown if shown else ''}")
+
+
+def check_bfloat16_ids(folder: str | os.PathLike, limit: int | None = None) -> Bfloat16Check:
+    """Load the ``*_video_*.pt`` files of ``folder`` (the first ``limit``, sorted) and count the ids that NVIDIA's
+    Video2World reader changes (:func:`as_read_by_nvidia`). Any count above 0 means its model trains on other ids
+    than the stored ones: read the files as integers instead (see the README's Video2World section)."""
+    files = sorted(Path(folder).glob("*_video_*.pt"))[:limit]
+    if not files:
+        raise FileNotFoundError(f"no *_video_*.pt file in {folder}")
+    total = changed = 0
+    examples: list[tuple[int, int]] = []
+    for path in files:
+        stored = torch.load(path, map_location="cpu", weights_only=True).to(torch.int64)
+        read = as_read_by_nvidia(stored)
+        wrong = stored != read
+        total += stored.numel()
+        changed += int(wrong.sum())
+        for a, b in zip(stored[wrong][: 5 - len(examples)].tolist(), read[wrong].tolist()):
+            examples.append((a, b))
+    return Bfloat16Check(len(files), total, changed, tuple(examples))
 
 
 def _save_atomic(tensor: torch.Tensor, path: Path) -> None:

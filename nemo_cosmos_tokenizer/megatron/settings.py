@@ -10,9 +10,23 @@ Two facts of megatron-core 0.16.1 drive this module:
 * ``BlendedMegatronDatasetBuilder`` cuts each ``--data-path`` prefix into train/valid/test by *sequences* (one per
   document here): split ``i`` covers ``[round(a_i * N), round(b_i * N))`` of the ``N`` sequences, ``(a_i, b_i)``
   from ``convert_split_vector_to_split_matrix(parse_and_normalize_split(split))``, Python's ``round`` (half to
-  even). A split with a non-zero weight whose range is empty holds 0 tokens, and ``GPTDataset._get_num_epochs``
-  then adds epochs of 0 tokens until it reaches the requested ``num_samples * seq_length + 1``: it never returns.
-  :func:`check_split` repeats that arithmetic with megatron-core's own functions to say so before training.
+  even). :func:`check_split` repeats that arithmetic with megatron-core's own functions.
+* What a split part without a document does depends on the sample count the builder gives its ``GPTDataset``.
+  Megatron-LM and NeMo always give one (an ``int``, 0 included) to a single prefix and to each prefix of a
+  *weighted* blend: ``GPTDataset._get_num_epochs`` then adds epochs of 0 tokens until it reaches
+  ``num_samples * seq_length + 1`` and never returns (a hang, not an error). An *unweighted* blend of several
+  prefixes builds each part for one epoch only (``num_samples=None``): a part holding fewer than
+  ``seq_length + 1`` tokens gives 0 samples and ``BlendedDataset`` fails with a bare ``AssertionError``
+  (``assert all(map(lambda _: _ > 0, weights))``); and the blend itself is capped at the sum of those one-epoch
+  lengths, whatever number of samples training asks for.
+* So the chunk shards of a ``--no-merge`` build are given *weighted*, by their token counts
+  (:meth:`MegatronSettings.data_path_args`): each shard's ``GPTDataset`` is asked for
+  ``ceil(ceil(size * w_i) * (1 + surplus))`` samples (``surplus`` = ``--mid-level-dataset-surplus``, default
+  0.005) and repeats its documents over as many epochs as that needs, and the blend holds
+  ``sum_i ceil(size * w_i) >= size`` samples, the shards in proportion to their tokens, as in the merged dataset.
+  With many shards and a small ``size`` those ceilings add up to more than the 0.5 % margin and ``BlendedDataset``
+  raises ``IndexError`` ("oversamples"); :func:`blend_surplus` finds the surplus that megatron-core's own
+  blending arithmetic needs (:mod:`.blend`).
 """
 
 from __future__ import annotations
@@ -26,8 +40,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..data.build.summary import weighted_data_paths_path
 from ..data.layout import PRESETS, TokenLayout
 from ..data.writer import read_json, sidecar_path
+from .blend import DEFAULT_SURPLUS, blend_surplus, prefix_tokens
 
 SPLIT_NAMES = ("train", "valid", "test")
 #: Megatron-LM's default ``--make-vocab-size-divisible-by``.
@@ -49,7 +65,8 @@ class SplitProblem:
     def message(self, requested: str) -> str:
         return (
             f"split {requested!r} leaves the {self.split} split of {self.prefix} empty ({self.documents} documents): "
-            f"megatron-core's GPTDataset would loop forever in _get_num_epochs"
+            "megatron-core 0.16's GPTDataset for it, asked for a sample count (always, by Megatron-LM and NeMo), "
+            "loops forever in _get_num_epochs (0 tokens per epoch): a hang, no error"
         )
 
 
@@ -141,6 +158,8 @@ class MegatronSettings:
     tensor_parallel: int
     documents: int
     sequences_per_prefix: dict[str, int]
+    tokens_per_prefix: dict[str, int]
+    """Tokens of each ``--data-path`` prefix: the blend weights of a ``--no-merge`` build."""
     tokens: int
     document_length: dict[str, float]
     """``min``, ``p50``, ``p90``, ``max``, ``mean`` tokens per document."""
@@ -151,20 +170,49 @@ class MegatronSettings:
     split_problems: tuple[SplitProblem, ...]
     suggested_split: str | None
     """``split`` if it is fine, else one that leaves no split empty (``None``: too few documents for any)."""
+    samples: tuple[int, ...] | None = None
+    """Samples training asks for per split (train, valid, test), if given: sizes the blend's surplus."""
+    surplus: float | None = DEFAULT_SURPLUS
+    """``--mid-level-dataset-surplus`` that the blend of several prefixes needs for :attr:`samples`
+    (:func:`blend_surplus`; the default when no sample counts were given; ``None``: none found)."""
 
     @property
     def split_ok(self) -> bool:
         return not self.split_problems
 
+    @property
+    def blended(self) -> bool:
+        """Several ``--data-path`` prefixes (the chunk shards of a ``--no-merge`` build)."""
+        return len(self.data_path) > 1
+
+    def data_path_args(self) -> list[str]:
+        """The ``--data-path`` values: the prefix, or ``weight prefix`` pairs with the shards' token counts as
+        weights. (Without weights megatron-core builds one epoch per shard and caps the blend there, and a shard
+        part under ``seq_length + 1`` tokens fails with an ``AssertionError``: see the module docstring.)"""
+        if not self.blended:
+            return list(self.data_path)
+        return [item for p in self.data_path for item in (str(self.tokens_per_prefix[p]), p)]
+
     def warnings(self) -> list[str]:
-        """Human-readable problems (an empty split; a layout stock Megatron-LM cannot describe)."""
+        """Human-readable problems (an empty split; a blend that needs a larger surplus)."""
         out = [p.message(self.split) for p in self.split_problems]
         if self.split_problems:
-            out.append(
-                f"use --split {self.suggested_split}" if self.suggested_split
-                else f"the dataset has too few documents ({self.documents}) for a {self.split!r} split: build more, "
-                "or train with --split 100,0,0 (no validation)"
-            )
+            merge = (" Or merge the shards: rerun the build command without --no-merge (complete chunks are kept "
+                     "and only joined), then one prefix needs a split only for its document count.")
+            if self.suggested_split:
+                out.append(f"use --split {self.suggested_split}" + ("." + merge if self.blended else ""))
+            elif self.blended:
+                out.append(
+                    f"no --split leaves a document in every split of each of the {len(self.data_path)} shards (the "
+                    "smallest has " f"{min(self.sequences_per_prefix.values())}): merge them (rerun the build command "
+                    "without --no-merge: complete chunks are kept and only joined), or train with --split 100,0,0"
+                )
+            else:
+                out.append(f"the dataset has too few documents ({self.documents}) for a {self.split!r} split: build "
+                           "more, or train with --split 100,0,0 (no validation)")
+        if self.blended and self.surplus is None:
+            out.append(f"no --mid-level-dataset-surplus up to 10 keeps megatron-core's blend of {len(self.data_path)} "
+                       f"shards from oversampling a shard for {self.samples} samples: merge the shards")
         return out
 
     def megatron_lm_args(self) -> list[str] | None:
@@ -173,11 +221,13 @@ class MegatronSettings:
         if self.null_tokenizer_vocab_size is None:
             return None
         split = self.split if self.split_ok else (self.suggested_split or "100,0,0")
-        args = ["--data-path", *self.data_path, "--split", split,
+        args = ["--data-path", *self.data_path_args(), "--split", split,
                 "--tokenizer-type", "NullTokenizer", "--vocab-size", str(self.null_tokenizer_vocab_size),
                 "--seq-length", str(self.seq_length), "--max-position-embeddings", str(self.seq_length)]
         if self.eod_id is not None:
             args += ["--reset-position-ids", "--reset-attention-mask", "--eod-mask-loss"]
+        if self.blended and self.surplus is not None and self.surplus > DEFAULT_SURPLUS:
+            args += ["--mid-level-dataset-surplus", f"{self.surplus:g}"]
         return args
 
     def format(self) -> str:
@@ -202,6 +252,22 @@ class MegatronSettings:
                 why = (f"NullTokenizer(N) has eod = N and vocab_size = N + 1, this layout's eod is {self.eod_id} = "
                        "vocab_size - 1")
             lines += ["", f"Megatron-LM (pretrain_gpt.py; {why}):", "  " + " ".join(args)]
+        if self.blended:
+            weighted = weighted_data_paths_path(_quote_prefix(self.sidecar))
+            lines += [
+                "",
+                f"--no-merge build: {len(self.data_path)} chunk shards, weighted by their token counts (the same list: "
+                f"--data-args-path {weighted}). Without weights megatron-core builds one epoch per shard, caps the "
+                "training samples there and fails (AssertionError) on a shard part under --seq-length + 1 tokens.",
+            ]
+            if self.samples is None:
+                lines.append(
+                    f"  A split asked for fewer than about {200 * len(self.data_path)} samples (200 x shards) can make "
+                    "megatron-core's blend oversample a shard (IndexError): --samples TRAIN,VALID,TEST gives the "
+                    "--mid-level-dataset-surplus it needs; or merge the shards (rerun the build without --no-merge).")
+            elif self.surplus is not None:
+                lines.append(f"  for {','.join(map(str, self.samples))} samples: --mid-level-dataset-surplus "
+                             f"{self.surplus:g} (megatron-core's blending arithmetic, checked)")
         else:
             lines += [
                 "",
@@ -218,6 +284,8 @@ class MegatronSettings:
             f"  python scripts/train_gpt.py --data-prefix {_quote_prefix(self.sidecar)} --seq-length {self.seq_length} "
             f"--split {self.split if self.split_ok else (self.suggested_split or '100,0,0')}",
         ]
+        if self.preset == "cosmos_ar":
+            lines += ["", _nvidia_general_note(self.documents)]
         warnings = self.warnings()
         if warnings:
             lines += ["", *(f"WARNING: {w}" for w in warnings)]
@@ -228,6 +296,26 @@ class MegatronSettings:
         data["split_problems"] = [p.message(self.split) for p in self.split_problems]
         data["megatron_lm_args"] = self.megatron_lm_args()
         return data
+
+
+#: NVIDIA's general.py trains with ``split_string`` "98,1,1" by default.
+_NVIDIA_SPLIT = "98,1,1"
+
+
+def _nvidia_general_note(documents: int) -> str:
+    """What NVIDIA's ``general.py`` (NeMo's ``PreTrainingDataModule``, default split 98,1,1) makes of ``documents``
+    videos in one folder, and why several folders are no substitute (see the README's cosmos_ar section)."""
+    one = {"folder": documents}
+    if not check_split(_NVIDIA_SPLIT, one):
+        verdict = f"{documents} videos in one folder leave no split empty: fine"
+    else:
+        fix = suggest_split(one, _NVIDIA_SPLIT)
+        verdict = (f"{documents} videos in one folder leave its valid or test split empty and megatron-core hangs in "
+                   f"_get_num_epochs: pass " + (f"--split_string {fix}" if fix else "more videos"))
+    return (f"NVIDIA's general.py (--split_string {_NVIDIA_SPLIT} by default): {verdict}. It blends several folders "
+            "without weights: one epoch of each, and with 12,800-id documents every folder needs 2 videos in each "
+            "of its valid and test parts (176 per folder for 98,1,1), else AssertionError; give it one folder "
+            "holding the merged <prefix>.bin/.idx as .bin/.idx (README).")
 
 
 def _quote_prefix(sidecar: str) -> str:
@@ -282,11 +370,17 @@ def document_lengths(prefixes: Sequence[str]) -> tuple[np.ndarray, dict[str, int
 
 
 def megatron_settings(
-    prefix_or_sidecar: str | os.PathLike, *, split: str = "99,1,0", tensor_parallel: int = 1
+    prefix_or_sidecar: str | os.PathLike, *, split: str = "99,1,0", tensor_parallel: int = 1,
+    samples: Sequence[int] | None = None,
 ) -> MegatronSettings:
-    """The Megatron flags and checks for the dataset at ``prefix_or_sidecar`` (see the module docstring)."""
+    """The Megatron flags and checks for the dataset at ``prefix_or_sidecar`` (see the module docstring).
+    ``samples``: what training asks for per split (train, valid, test; Megatron-LM: ``train_iters x
+    global_batch``, ``eval_iters x (train_iters // eval_interval + 1) x global_batch``, ``eval_iters x
+    global_batch``), to size the surplus a blend of several shards needs."""
     if tensor_parallel < 1:
         raise ValueError(f"tensor_parallel must be >= 1, got {tensor_parallel}")
+    if samples is not None and (not 1 <= len(samples) <= 3 or min(samples) < 0):
+        raise ValueError(f"samples must be 1 to 3 counts >= 0 (train, valid, test), got {list(samples)}")
     path, sidecar = resolve_sidecar(prefix_or_sidecar)
     layout = layout_of(sidecar)
     vocab_size = int(layout.vocab_size if layout else sidecar["vocab_size"])
@@ -309,6 +403,10 @@ def megatron_settings(
     else:
         null_size = None
     problems = tuple(check_split(split, sequences))
+    tokens = prefix_tokens(prefixes)
+    surplus: float | None = DEFAULT_SURPLUS
+    if samples is not None and len(prefixes) > 1:
+        surplus = blend_surplus(list(tokens.values()), list(samples))
     return MegatronSettings(
         sidecar=path,
         data_path=prefixes,
@@ -322,10 +420,13 @@ def megatron_settings(
         tensor_parallel=tensor_parallel,
         documents=int(lengths.size),
         sequences_per_prefix=sequences,
+        tokens_per_prefix=tokens,
         tokens=int(lengths.sum()),
         document_length=stats,
         seq_length=_round_up(int(stats["max"]), 64),
         split=split,
         split_problems=problems,
         suggested_split=suggest_split(sequences, split),
+        samples=None if samples is None else tuple(int(n) for n in samples),
+        surplus=surplus,
     )

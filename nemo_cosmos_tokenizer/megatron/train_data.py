@@ -10,6 +10,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
+from .blend import blend_weights
 from .config import TrainConfig
 from .settings import check_split, data_paths, document_lengths, suggest_split
 from .tokenizer import SidecarTokenizer
@@ -27,10 +28,15 @@ def build_datasets(config: TrainConfig, tokenizer: SidecarTokenizer, seq_length:
         suggestion = suggest_split(sequences, config.split)
         fix = f"use --split {suggestion}" if suggestion else "build more documents or use --split 100,0,0"
         raise ValueError(f"{problems[0].message(config.split)}; {fix}")
+    # The shards of a --no-merge build, weighted by tokens (unweighted, megatron-core builds one epoch of each);
+    # a weighted blend needs a sample count for every split (0: none).
+    weights = blend_weights(prefixes)
+    if weights is not None:
+        samples = [n or 0 for n in samples]
     gpt_config = GPTDatasetConfig(
         random_seed=config.seed,
         sequence_length=seq_length,
-        blend=(prefixes, None),
+        blend=(prefixes, weights),
         split=config.split,
         path_to_cache=str(Path(config.output_dir) / "index_cache"),
         tokenizer=tokenizer,

@@ -151,7 +151,8 @@ def test_nvidia_folders_hold_the_same_documents(build):
     config, summary, _ = build
     root = Path(config.output_prefix)
     subfolders = [p for p in sorted(root.iterdir()) if (p / ".bin").is_file() and (p / ".idx").is_file()]
-    assert [p.name for p in subfolders] == ["000000", "000001", "000002"]  # 9 samples in chunks of 3
+    assert [p.name for p in subfolders] == ["0", "1", "2"]  # 9 samples in chunks of 3, named as NVIDIA names them
+    assert not (root / ".bin").exists()  # (general.py would read a root .bin alone)
     documents = [np.array(ds[i]) for p in subfolders for ds in [IndexedDataset(f"{p}/")] for i in range(len(ds))]
     merged = IndexedDataset(config.output_prefix)
     assert len(documents) == len(merged) == summary.documents
@@ -205,3 +206,111 @@ def test_megatron_settings_say_there_is_no_eod(build):
     assert settings.seq_length == 64  # the smallest multiple of 64 holding the 8-id documents
     report = settings.format()
     assert "this layout writes no eod" in report and "eod is None" not in report
+    # 7 videos in NVIDIA's one folder: 98,1,1 leaves valid and test empty; 5,1,1 gives each one video.
+    assert "7 videos in one folder leave its valid or test split empty" in report and "--split_string 5,1,1" in report
+
+
+def test_defaults_are_nvidias_and_explicit_settings_win():
+    """cosmos_ar's defaults are NVIDIA's prepare_dataset.py settings (bf16 also on a CPU, one video per call, 250
+    videos per folder, the folders); the other layouts keep theirs; explicit values win and are named."""
+    from nemo_cosmos_tokenizer.data.cosmos_ar import NVIDIA_SETTINGS, nvidia_differences
+
+    ar = BuildConfig(layout="cosmos_ar", device="cpu")
+    assert (ar.dtype, ar.batch_size, ar.chunk_size, ar.nvidia_folders) == ("bfloat16", 1, 250, True)
+    generic = BuildConfig(device="cpu")
+    assert (generic.dtype, generic.batch_size, generic.chunk_size, generic.nvidia_folders) == ("auto", 8, 512, False)
+    mine = BuildConfig(layout="cosmos_ar", dtype="float32", batch_size=4, chunk_size=512, nvidia_folders=False)
+    assert (mine.dtype, mine.batch_size, mine.chunk_size, mine.nvidia_folders) == ("float32", 4, 512, False)
+    assert nvidia_differences({k: getattr(ar, k) for k in NVIDIA_SETTINGS}) == []
+    named = [d.split("=")[0] for d in nvidia_differences({k: getattr(mine, k) for k in NVIDIA_SETTINGS})]
+    assert named == ["dtype", "batch_size", "chunk_size", "nvidia_folders"]
+
+
+def test_sidecar_names_what_differs_from_nvidia(build):
+    config, _, _ = build  # float32, chunks of 3
+    nvidia = json.loads(Path(f"{config.output_prefix}.json").read_text())["nvidia"]
+    assert nvidia["exact"] is False and nvidia["folders"] == "ar/"
+    assert [d.split("=")[0] for d in nvidia["differences"]] == ["dtype", "chunk_size"]
+
+
+@pytest.fixture(scope="module")
+def default_build(tmp_path_factory, media_dir):
+    """A cosmos_ar build with every default but the frame size: bf16 on the CPU, one chunk."""
+    from conformance_helpers import load_conformance_model
+
+    from nemo_cosmos_tokenizer.hub.convert import save_pretrained
+
+    root = tmp_path_factory.mktemp("cosmos_ar_default")
+    folder = root / "videos"
+    folder.mkdir()
+    for name in VIDEOS[:3]:
+        (folder / name).symlink_to(media_dir / name)
+    model_dir = save_pretrained(load_conformance_model("DV8x16x16"), root / "dv8x16x16")
+    config = BuildConfig(input=str(folder), output_prefix=str(root / "out" / "ar"), tokenizer=str(model_dir),
+                         layout="cosmos_ar", resolution=[HEIGHT, WIDTH], num_frames=FRAMES, device="cpu",
+                         progress=False)
+    return config, run_build(config, env=DistEnv()), folder
+
+
+def test_default_build_is_bf16_in_one_nvidia_folder(default_build):
+    """bf16 tokens (equal to the conformance network cast to bf16 encoding the reference pixels alone), one chunk
+    laid out as NVIDIA's single folder <prefix>/.bin, the dtype in the config hash, the sidecar saying exact."""
+    import copy
+
+    from conformance_helpers import load_conformance_model
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    config, summary, folder = default_build
+    network = copy.deepcopy(load_conformance_model("DV8x16x16")).to(torch.bfloat16)
+    root = Path(config.output_prefix)
+    assert (root / ".bin").is_file() and not [p for p in root.iterdir() if p.is_dir()]
+    dataset, merged = IndexedDataset(f"{root}/"), IndexedDataset(config.output_prefix)
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(dataset) == len(merged) == summary.documents == len(names)
+    for i, name in enumerate(names):
+        with torch.no_grad():
+            expected = network.encode(reference_pixels(folder / name)[None].to(torch.bfloat16))[0]  # [1, T', H', W']
+        np.testing.assert_array_equal(np.array(dataset[i]), expected[0].numpy().reshape(-1).astype(np.uint16), name)
+        np.testing.assert_array_equal(np.array(dataset[i]), np.array(merged[i]))
+    sidecar = json.loads(Path(f"{config.output_prefix}.json").read_text())
+    assert sidecar["encoding"]["dtype"] == "bfloat16" and sidecar["chunks"]["chunk_size"] == 250
+    assert sidecar["nvidia"] == {"exact": True, "differences": [], "folders": "ar/"}
+
+
+def test_default_build_refuses_another_dtype_and_relays_folders(default_build):
+    import dataclasses
+
+    from nemo_cosmos_tokenizer.data import ConfigMismatchError
+    from nemo_cosmos_tokenizer.data.build.merging import write_nvidia_folders
+
+    config, _, _ = default_build
+    with pytest.raises(ConfigMismatchError, match="dtype"):
+        run_build(dataclasses.replace(config, dtype="float32"), env=DistEnv())
+    root = Path(config.output_prefix)
+    write_nvidia_folders(config, [0], 2)  # as if the build had two chunks: <prefix>/0/, and no root .bin any more
+    assert (root / "0" / ".bin").is_file() and not (root / ".bin").exists()
+    write_nvidia_folders(config, [0], 1)  # back to one chunk: the folder 0 is gone
+    assert (root / ".bin").is_file() and not (root / "0").exists()
+
+
+def test_bfloat16_reader_changes_ids():
+    """NVIDIA's Video2World reader casts ids to bfloat16 first: an id survives only with at most 8 significant
+    bits (counted here with integers, independently of torch's cast)."""
+    from nemo_cosmos_tokenizer.data.video2world import BOV_ID, PAD_ID, as_read_by_nvidia
+
+    ids = torch.arange(0, 64064)
+    survives = torch.tensor([i < 256 or (i >> (i.bit_length() - 8)) << (i.bit_length() - 8) == i for i in range(64064)])
+    np.testing.assert_array_equal((as_read_by_nvidia(ids) == ids).numpy(), survives.numpy())
+    assert int(as_read_by_nvidia(torch.tensor([PAD_ID]))) == BOV_ID and int((~survives).sum()) > 62000
+
+
+def test_check_bfloat16_ids_of_a_folder(tmp_path):
+    from nemo_cosmos_tokenizer.data.video2world import check_bfloat16_ids, video_tokens
+
+    torch.save(video_tokens(np.array([0, 7, 256, 257, 63999])), tmp_path / "train_video_0.pt")
+    torch.save(video_tokens(np.array([1, 2, 3])), tmp_path / "test_video_0.pt")
+    report = check_bfloat16_ids(tmp_path)
+    # 257 -> 256, 63999 -> 64000, and the 64 pads 64002 -> 64000 of each file; BOV 64000 survives.
+    assert (report.files, report.ids, report.changed) == (2, (1 + 5 + 64) + (1 + 3 + 64), (2 + 64) + 64)
+    assert report.examples == ((64002, 64000),) * 5  # test_video_0.pt comes first: its pads
+    assert "change in NVIDIA's reader" in report.format()

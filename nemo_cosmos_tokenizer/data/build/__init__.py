@@ -35,7 +35,7 @@ from .config import (
 from .merging import merge
 from .plan import DATASET_FORMAT, FORMAT_VERSION, BuildContext, prepare_build
 from .run import FATAL_CHUNK_ERRORS, BuildAbortedError, ChunkFailedError, run_build
-from .summary import RunSummary, data_paths_path, summary_path
+from .summary import RunSummary, data_paths_path, summary_path, weighted_data_paths_path
 
 __all__ = [
     "CHUNK_NAME",
@@ -52,6 +52,7 @@ __all__ = [
     "IncompleteBuildError",
     "RunSummary",
     "data_paths_path",
+    "weighted_data_paths_path",
     "load_build_config",
     "merge",
     "prepare_build",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..cosmos_ar import COSMOS_AR
+from ..cosmos_ar import COSMOS_AR, NVIDIA_SETTINGS
 from ..layout import PRESETS, TEMPLATES
 from ..video import BACKENDS, RESIZE_MODES, SHORT_VIDEO_POLICIES
 from ..video_tokenizer import DEFAULT_TOKENIZER
@@ -132,10 +132,12 @@ class BuildConfig:
     """``auto`` (CUDA when available), ``cuda``, ``cuda:1``, ``cpu``."""
 
     dtype: str = "auto"
-    """Compute dtype: ``auto`` (bfloat16 on CUDA, float32 on CPU), ``bfloat16``, ``float32``."""
+    """Compute dtype: ``auto`` (bfloat16 on CUDA, float32 on CPU; with ``cosmos_ar`` bfloat16 everywhere, as
+    NVIDIA encodes), ``bfloat16``, ``float32``."""
 
-    batch_size: int = 8
-    """Clips per encoder call (always full: the last batch of a shape is padded)."""
+    batch_size: Optional[int] = None
+    """Clips per encoder call (always full: the last batch of a shape is padded); ``None``: 8, or 1 with
+    ``cosmos_ar`` (NVIDIA encodes one video per call)."""
 
     temporal_mode: str = "windows"
     """``windows``: each clip goes through the encoder in one call (``batch_size`` clips at a time). ``whole``: each
@@ -167,8 +169,9 @@ class BuildConfig:
     (``--no-deterministic``) times kernels in each process, which made two processes' builds differ. Part of the
     config hash."""
 
-    chunk_size: int = 512
-    """Samples per chunk shard (the unit of resume and of distribution)."""
+    chunk_size: Optional[int] = None
+    """Samples per chunk shard (the unit of resume and of distribution); ``None``: 512, or 250 with ``cosmos_ar``
+    (NVIDIA's videos per folder, so that the folders hold the same videos as theirs)."""
 
     local_files_only: bool = False
     """Never download tokenizer weights (Hugging Face cache only)."""
@@ -176,9 +179,10 @@ class BuildConfig:
     progress: bool = True
     """Show a progress bar."""
 
-    nvidia_folders: bool = False
-    """With ``layout="cosmos_ar"``: also lay the chunk shards out as NVIDIA's post-training scripts read them,
-    ``<prefix>/<k>/.bin`` + ``.idx`` for the k-th non-empty chunk (hard links, copies where links fail)."""
+    nvidia_folders: Optional[bool] = None
+    """With ``layout="cosmos_ar"``: also lay the chunk shards out as NVIDIA's ``prepare_dataset.py`` writes them,
+    ``<prefix>/<k>/.bin`` + ``.idx`` for every non-empty chunk ``k`` (``<prefix>/.bin`` when the build has one
+    chunk; hard links, copies where links fail). ``None``: on with ``cosmos_ar``, off otherwise."""
 
     def __post_init__(self) -> None:
         choices = {
@@ -192,6 +196,17 @@ class BuildConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        # Defaults that depend on the layout: cosmos_ar's are NVIDIA's (explicit values win; the build logs and
+        # records what then differs from NVIDIA's, see cosmos_ar.nvidia_differences).
+        cosmos_ar = self.layout == COSMOS_AR
+        resolved = {"chunk_size": 512, "batch_size": 8, "nvidia_folders": False}
+        if cosmos_ar:
+            resolved = {k: NVIDIA_SETTINGS[k] for k in resolved}
+        for name, value in resolved.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if cosmos_ar and self.dtype == "auto":
+            object.__setattr__(self, "dtype", NVIDIA_SETTINGS["dtype"])
         if len(self.resolution) not in (1, 2) or min(self.resolution) < 1:
             raise ValueError(f"resolution must be [height, width] or [size], got {list(self.resolution)}")
         for name in ("batch_size", "chunk_size", "clips_per_video", "num_frames"):

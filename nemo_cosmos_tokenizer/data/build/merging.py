@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cosmos_ar import COSMOS_AR, CosmosARLayout
+from ..cosmos_ar import COSMOS_AR, CosmosARLayout, nvidia_differences
 from ..layout import TokenLayout
 from ..writer import merge_shards, read_json, shard_files, sidecar_path, write_json_atomic
 from .config import BuildConfig, IncompleteBuildError
@@ -65,7 +65,7 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
             and os.path.getsize(idx_path) == done.get("idx_bytes")
         ):
             if config.nvidia_folders:
-                write_nvidia_folders(config, [c for c, r in enumerate(records) if r["num_documents"]])
+                write_nvidia_folders(config, [c for c, r in enumerate(records) if r["num_documents"]], len(records))
             return done
 
     failures = [f for r in records for f in r["failures"]]
@@ -91,7 +91,7 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
     if concatenate:
         merge_shards(shards, prefix, layout.dtype)
     if config.nvidia_folders:
-        write_nvidia_folders(config, written)
+        write_nvidia_folders(config, written, len(records))
     folder = os.path.dirname(os.path.abspath(prefix))
     bin_path, idx_path = shard_files(prefix)
     sidecar = {
@@ -103,7 +103,7 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
         "dtype": np.dtype(layout.dtype).name,
         "eod_id": layout.eod_id,
         "pad_id": layout.pad_id,
-        **({"document_length": layout.document_length} if cosmos_ar else {}),
+        **({"document_length": layout.document_length, "nvidia": _nvidia_record(config, plan)} if cosmos_ar else {}),
         "counts": counts,
         "failures_file": config.failures_path.name,
         **{k: plan[k] for k in ("layout", "text_tokenizer", "video_tokenizer", "frames", "encoding", "manifest")},
@@ -119,6 +119,9 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
             "data_path": (
                 os.path.basename(prefix) if concatenate else [os.path.relpath(os.path.abspath(p), folder) for p in shards]
             ),
+            # Blend weights of the listed shards: their token counts (an unweighted blend of several prefixes
+            # builds one epoch each in megatron-core; see nemo_cosmos_tokenizer.megatron.settings).
+            **({} if concatenate else {"data_path_weights": [records[c]["num_tokens"] for c in written]}),
             "vocab_size": layout.vocab_size,
             # Megatron-LM's NullTokenizer(N) has eod = N and vocab_size = N + 1: it describes a layout whose eod is
             # its last id (None: use nemo_cosmos_tokenizer.megatron.SidecarTokenizer).
@@ -134,6 +137,17 @@ def merge(config: BuildConfig, *, concatenate: bool = True) -> dict[str, Any]:
     return sidecar
 
 
+def _nvidia_record(config: BuildConfig, plan: dict[str, Any]) -> dict[str, Any]:
+    """How this cosmos_ar build relates to NVIDIA's ``prepare_dataset.py``: the settings that differ (the dtype and
+    batch size the encoder really ran with, from the plan), and the folders NVIDIA's ``general.py`` reads."""
+    differences = nvidia_differences({
+        "dtype": plan["encoding"]["dtype"], "batch_size": plan["encoding"]["batch_size"],
+        "chunk_size": plan["chunk_size"], "nvidia_folders": config.nvidia_folders, "fast": config.fast,
+    })
+    return {"exact": not differences, "differences": differences,
+            "folders": os.path.basename(str(config.output_prefix)) + "/" if config.nvidia_folders else None}
+
+
 def _null_tokenizer_vocab_size(layout: Any) -> int | None:
     eod = getattr(layout, "eod_id", None)
     if eod is None:  # fixed-length documents (cosmos_ar): NullTokenizer(vocab_size) covers every id
@@ -146,19 +160,24 @@ def nvidia_folders_dir(config: BuildConfig) -> Path:
     return Path(str(config.output_prefix))
 
 
-def write_nvidia_folders(config: BuildConfig, chunk_ids: list[int]) -> list[Path]:
-    """Lay the shards of ``chunk_ids`` out as NVIDIA's ``prepare_dataset.py`` writes them: ``<prefix>/<k>/.bin`` and
-    ``.idx`` (an empty file stem), ``k`` the chunk id zero-padded so that their sorted listing is chunk order.
-    Hard links to the chunk shards (no extra space), copies where the file system refuses links; each file is put
-    in place atomically. Returns the folders."""
+def write_nvidia_folders(config: BuildConfig, chunk_ids: list[int], num_chunks: int) -> list[Path]:
+    """Lay the shards of ``chunk_ids`` out as NVIDIA's ``prepare_dataset.py`` writes its chunks: ``<prefix>/<k>/.bin``
+    and ``.idx`` (an empty file stem; ``k`` the chunk id, as ``str(k)``) or, when the build has a single chunk,
+    ``<prefix>/.bin`` and ``.idx``. (Their ``general.py`` reads ``<prefix>/.bin`` if it exists, else every
+    subfolder holding one, in sorted order.) Chunks without a document get no folder (NVIDIA writes an empty one,
+    which megatron-core cannot split). Hard links to the chunk shards (no extra space), copies where the file
+    system refuses links; each file is put in place atomically; ``.bin``/``.idx`` files of an earlier layout under
+    ``<prefix>/`` (other chunk folders, zero-padded names) are removed so that ``general.py`` reads these only.
+    Returns the folders."""
     import shutil
 
     root = nvidia_folders_dir(config)
-    folders = []
-    for chunk_id in chunk_ids:
-        folder = root / f"{chunk_id:06d}"
+    folders = [root] if num_chunks == 1 else [root / str(c) for c in chunk_ids]
+    sources = {folder: config.chunk_prefix(c) for folder, c in zip(folders, chunk_ids)}
+    _remove_stale_folders(root, set(folders))
+    for folder, prefix in sources.items():
         folder.mkdir(parents=True, exist_ok=True)
-        for source, name in zip(shard_files(config.chunk_prefix(chunk_id)), (".bin", ".idx")):
+        for source, name in zip(shard_files(prefix), (".bin", ".idx")):
             target = folder / name
             if target.is_file() and os.path.samefile(source, target):
                 continue
@@ -168,8 +187,22 @@ def write_nvidia_folders(config: BuildConfig, chunk_ids: list[int]) -> list[Path
             except OSError:
                 shutil.copyfile(source, tmp)
             os.replace(tmp, target)
-        folders.append(folder)
-    return folders
+    return list(sources)
+
+
+def _remove_stale_folders(root: Path, keep: set[Path]) -> None:
+    """Remove the ``.bin``/``.idx`` pairs under ``root`` (itself and its digit-named subfolders) that are not in
+    ``keep``, and such subfolders left empty: an earlier layout of the same build (another chunk count)."""
+    if not root.is_dir():
+        return
+    candidates = [root] + [p for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
+    for folder in candidates:
+        if folder in keep:
+            continue
+        for name in (".bin", ".idx"):
+            (folder / name).unlink(missing_ok=True)
+        if folder != root and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _chunks_digest(records: list[dict[str, Any]]) -> str:

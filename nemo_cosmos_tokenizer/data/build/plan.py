@@ -130,6 +130,19 @@ def encoding_options(config: BuildConfig) -> dict[str, Any]:
             **({"deterministic": DETERMINISTIC_KERNELS} if config.deterministic else {})}
 
 
+def _log_nvidia_differences(config: BuildConfig, video_tokenizer: Any) -> None:
+    """Say whether a cosmos_ar build runs with NVIDIA's settings (the sidecar records the same, ``nvidia``)."""
+    from ..cosmos_ar import nvidia_differences
+
+    dtype = config.dtype if video_tokenizer is None else str(video_tokenizer.dtype)
+    differences = nvidia_differences({"dtype": dtype, "batch_size": config.batch_size, "chunk_size": config.chunk_size,
+                                      "nvidia_folders": config.nvidia_folders, "fast": config.fast})
+    if differences:
+        log.warning("layout cosmos_ar with settings other than NVIDIA's prepare_dataset.py: %s", "; ".join(differences))
+    else:
+        log.info("layout cosmos_ar with NVIDIA's settings: bfloat16, one video per call, 250 videos per folder")
+
+
 def prepare_build(
     config: BuildConfig,
     *,
@@ -148,6 +161,8 @@ def prepare_build(
     cosmos_ar = config.layout == COSMOS_AR
     if cosmos_ar and (config.text_tokenizer or text_tokenizer is not None):
         log.warning("layout cosmos_ar writes no text: the text tokenizer is not used")
+    if cosmos_ar:
+        _log_nvidia_differences(config, video_tokenizer)
     if text_tokenizer is None and not cosmos_ar:
         text_tokenizer = load_text_tokenizer(config.text_tokenizer)
     if video_tokenizer is None:

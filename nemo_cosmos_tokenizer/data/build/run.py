@@ -22,7 +22,8 @@ Every process:
 5. counts its work for the global progress bar (:mod:`.progress`);
 6. after everyone is done, the per-rank statistics are gathered and rank 0 merges the chunk shards in manifest
    order (:func:`.merging.merge`), or with ``merge=False`` leaves them in place and writes
-   ``<prefix>.data_paths.txt`` for Megatron's ``--data-path``. It writes the failures report
+   ``<prefix>.data_paths.txt`` (the prefixes) and ``<prefix>.data_paths_weighted.txt`` (``<tokens> <prefix>``
+   lines: Megatron's ``--data-args-path``). It writes the failures report
    (``<prefix>.failures.jsonl``) and the run summary (``<prefix>.summary.json``, :class:`~.summary.RunSummary`).
 
 Determinism: a document's tokens depend only on its clip, the model, the dtype and the batch size (batches are
@@ -64,7 +65,7 @@ from .config import CHUNK_NAME, BuildConfig, ConfigMismatchError, IncompleteBuil
 from .merging import merge as merge_chunks
 from .plan import BuildContext, prepare_build
 from .progress import REPORT_INTERVAL_S, GlobalProgress
-from .summary import RunSummary, data_paths_path, summary_path
+from .summary import RunSummary, data_paths_path, summary_path, weighted_data_paths_path
 from ..writer import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def run_build(
     """Build (or resume) the dataset of ``config`` with every process of the job; see the module docstring.
 
     Call it from every rank (a single process is a world of one). ``merge=False`` leaves the chunk shards in place
-    and lists them in ``<prefix>.data_paths.txt``. Returns the :class:`RunSummary` on rank 0 (also written to
+    and lists them in ``<prefix>.data_paths.txt`` and, weighted by tokens, ``<prefix>.data_paths_weighted.txt``. Returns the :class:`RunSummary` on rank 0 (also written to
     ``<prefix>.summary.json``) and ``None`` elsewhere. Raises :class:`~.config.ConfigMismatchError` on every rank
     if the output prefix holds work of another configuration, and :class:`ChunkFailedError` on rank 0 if chunks
     raised (after all other chunks are done).
@@ -249,6 +250,25 @@ def run_build(
             dist_utils.destroy_distributed()
 
 
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    Path(tmp).write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _shard_tokens(prefixes: list[str]) -> list[int]:
+    """Tokens of each shard, from its ``.idx`` (megatron-core's reader: the writer needs megatron-core anyway)."""
+    import numpy as np
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    tokens = []
+    for prefix in prefixes:
+        dataset = IndexedDataset(prefix)
+        tokens.append(int(np.asarray(dataset.sequence_lengths, np.int64).sum()))  # copied before the map closes
+        del dataset
+    return tokens
+
+
 def _finish(config, context, env, device, backend, merge, pending, ranks, chunk_errors, totals,
             processing_seconds, started, fatal) -> RunSummary:
     """Rank 0: merge (or list the shards), write the summary, return it; raise if chunks failed."""
@@ -267,9 +287,12 @@ def _finish(config, context, env, device, backend, merge, pending, ranks, chunk_
         else:
             folder = os.path.dirname(os.path.abspath(prefix))
             data_path = [os.path.join(folder, p) for p in listed]
-            tmp = f"{data_paths_path(prefix)}.tmp-{os.getpid()}"
-            Path(tmp).write_text(" ".join(data_path) + "\n", encoding="utf-8")
-            os.replace(tmp, data_paths_path(prefix))
+            _write_text_atomic(data_paths_path(prefix), " ".join(data_path) + "\n")
+            # The blend Megatron needs: weighted by tokens (the chunk records' counts; a sidecar written before
+            # the weights were recorded has none, then the shards' .idx files say it).
+            weights = sidecar["megatron"].get("data_path_weights") or _shard_tokens(data_path)
+            _write_text_atomic(weighted_data_paths_path(prefix),
+                               "".join(f"{w} {p}\n" for w, p in zip(weights, data_path)))
     counts = sidecar["counts"] if sidecar else {}
     run_counts = {k: sum(r[k] for r in ranks) for k in ("samples", "clips", "frames", "tokens")}
     seconds = time.perf_counter() - started

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunSummary", "counted", "data_paths_path", "summary_path"]
+__all__ = ["RunSummary", "counted", "data_paths_path", "summary_path", "weighted_data_paths_path"]
 
 
 def summary_path(prefix: str | os.PathLike) -> Path:
@@ -19,6 +19,13 @@ def summary_path(prefix: str | os.PathLike) -> Path:
 def data_paths_path(prefix: str | os.PathLike) -> Path:
     """``<prefix>.data_paths.txt``: the chunk prefixes of an unmerged build, space separated, for ``--data-path``."""
     return Path(f"{prefix}.data_paths.txt")
+
+
+def weighted_data_paths_path(prefix: str | os.PathLike) -> Path:
+    """``<prefix>.data_paths_weighted.txt``: ``<tokens> <chunk prefix>`` per line for an unmerged build, what
+    Megatron-LM reads with ``--data-args-path`` (or ``--data-path $(cat ...)``): a blend weighted by token counts
+    (an unweighted one builds one epoch per shard; see :mod:`nemo_cosmos_tokenizer.megatron.settings`)."""
+    return Path(f"{prefix}.data_paths_weighted.txt")
 
 
 def counted(n: int | None, noun: str, plural: str | None = None) -> str:
@@ -115,7 +122,7 @@ class RunSummary:
         lines.append(f"summary: {summary_path(self.output_prefix)}")
         if self.status == "complete":
             data_path = (
-                self.output_prefix if self.merged else f"$(cat {data_paths_path(self.output_prefix)})"
+                self.output_prefix if self.merged else f"$(cat {weighted_data_paths_path(self.output_prefix)})"
             )
             # The exact flags (NullTokenizer vocabulary, eod, seq length, a split with no empty part) need the
             # merged files: the CLI prints them after the build (megatron.settings sits above this package).
