@@ -15,9 +15,11 @@ __all__ = ["DeviceUnavailableError", "check_device", "default_dtype", "determini
            "resolve_dtype"]
 
 
-class DeviceUnavailableError(ValueError):
+class DeviceUnavailableError(Exception):
     """A device this process cannot use (``--device cuda`` with a CPU-only torch or no GPU, ``cuda:3`` with one
-    GPU): ``str(err)`` says what, :attr:`hint` what to do. The CLIs print both and exit with status 2."""
+    GPU): ``str(err)`` says what, :attr:`hint` what to do. The CLIs print both and exit with status 2 (in
+    :func:`nemo_cosmos_tokenizer.cli._errors.guarded`: no ValueError, so that the commands' own one-line handlers
+    of bad values do not take it without its hint)."""
 
     def __init__(self, message: str, hint: str) -> None:
         super().__init__(message)

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
             temperature=args.temperature, top_k=args.top_k, seed=args.seed, device=args.device,
             data_prefix=args.data_prefix, decoder=args.decoder, fps=args.fps,
         )
-    except (FileNotFoundError, ValueError) as err:  # bad settings or paths (a --device this machine lacks too)
-        raise UsageError(str(err), getattr(err, "hint", None)) from None
+    except (FileNotFoundError, ValueError) as err:  # bad settings or paths
+        raise UsageError(str(err)) from None
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
         summary = train(_config(args))
-    except (FileNotFoundError, ValueError) as err:  # bad settings or paths (a --device this machine lacks too)
-        raise UsageError(str(err), getattr(err, "hint", None)) from None
+    except (FileNotFoundError, ValueError) as err:  # bad settings or paths
+        raise UsageError(str(err)) from None
     from ..distributed import get_dist_env
 
     if get_dist_env().is_main:
