@@ -3,8 +3,8 @@
 :func:`resolve_tokenizer_source` turns the text a user typed into a :class:`TokenizerSource` without importing
 torch (so a command can refuse a wrong name before any heavy import), accepting
 
-* a **built-in** name (:data:`~nemo_cosmos_tokenizer.registry.BUILTIN_MODELS`, e.g. ``tiny-random-dv8x16x16``:
-  seeded random weights, no download);
+* a **built-in** name (:data:`~nemo_cosmos_tokenizer.registry.BUILTIN_MODELS`: ``tiny-random-dv8x16x16`` for video,
+  ``tiny-random-di8x8`` for images; seeded random weights, no download);
 * a **released** name or alias (``Cosmos-1.0-Tokenizer-DV8x16x16``, ``nvidia/...``, ``Cosmos-Tokenizer-DV4x8x8``),
   downloaded once into the Hugging Face cache;
 * a **local folder**: NVIDIA's ``.jit`` files or our safetensors format (``config.json`` + ``model.safetensors``);
