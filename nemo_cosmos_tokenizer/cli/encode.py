@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     show_warnings()
     tokenizer = load_tokenizer_or_exit(args, None, parts=("encoder",))
-    print(f"{tokenizer!r}: {len(paths)} input(s) -> {describe_outputs(paths, args.output_dir, 'tokens')}",
+    print(f"{tokenizer!r} -> {describe_outputs(paths, args.output_dir, 'tokens')}: {len(paths)} input(s)",
           file=sys.stderr)
     result = process_files(
         paths, functools.partial(encode_file, tokenizer), progress=False if args.no_progress else None,

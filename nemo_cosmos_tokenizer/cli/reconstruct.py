@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace, family: str) -> int:
     options = {"output_dir": args.output_dir, "short_size": args.short_size, "save_input": args.save_input}
     if family == "video":
         options.update(temporal_window=args.temporal_window or None, batch_windows=args.batch_windows)
-    print(f"{tokenizer!r}: {len(paths)} input(s) -> {describe_outputs(paths, args.output_dir, 'reconstructions')}",
+    print(f"{tokenizer!r} -> {describe_outputs(paths, args.output_dir, 'reconstructions')}: {len(paths)} input(s)",
           file=sys.stderr)
     result = process_files(paths, functools.partial(reconstruct_file, tokenizer),
                            progress=False if args.no_progress else None, on_failure=print_failure, **options)
