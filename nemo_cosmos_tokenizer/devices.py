@@ -26,7 +26,7 @@ class DeviceUnavailableError(Exception):
         self.hint = hint
 
 
-def check_device(device: "torch.device") -> "torch.device":
+def check_device(device: torch.device) -> torch.device:
     """``device``, or :class:`DeviceUnavailableError` if it is a CUDA device this process cannot use (instead of
     torch's ``AssertionError: Torch not compiled with CUDA enabled`` at the first tensor moved there)."""
     import torch
@@ -46,7 +46,7 @@ def check_device(device: "torch.device") -> "torch.device":
     return device
 
 
-def resolve_device(device: "str | torch.device | None") -> "torch.device":
+def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> ``cuda`` when available, else ``cpu``; a CUDA device this process cannot use raises
     :class:`DeviceUnavailableError`."""
     import torch

@@ -12,7 +12,7 @@ from typing import Sequence
 from ._logging import setup_logging
 from .main import add_debug_argument, run_parsed
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "interrupt_message", "run", "main"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "interrupt_message", "main", "run"]
 
 HELP = "generate a video from a caption with a train_gpt.py model; write mp4"
 DESCRIPTION = """Load the newest checkpoint of a train_gpt.py run, write the caption prompt

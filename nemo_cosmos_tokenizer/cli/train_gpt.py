@@ -14,7 +14,7 @@ from typing import Sequence
 from ._logging import setup_logging
 from .main import add_debug_argument, run_parsed
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "interrupt_message", "run", "main"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "interrupt_message", "main", "run"]
 
 HELP = "train a megatron-core GPT on built shards (torchrun for several GPUs)"
 DESCRIPTION = """Train a megatron-core GPTModel on a dataset built by build_video_token_dataset.py: GPTDataset with

@@ -5,7 +5,7 @@ a --device this machine lacks in every tokenizer command; where outputs go by de
 from __future__ import annotations
 
 import json
-import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,5 +135,5 @@ def test_default_output_folder_is_next_to_the_inputs_and_said(image, tmp_path, c
     err = capsys.readouterr().err
     assert f"-> {work / 'reconstructions'} (next to the input; --output-dir to choose)" in err
     assert (work / "reconstructions" / image.name).is_file()
-    gitignore = (os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + "/.gitignore")
-    assert "/reconstructions/" in open(gitignore, encoding="utf-8").read().split()
+    gitignore = Path(__file__).resolve().parents[2] / ".gitignore"
+    assert "/reconstructions/" in gitignore.read_text(encoding="utf-8").split()
