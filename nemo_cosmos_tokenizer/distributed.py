@@ -186,6 +186,8 @@ def select_device(requested: str | None = "auto", env: DistEnv | None = None):
     """
     import torch
 
+    from .devices import check_device, resolve_device
+
     env = env or get_dist_env()
     requested = "auto" if requested in (None, "") else str(requested).strip().lower()
     if requested == "auto":
@@ -193,7 +195,7 @@ def select_device(requested: str | None = "auto", env: DistEnv | None = None):
     if requested == "cuda":
         count = torch.cuda.device_count()
         if count == 0:
-            raise RuntimeError("device 'cuda' requested but CUDA is not available; use --device cpu")
+            check_device(torch.device("cuda"))  # raises DeviceUnavailableError: one line and a hint in the CLIs
         if env.local_rank < count:
             index = env.local_rank
         elif count == 1:  # each process sees its own single GPU (srun --gpus-per-task=1, CUDA_VISIBLE_DEVICES)
@@ -205,7 +207,7 @@ def select_device(requested: str | None = "auto", env: DistEnv | None = None):
             )
         device = torch.device("cuda", index)
     else:
-        device = torch.device(requested)
+        device = resolve_device(requested)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device

@@ -189,7 +189,15 @@ def resolve_name(name: str) -> str:
     key = _normalise(name)
     if key in _LOOKUP:
         return _LOOKUP[key]
-    close = close_names(name)
+    builtin = get_builtin_spec(name)
+    if builtin is not None:  # not "unknown": a name every command takes, but it has no repository or files
+        raise UnknownModelError(
+            f"{builtin.name} is a built-in tokenizer ({builtin.summary}), not a released model: it has no Hugging "
+            "Face repository or checkpoint files. Load it with CausalVideoTokenizer.from_pretrained / "
+            "ImageTokenizer.from_pretrained, nemo_cosmos_tokenizer.inference.from_source.load_tokenizer or any "
+            "--tokenizer flag"
+        )
+    close = close_names(name, builtin=False)  # only names this function resolves: a hint must not be refused
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownModelError(
         f"unknown Cosmos tokenizer {name!r}.{hint} Known models: {', '.join(MODELS)} "
@@ -250,6 +258,24 @@ _BUILTIN_ROWS: tuple[BuiltinSpec, ...] = (
         summary="DV8x16x16 architecture at reduced width with seeded random weights (offline; tokens carry no "
         "visual meaning)",
     ),
+    # The image counterpart, for reconstruct-images / encode / build-dataset offline. GroupNorm(32) sets the
+    # narrowest image width: 32 channels (a quarter of the released 128), same levels as Cosmos-0.1-Tokenizer-DI8x8.
+    BuiltinSpec(
+        name="tiny-random-di8x8",
+        config=TokenizerConfig(
+            family="DI",
+            spatial_compression=8,
+            channels=32,
+            channels_mult=(2, 4, 4),
+            num_res_blocks=1,
+            z_channels=16,
+            levels=DEFAULT_FSQ_LEVELS,
+        ),
+        seed=0,
+        quant_scale=10.0,
+        summary="DI8x8 architecture at reduced width with seeded random weights (offline; tokens carry no "
+        "visual meaning)",
+    ),
 )
 
 #: Built-in tokenizers by name, next to the released :data:`MODELS` (never mixed into them: they are no release).
@@ -266,11 +292,12 @@ def get_builtin_spec(name: str) -> BuiltinSpec | None:
     return BUILTIN_MODELS.get(str(name).strip().lower())
 
 
-def close_names(name: str, n: int = 4) -> list[str]:
-    """Released names, aliases and built-in names that look like ``name`` (for "Did you mean" hints)."""
+def close_names(name: str, n: int = 4, builtin: bool = True) -> list[str]:
+    """Released names, aliases and (``builtin=True``) built-in names that look like ``name`` (for "Did you mean"
+    hints: pass ``builtin=False`` where a built-in name would not be accepted)."""
     text = str(name).strip()
     text = text[len("nvidia/"):] if text.lower().startswith("nvidia/") else text
-    candidates = list(MODELS) + list(ALIASES) + list(BUILTIN_MODELS)
+    candidates = list(MODELS) + list(ALIASES) + (list(BUILTIN_MODELS) if builtin else [])
     by_lower = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(text.lower(), list(by_lower), n=n, cutoff=0.5)
     return [by_lower[c] for c in close]

@@ -9,10 +9,15 @@ summary.json and one sampled mp4 there.
 The video tokenizer is the built-in tiny-random-dv8x16x16 (no download; its tokens are a fixed function of the
 pixels but carry no visual meaning, so the decoded sample is noise-like: the point is the pipeline and the loss).
 
+Without CUDA (or with --device cpu) it takes the CPU preset (--preset cpu): 64 clips of 64x64 and a 2-layer,
+64-wide model for 200 steps of 8 x 128 tokens instead of the recipe's 512 clips and 6 x 384 model (whose steps take
+minutes each on a CPU); see nemo_cosmos_tokenizer.megatron.demo.CPU_PRESET and the README for its wall time.
+
 examples:
   python scripts/train_gpt_demo.py --work-dir /tmp/gpt-demo                      # one GPU, ~4 minutes on an H100
   python scripts/train_gpt_demo.py --work-dir /tmp/gpt-demo --nproc 8            # torchrun, data parallel
-  python scripts/train_gpt_demo.py --work-dir /tmp/cpu-demo --device cpu --clips 24 --max-steps 20   # smoke test
+  python scripts/train_gpt_demo.py --work-dir /tmp/cpu-demo --device cpu         # CPU preset, minutes
+  python scripts/train_gpt_demo.py --work-dir /tmp/cpu-demo --device cpu --max-steps 20   # smoke test
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ try:
 except ImportError:  # a source checkout that was not pip-installed
     sys.path.insert(0, str(REPO))
 
-from nemo_cosmos_tokenizer.megatron.demo import loss_table, make_training_clips  # noqa: E402
+from nemo_cosmos_tokenizer.megatron.demo import loss_table, make_training_clips, pick_preset  # noqa: E402
 
 
 def _run(cmd: list[str], log: Path, timings: dict[str, float], name: str) -> None:
@@ -55,15 +60,28 @@ def _run(cmd: list[str], log: Path, timings: dict[str, float], name: str) -> Non
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", required=True, help="clips, shards, run and samples go here")
-    parser.add_argument("--clips", type=int, default=512)
-    parser.add_argument("--size", type=int, default=128, help="clip width and height (multiple of 16)")
-    parser.add_argument("--frames", type=int, default=17)
+    parser.add_argument("--preset", choices=("auto", "gpu", "cpu"), default="auto",
+                        help="sizes of the run: gpu (the recipe), cpu (small, minutes), auto (default: cpu where "
+                             "CUDA is missing or --device cpu)")
+    parser.add_argument("--clips", type=int, help="generated clips (default: the preset's, 512 / 64)")
+    parser.add_argument("--size", type=int, help="clip width and height, multiple of 16 (default 128 / 64)")
+    parser.add_argument("--frames", type=int, help="frames per clip (default 17)")
     parser.add_argument("--config", default=str(REPO / "recipes" / "train_gpt_demo.yaml"))
-    parser.add_argument("--max-steps", type=int, help="override the recipe's max_steps")
+    parser.add_argument("--max-steps", type=int, help="override the preset's / recipe's max_steps")
     parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs); >1 runs training under torchrun")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="copy the results here (default $OUT)")
     args = parser.parse_args()
+    import torch
+
+    preset = pick_preset(args.preset, args.device, torch.cuda.is_available())
+    args.clips = args.clips or preset.clips
+    args.size = args.size or preset.size
+    args.frames = args.frames or preset.frames
+    if preset.name == "cpu":
+        args.device = "cpu"
+    print(f"# preset {preset.name}: {args.clips} clips of {args.size}x{args.size}, {args.frames} frames; device "
+          f"{args.device}")
 
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -82,8 +100,9 @@ def main() -> int:
     device_args = ["--device", args.device] if args.device != "auto" else []
     _run([py, "scripts/build_video_token_dataset.py", "--input", clips["manifest"], "--text-tokenizer",
           clips["text_tokenizer"], "--output-prefix", str(prefix), "--tokenizer", "tiny-random-dv8x16x16",
-          "--resolution", str(args.size), str(args.size), "--num-frames", str(args.frames), "--batch-size", "32",
-          "--num-workers", "8", "--no-progress", *device_args], work / "build.log", timings, "build")
+          "--resolution", str(args.size), str(args.size), "--num-frames", str(args.frames), "--batch-size",
+          str(preset.build_batch_size), "--num-workers", str(preset.build_workers), "--no-progress", *device_args],
+         work / "build.log", timings, "build")
 
     print("# 3. the flags Megatron needs")
     _run([py, "scripts/inspect_video_token_dataset.py", str(prefix), "--print-megatron-args", "--split", "95,5,0"],
@@ -92,8 +111,8 @@ def main() -> int:
     print("# 4. train")
     launcher = [py] if args.nproc == 1 else [py, "-m", "torch.distributed.run", "--standalone",
                                                f"--nproc-per-node={args.nproc}"]
-    extra = ["--max-steps", str(args.max_steps)] if args.max_steps else []
-    if args.device == "cpu":
+    extra = list(preset.train_flags) + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+    if args.device == "cpu" and preset.name != "cpu":
         extra += ["--device", "cpu", "--position-embedding", "learned_absolute"]
     _run([*launcher, "scripts/train_gpt.py", "--config", args.config, "--data-prefix", str(prefix),
           "--output-dir", str(run_dir), *extra], work / "train.log", timings, "train")

@@ -1,7 +1,7 @@
 """How every command ends when something goes wrong: one or two plain lines, a meaningful exit status.
 
-* :class:`UsageError` (and unknown names, missing inputs, unwritable outputs): ``error: <what>`` and, when there
-  is one, ``hint: <what to do>``; exit status 2, as argparse's own errors.
+* :class:`UsageError` (and unknown names, missing inputs, unwritable outputs, a ``--device`` this machine does not
+  have): ``error: <what>`` and, when there is one, ``hint: <what to do>``; exit status 2, as argparse's own errors.
 * Ctrl-C: a line saying what was kept and how to go on (the command supplies it); exit status 130 (128 + SIGINT).
 * Anything else: ``error: <type>: <message>`` and a pointer to ``--debug``; exit status 1.
 
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from ..devices import DeviceUnavailableError
 from ..interrupts import catch_interrupts
 
 __all__ = [
@@ -130,6 +131,9 @@ def guarded(work: Callable[[], int], *, debug: bool = False,
         return EXIT_INTERRUPTED
     except UsageError as err:
         _print(f"error: {err.message}", *([f"hint: {err.hint}"] if err.hint else []))
+        return EXIT_USAGE
+    except DeviceUnavailableError as err:  # --device cuda without CUDA, in every command (devices.py raises it)
+        _print(f"error: {err}", f"hint: {err.hint}")
         return EXIT_USAGE
     except UnknownModelError as err:
         _print(f"error: {err}")

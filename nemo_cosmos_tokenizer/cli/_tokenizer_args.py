@@ -40,7 +40,9 @@ def add_tokenizer_arguments(parser: argparse.ArgumentParser, default_tokenizer: 
     data = parser.add_argument_group("processing")
     data.add_argument("--short-size", type=int, default=None,
                       help="resize so the short side has this many pixels (aspect kept, long side even)")
-    data.add_argument("--output-dir", default=None, help="where to write (default: next to each input)")
+    data.add_argument("--output-dir", default=None,
+                      help="where to write (default: a 'reconstructions' folder, for encode 'tokens', next to each "
+                           "input: in the working folder when the inputs are there)")
     data.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -140,6 +142,19 @@ def interrupt_message(args: argparse.Namespace) -> str:
     """What a Ctrl-C during encode / reconstruct-* leaves behind."""
     return ("the outputs finished so far are kept; the same command writes every output again (there is no "
             "resume across files)")
+
+
+def describe_outputs(paths, output_dir: str | None, default_subdir: str) -> str:
+    """Where a command writes, said before it starts: ``--output-dir``, or the ``default_subdir`` folder next to
+    each input (``reconstructions`` / ``tokens``; the working folder's own when the inputs are there)."""
+    import os
+
+    if output_dir is not None:
+        return os.path.abspath(os.path.expanduser(output_dir))
+    folders = sorted({os.path.join(os.path.dirname(os.path.abspath(p)), default_subdir) for p in paths})
+    if len(folders) == 1:
+        return f"{folders[0]} (next to the input; --output-dir to choose)"
+    return f"a {default_subdir!r} folder next to each input ({len(folders)} folders; --output-dir to choose one)"
 
 
 def report(result, total: int, verb: str) -> int:

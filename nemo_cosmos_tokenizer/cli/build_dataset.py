@@ -100,7 +100,8 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      "inputs, e.g. '{\"endpoint_url\": \"http://127.0.0.1:9000\", \"profile\": \"corpus\"}'")),
     ("--output-prefix", "output_prefix", dict(metavar="PREFIX", help="output path without extension")),
     ("--tokenizer", "tokenizer", dict(metavar="NAME_OR_PATH", help="discrete video/image tokenizer (DV or DI): "
-     "released name (e.g. Cosmos-1.0-Tokenizer-DV8x16x16), built-in name, local folder or .jit file "
+     "released name (e.g. Cosmos-1.0-Tokenizer-DV8x16x16), built-in name (tiny-random-dv8x16x16, or "
+     "tiny-random-di8x8 for images: every frame on its own), local folder or .jit file "
      "(default: the built-in tiny-random-dv8x16x16: random weights, no download, tokens carry no visual meaning)")),
     ("--text-tokenizer", "text_tokenizer", dict(metavar="PATH", help="sentencepiece .model or HF tokenizer.json")),
     ("--layout", "layout", dict(choices=("generic", "emu3", "cosmos_ar"), help="token id layout (default generic; "

@@ -10,6 +10,7 @@ from ._tokenizer_args import (
     add_tokenizer_arguments,
     add_video_arguments,
     check_tokenizer_args,
+    describe_outputs,
     interrupt_message,
     show_warnings,
     load_tokenizer_or_exit,
@@ -34,6 +35,7 @@ examples:
   nemo-cosmos-tokenizer encode "clips/*.mp4" --tokenizer tiny-random-dv8x16x16 --output-dir tokens/
   nemo-cosmos-tokenizer encode "clips/*.mp4" --tokenizer Cosmos-1.0-Tokenizer-DV8x16x16 --output-dir tokens/
   nemo-cosmos-tokenizer encode img.png --tokenizer Cosmos-0.1-Tokenizer-CI8x8 --format npy --device cpu
+  nemo-cosmos-tokenizer encode "photos/*.png" --tokenizer tiny-random-di8x8 --output-dir tokens/   # offline, images
 """
 
 __all__ = ["DESCRIPTION", "HELP", "add_arguments", "interrupt_message", "run"]
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     show_warnings()
     tokenizer = load_tokenizer_or_exit(args, None, parts=("encoder",))
-    print(f"{tokenizer!r}: {len(paths)} input(s)", file=sys.stderr)
+    print(f"{tokenizer!r} -> {describe_outputs(paths, args.output_dir, 'tokens')}: {len(paths)} input(s)",
+          file=sys.stderr)
     result = process_files(
         paths, functools.partial(encode_file, tokenizer), progress=False if args.no_progress else None,
         on_failure=print_failure, output_dir=args.output_dir, short_size=args.short_size,

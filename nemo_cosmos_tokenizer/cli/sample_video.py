@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Sequence
 
 from ._logging import setup_logging
+from .main import add_debug_argument, run_parsed
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "interrupt_message", "main", "run"]
 
 HELP = "generate a video from a caption with a train_gpt.py model; write mp4"
 DESCRIPTION = """Load the newest checkpoint of a train_gpt.py run, write the caption prompt
@@ -47,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sample_video.py", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
+    add_debug_argument(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from ..megatron.sampling import sample_videos
+    from ._errors import UsageError
 
     setup_logging("INFO")
     try:
@@ -60,9 +62,8 @@ def run(args: argparse.Namespace) -> int:
             temperature=args.temperature, top_k=args.top_k, seed=args.seed, device=args.device,
             data_prefix=args.data_prefix, decoder=args.decoder, fps=args.fps,
         )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, ValueError) as err:  # bad settings or paths
+        raise UsageError(str(err)) from None
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -71,8 +72,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def interrupt_message(args: argparse.Namespace) -> str:
+    """What a Ctrl-C keeps: the videos are written once every sample is drawn, so usually none."""
+    return ("only videos already written are kept (they are written after every sample is drawn); run the same "
+            "command again to sample anew")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    """Parse ``argv`` and sample: errors end in one or two lines (exit 2 / 1), Ctrl-C in one line (exit 130)."""
+    return run_parsed(build_parser().parse_args(argv), run, interrupt_message)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import typing
 from typing import Sequence
 
 from ._logging import setup_logging
+from .main import add_debug_argument, run_parsed
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "main"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "interrupt_message", "main", "run"]
 
 HELP = "train a megatron-core GPT on built shards (torchrun for several GPUs)"
 DESCRIPTION = """Train a megatron-core GPTModel on a dataset built by build_video_token_dataset.py: GPTDataset with
@@ -77,19 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train_gpt.py", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
+    add_debug_argument(parser)
     return parser
 
 
+def _config(args: argparse.Namespace):
+    from ..megatron.train import load_train_config
+
+    return load_train_config(args.config, {name: getattr(args, name) for name, _ in _fields()})
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..megatron.train import load_train_config, train
+    from ..megatron.train import train
+    from ._errors import UsageError
 
     setup_logging(args.log_level)
     try:
-        config = load_train_config(args.config, {name: getattr(args, name) for name, _ in _fields()})
-        summary = train(config)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        summary = train(_config(args))
+    except (FileNotFoundError, ValueError) as err:  # bad settings or paths
+        raise UsageError(str(err)) from None
     from ..distributed import get_dist_env
 
     if get_dist_env().is_main:
@@ -97,8 +103,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def interrupt_message(args: argparse.Namespace) -> str:
+    """What a Ctrl-C keeps: the checkpoints (one every save_interval steps), from which the same command resumes."""
+    try:
+        from ..megatron.train import latest_checkpoint
+
+        newest = latest_checkpoint(_config(args).output_dir)
+    except Exception:  # noqa: BLE001  (settings that did not load: nothing was trained)
+        newest = None
+    if newest is None:
+        return "no checkpoint was written yet (one every --save-interval steps); the same command starts over"
+    return f"the checkpoints are kept (newest: {newest}); run the same command again to resume from it"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    """Parse ``argv`` and train: errors end in one or two lines (exit 2 / 1), Ctrl-C in one line (exit 130)."""
+    return run_parsed(build_parser().parse_args(argv), run, interrupt_message)
 
 
 if __name__ == "__main__":

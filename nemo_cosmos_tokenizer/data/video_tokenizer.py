@@ -3,9 +3,9 @@
 Everything that loads a model goes through :func:`load_video_tokenizer`, which resolves its argument with the
 resolver every command uses (:func:`nemo_cosmos_tokenizer.hub.sources.resolve_tokenizer_source`) and takes
 
-* a built-in name (no download): ``tiny-random-dv8x16x16``, a reduced-width DV8x16x16 architecture with
-  deterministic seeded random weights. Its tokens exercise the whole pipeline and the Megatron format, but they
-  carry **no visual meaning**; use a released model for real data;
+* a built-in name (no download): ``tiny-random-dv8x16x16`` (video) or ``tiny-random-di8x8`` (images), reduced-width
+  DV8x16x16 / DI8x8 architectures with deterministic seeded random weights. Their tokens exercise the whole
+  pipeline and the Megatron format, but they carry **no visual meaning**; use a released model for real data;
 * a released name or alias (``Cosmos-1.0-Tokenizer-DV8x16x16``, ``nvidia/...``, ``Cosmos-Tokenizer-DV4x8x8``),
   downloaded once into the Hugging Face cache (only the files needed);
 * a local directory: our safetensors format (``config.json`` + ``model.safetensors``) or a folder of NVIDIA's

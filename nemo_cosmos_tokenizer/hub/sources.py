@@ -3,8 +3,8 @@
 :func:`resolve_tokenizer_source` turns the text a user typed into a :class:`TokenizerSource` without importing
 torch (so a command can refuse a wrong name before any heavy import), accepting
 
-* a **built-in** name (:data:`~nemo_cosmos_tokenizer.registry.BUILTIN_MODELS`, e.g. ``tiny-random-dv8x16x16``:
-  seeded random weights, no download);
+* a **built-in** name (:data:`~nemo_cosmos_tokenizer.registry.BUILTIN_MODELS`: ``tiny-random-dv8x16x16`` for video,
+  ``tiny-random-di8x8`` for images; seeded random weights, no download);
 * a **released** name or alias (``Cosmos-1.0-Tokenizer-DV8x16x16``, ``nvidia/...``, ``Cosmos-Tokenizer-DV4x8x8``),
   downloaded once into the Hugging Face cache;
 * a **local folder**: NVIDIA's ``.jit`` files or our safetensors format (``config.json`` + ``model.safetensors``);
@@ -12,9 +12,9 @@ torch (so a command can refuse a wrong name before any heavy import), accepting
 * another **Hub repository** ``org/name`` with the released file layout (a mirror or a fine-tune).
 
 Anything else raises :class:`UnknownTokenizerError`, whose message lists close matches among released *and*
-built-in names. :func:`nemo_cosmos_tokenizer.inference.from_source.load_tokenizer` loads a source as a
-:class:`~nemo_cosmos_tokenizer.inference.CausalVideoTokenizer` or
-:class:`~nemo_cosmos_tokenizer.inference.ImageTokenizer`.
+built-in names. Loading is the inference package's (above this one): ``CausalVideoTokenizer.from_pretrained`` /
+``ImageTokenizer.from_pretrained`` take every kind, and
+:func:`nemo_cosmos_tokenizer.inference.from_source.load_tokenizer` also picks the class of an unknown family.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from ..registry import (
     BUILTIN_MODELS,
@@ -40,6 +41,7 @@ __all__ = [
     "UnknownTokenizerError",
     "build_builtin_network",
     "describe_accepted",
+    "jit_file_arguments",
     "resolve_tokenizer_source",
 ]
 
@@ -133,11 +135,30 @@ def build_builtin_network(name: str):
     return network.eval().requires_grad_(False)
 
 
-def __getattr__(name: str):
-    # load_tokenizer builds inference classes, so it lives in the inference package (hub sits below inference);
-    # forwarded here because it was first published in this module.
-    if name == "load_tokenizer":
-        from ..inference.from_source import load_tokenizer
 
-        return load_tokenizer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def jit_file_arguments(path: str | os.PathLike, parts: Iterable[str]) -> dict[str, Path]:
+    """The inference constructor's file arguments (``checkpoint`` / ``checkpoint_enc`` / ``checkpoint_dec``) for one
+    ``.jit`` file and the parts a caller runs (``"encoder"``, ``"decoder"``; ``"autoencoder"`` = both).
+
+    ``encoder.jit`` / ``decoder.jit`` hold one part (a caller that needs the other raises
+    :class:`~.download.CheckpointNotFoundError` naming the files to give); ``autoencoder.jit`` and any other name
+    hold what the caller needs (both parts: a whole autoencoder).
+    """
+    from .download import CheckpointNotFoundError
+
+    path = Path(path)
+    needed = set(parts)
+    if "autoencoder" in needed:
+        needed = (needed - {"autoencoder"}) | {"encoder", "decoder"}
+    part = next((p for p, name in PART_FILES.items() if path.name == name), None)
+    if part == "autoencoder":
+        return {"checkpoint": path}
+    if part is not None:
+        if not needed <= {part}:
+            missing = sorted(needed - {part})
+            raise CheckpointNotFoundError(
+                f"{path} holds only the {part}; this also needs the {' and '.join(missing)}: give the folder that "
+                f"holds {', '.join(PART_FILES[p] for p in sorted(needed))}"
+            )
+        return {f"checkpoint_{part[:3]}": path}
+    return {"checkpoint": path} if len(needed) > 1 else {f"checkpoint_{next(iter(needed))[:3]}": path}

@@ -5,11 +5,9 @@ class of its family."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable
 
-from ..hub.sources import TokenizerSource, build_builtin_network, resolve_tokenizer_source
-from ..registry import PART_FILES
+from ..hub.sources import TokenizerSource, resolve_tokenizer_source
 
 __all__ = ["load_tokenizer"]
 
@@ -49,7 +47,7 @@ def load_tokenizer(
         ema: the EMA weights of the repository's ``ema.jit`` (released names, Hub repos and folders that have one).
     """
     from ..devices import default_dtype, resolve_device, resolve_dtype
-    from ..hub.resolve import CheckpointNotFoundError, WrongFamilyError
+    from ..hub.resolve import WrongFamilyError
     from .tokenizers import CausalVideoTokenizer, ImageTokenizer, tokenizer_class
 
     if not isinstance(source, TokenizerSource):
@@ -61,36 +59,8 @@ def load_tokenizer(
 
     if ema and source.kind in ("builtin", "jit-file"):
         raise ValueError(f"--ema needs a checkpoint with an ema.jit (a released name or a folder), not {source.value}")
-    if source.kind == "builtin":
-        if mode == "jit":
-            raise ValueError(f"{source.value} is built in (no .jit files); leave out --mode jit")
-        cls = wanted or tokenizer_class(source.family)
-        return cls.from_network(build_builtin_network(source.value), parts=tuple(needed), device=dev, dtype=dt,
-                                name=source.value)
-
-    if source.kind == "jit-file":
-        path = Path(source.value)
-        if source.part == "autoencoder":
-            files = {"checkpoint": path}
-        elif source.part is not None:
-            if not needed <= {source.part}:
-                missing = sorted(needed - {source.part})
-                raise CheckpointNotFoundError(
-                    f"{path} holds only the {source.part}; this command also needs the {' and '.join(missing)}: "
-                    f"give the folder that holds {', '.join(PART_FILES[p] for p in sorted(needed))}"
-                )
-            files = {f"checkpoint_{source.part[:3]}": path}
-        else:  # another name: it holds the part the command needs (both: a full autoencoder)
-            files = {"checkpoint": path} if len(needed) > 1 else {f"checkpoint_{next(iter(needed))[:3]}": path}
-        classes = [wanted] if wanted else [CausalVideoTokenizer, ImageTokenizer]
-        for i, cls in enumerate(classes):
-            try:
-                return cls(**files, device=dev, dtype=dt, mode=mode)
-            except WrongFamilyError:
-                if i == len(classes) - 1:
-                    raise
-        raise AssertionError("unreachable")
-
+    if source.kind == "builtin" and mode == "jit":
+        raise ValueError(f"{source.value} is built in (no .jit files); leave out --mode jit")
     options = dict(
         load_encoder="encoder" in needed, load_decoder="decoder" in needed,
         use_pytorch=None if mode is None else mode == "torch", dtype=dt, device=dev,
@@ -98,11 +68,12 @@ def load_tokenizer(
     )
     if ema:
         options["ema"] = True
+    # from_pretrained takes every kind of source; only the class is chosen here.
     if wanted is not None:
         return wanted.from_pretrained(source.value, **options)
     if source.family is not None:
         return tokenizer_class(source.family).from_pretrained(source.value, **options)
-    try:
+    try:  # a folder, a .jit file or a Hub repository of unknown family: the weights say which
         return CausalVideoTokenizer.from_pretrained(source.value, **options)
     except WrongFamilyError:
         return ImageTokenizer.from_pretrained(source.value, **options)

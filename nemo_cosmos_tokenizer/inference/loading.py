@@ -197,14 +197,19 @@ class TokenizerLoader(nn.Module):
     def _load_jit(self, paths: dict[str, Path], config: TokenizerConfig | None) -> None:
         from ..hub.resolve import family_from_state_dict, match_released_config
 
-        dtype = self._dtype
         for part, path in paths.items():
             module = torch.jit.load(str(path), map_location=self.device).eval()
             state_dict = module.state_dict()
             self._check_family(family_from_state_dict(state_dict), str(path))
             if config is None:  # only for the padding multiples; the TorchScript code runs as is
                 config = match_released_config(state_dict, part)
-            module = module.to(dtype)
+            # A traced file runs in the dtype it was traced in, whatever dtype was asked for: its graph holds casts
+            # to that dtype (the FSQ casts its codes back to it), so a module cast to another dtype feeds its own
+            # convolutions mixed inputs ("Input type (CPUBFloat16Type) and weight type"). Inputs are cast to the
+            # module's dtype instead (the dtype property follows the weights).
+            traced = next((t.dtype for t in module.parameters() if t.is_floating_point()), None)
+            if traced is not None:
+                self._dtype = traced
             for param in module.parameters():  # ScriptModules have no requires_grad_()
                 param.requires_grad_(False)
             setattr(self, f"jit_{part}", module)
@@ -268,9 +273,11 @@ class TokenizerLoader(nn.Module):
         A superset of NeMo's ``CausalVideoTokenizer.from_pretrained`` signature.
 
         Args:
-            name_or_path: a released name (``Cosmos-0.1-Tokenizer-DV4x8x8``, with or without ``nvidia/``, or a
-                legacy ``Cosmos-Tokenizer-DV4x8x8`` alias), another Hub repo ``org/name`` with the same files, or a
-                local directory of ``.jit`` files or of our safetensors format. ``tokenizer_type=`` is NeMo's
+            name_or_path: whatever a command's ``--tokenizer`` takes: a released name
+                (``Cosmos-0.1-Tokenizer-DV4x8x8``, with or without ``nvidia/``, or a legacy
+                ``Cosmos-Tokenizer-DV4x8x8`` alias), a built-in name (``tiny-random-dv8x16x16``: seeded random
+                weights, no download), another Hub repo ``org/name`` with the same files, a local directory of
+                ``.jit`` files or of our safetensors format, or one ``.jit`` file. ``tokenizer_type=`` is NeMo's
                 name for the same argument.
             load_encoder / load_decoder: fetch and load ``encoder.jit`` / ``decoder.jit`` (only those files
                 are downloaded).
@@ -291,7 +298,7 @@ class TokenizerLoader(nn.Module):
                 :attr:`latent_stats`, used by ``normalize_latent`` / ``denormalize_latent``.
         """
         from ..hub.resolve import check_family, resolve_pretrained
-        from ..registry import get_spec, is_known_model
+        from ..registry import get_builtin_spec, get_spec, is_known_model
 
         if tokenizer_type is not None:
             if name_or_path is not None:
@@ -309,7 +316,19 @@ class TokenizerLoader(nn.Module):
                 "ema=True loads the EMA weights of ema.jit into the native network; jit mode runs NVIDIA's "
                 "encoder.jit / decoder.jit as they are. Leave use_pytorch unset (or True) to use EMA weights."
             )
-        if isinstance(name_or_path, str) and is_known_model(name_or_path) and not Path(name_or_path).is_dir():
+        path = Path(os.fspath(name_or_path)).expanduser()
+        text = os.fspath(name_or_path).strip()
+        if not path.exists() and (text.count("/") != 1 or text.lower().startswith("nvidia/")):
+            from ..hub.sources import resolve_tokenizer_source
+
+            resolve_tokenizer_source(text)  # a wrong name: the commands' message (close matches, what is accepted)
+        builtin = None if path.exists() else get_builtin_spec(text)
+        if builtin is not None or path.is_file():  # no repository to resolve: a built-in or one .jit file
+            asked = {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder),
+                                     ("autoencoder", load_full_model)) if on}
+            return cls._from_builtin_or_file(builtin, path, asked, mode=mode, dtype=dtype, device=device,
+                                             tokenizer_config=tokenizer_config, ema=ema, latent_stats=latent_stats)
+        if isinstance(name_or_path, str) and is_known_model(name_or_path) and not path.is_dir():
             # Refuse a released model of the wrong family before downloading anything.
             spec = get_spec(name_or_path)
             check_family(spec.config.family, cls.FAMILIES, spec.name, cls.__name__)
@@ -355,3 +374,33 @@ class TokenizerLoader(nn.Module):
             # Keep only what was asked for (the safetensors format holds every part).
             self._set_network(self.network, {p for p, on in (("encoder", load_encoder), ("decoder", load_decoder)) if on})
         return self
+
+    @classmethod
+    def _from_builtin_or_file(cls, builtin, path: Path, parts: set[str], *, mode: str | None, dtype, device,
+                              tokenizer_config, ema: bool, latent_stats: bool | None) -> "TokenizerLoader":
+        """:meth:`from_pretrained` of a built-in (``builtin``: its registry row) or of one ``.jit`` file."""
+        from ..hub.resolve import CheckpointNotFoundError, check_family, parse_tokenizer_config
+        from ..hub.sources import build_builtin_network, jit_file_arguments
+        from ..registry import LATENT_STATS_FILE
+
+        what = builtin.name if builtin is not None else str(path)
+        if ema:
+            raise ValueError(f"ema=True needs a checkpoint with an ema.jit (a released name or a folder); {what} is "
+                             f"{'a built-in tokenizer' if builtin is not None else 'one .jit file'}")
+        if latent_stats:
+            raise CheckpointNotFoundError(f"{what} has no {LATENT_STATS_FILE} (latent statistics); leave "
+                                          "latent_stats unset")
+        if builtin is None:
+            if path.suffix != ".jit":
+                raise CheckpointNotFoundError(f"{path} is a file but not a .jit file; give the folder that holds the "
+                                              "checkpoint (.jit files, or config.json + model.safetensors)")
+            return cls(**jit_file_arguments(path, parts), tokenizer_config=tokenizer_config, device=device,
+                       dtype=dtype, mode=mode)
+        if mode == "jit":
+            raise ValueError(f"{builtin.name} is built in (a network with seeded weights, no .jit files): leave "
+                             "use_pytorch unset (or True)")
+        if tokenizer_config is not None and parse_tokenizer_config(tokenizer_config) != builtin.config:
+            raise ValueError(f"{builtin.name} has its own architecture ({builtin.config}); leave tokenizer_config out")
+        check_family(builtin.config.family, cls.FAMILIES, builtin.name, cls.__name__)
+        return cls.from_network(build_builtin_network(builtin.name), parts=parts, device=device, dtype=dtype,
+                                name=builtin.name)

@@ -73,7 +73,8 @@ class _CosmosInference(TokenizerLoader):
                 released name in their path, or matched from the weights' key names and shapes.
             device: ``"cuda"``, ``"cpu"``, ... (default: CUDA when available, else CPU).
             dtype: compute dtype of the network (``"bfloat16"`` default, as the reference; ``"float32"`` for
-                exact comparisons). FSQ always rounds in float32.
+                exact comparisons). FSQ always rounds in float32. In jit mode the files run in the dtype they
+                were traced in (their graphs cast to it), and inputs are cast to that dtype.
             mode: ``"torch"`` (native, our network with the checkpoint's weights) or ``"jit"`` (run the TorchScript
                 files as they are, on their traced code paths). Default: native, or jit when the architecture
                 cannot be determined.

@@ -5,7 +5,7 @@ Drop-in for ``nemo.collections.common.video_tokenizers.cosmos_tokenizer.CausalVi
 
     from nemo_cosmos_tokenizer.integrations.nemo import CausalVideoTokenizer
 
-    CausalVideoTokenizer.list_available_models()          # the 26 released models (PretrainedModelInfo)
+    CausalVideoTokenizer.list_available_models()          # the 26 released models (every class lists all)
     model = CausalVideoTokenizer.from_pretrained("Cosmos-0.1-Tokenizer-DV4x8x8", device="cpu")
     (indices, codes) = model.encode(x)
     model.save_to("dv4x8x8.nemo")
@@ -157,12 +157,13 @@ class CosmosTokenizerModel(ModelPT):
             return core.ImageTokenizer
         # The family-agnostic model: ask the registry / config which family this is.
         from ..hub.resolve import config_from_path, parse_tokenizer_config
-        from ..registry import get_spec, is_known_model
+        from ..hub.sources import resolve_tokenizer_source
 
         if tokenizer_config is not None:
             return core.tokenizer_class(parse_tokenizer_config(tokenizer_config).family)
-        if isinstance(name, str) and is_known_model(name):
-            return core.tokenizer_class(get_spec(name).config.family)
+        source = resolve_tokenizer_source(name)  # the one resolver: built-ins and released names know their family
+        if source.family is not None:
+            return core.tokenizer_class(source.family)
         config, _ = config_from_path(name)
         if config is None:
             raise ValueError(f"cannot tell the family of {name}; use CausalVideoTokenizer or ImageTokenizer")

@@ -141,9 +141,12 @@ def sample_videos(
 
     from ..data.reader import write_frames
     from ..data.video_tokenizer import load_video_tokenizer
+    from ..devices import resolve_device
     from .model import GPTShape, build_gpt_model
     from .checkpoints import latest_checkpoint, load_checkpoint_file
     from .parallel import free_port
+
+    dev = resolve_device(None if device in (None, "auto") else device)  # an unusable --device fails first
 
     run_dir = Path(run_dir)
     folder = run_dir if run_dir.name.startswith("step_") else latest_checkpoint(run_dir)
@@ -153,7 +156,6 @@ def sample_videos(
     if state["tensor_parallel"] != 1:
         raise ValueError(f"{folder} was trained with tensor parallel {state['tensor_parallel']}; sampling loads "
                          "tensor-parallel-1 checkpoints only")
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     prefix = data_prefix or state["sidecar"][: -len(".json")]
     tokenizer = SidecarTokenizer(prefix)
     layout = tokenizer.require_layout()

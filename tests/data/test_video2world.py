@@ -19,17 +19,70 @@ pytest.importorskip("transformers")
 MAX_LENGTH = 48
 
 
-def make_tiny_t5(folder: Path, spm: Path) -> Path:
-    """A 1-layer T5 encoder with random weights, with the sentencepiece vocabulary ``spm`` as its tokenizer."""
-    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+def t5_tokenizer(captions: list[str]):
+    """A T5 tokenizer with a real vocabulary: a sentencepiece unigram model trained here on ``captions``, in T5's
+    layout (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, then the pieces with their scores), built the way transformers 5
+    takes one (``vocab=[(piece, score), ...]``). ``T5TokenizerFast(vocab_file=...)`` ignores the file there and
+    gives a 4-token vocabulary ("A red square slides." -> [3, 2, 3, 2, 3, 2, 3, 2, 1]); it is kept for 4.x."""
+    import io
 
-    tokenizer = T5TokenizerFast(vocab_file=str(spm), extra_ids=0)
+    import sentencepiece as spm
+    import transformers
+    from transformers import T5TokenizerFast
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(captions * 20), model_writer=model, model_type="unigram",
+                                   vocab_size=100, hard_vocab_limit=False, normalization_rule_name="identity",
+                                   minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    pieces = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())
+              if not (sp.is_control(i) or sp.is_unknown(i))]
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        tokenizer = T5TokenizerFast(vocab=[("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), *pieces], extra_ids=0)
+    else:  # 4.x converts a sentencepiece file
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".model", delete=False) as f:
+            f.write(model.getvalue())
+        tokenizer = T5TokenizerFast(vocab_file=f.name, extra_ids=0)
+    return tokenizer, sp
+
+
+def make_tiny_t5(folder: Path, captions: list[str]) -> Path:
+    """A 1-layer T5 encoder with random weights, with a unigram vocabulary trained on ``captions`` as its tokenizer."""
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer, _ = t5_tokenizer(captions)
     torch.manual_seed(0)
     model = T5EncoderModel(T5Config(vocab_size=tokenizer.vocab_size, d_model=16, d_kv=4, d_ff=32, num_layers=1,
                                     num_heads=2))
     tokenizer.save_pretrained(folder / "t5")
     model.save_pretrained(folder / "t5")
     return folder / "t5"
+
+
+def test_the_t5_tokenizer_has_a_real_vocabulary(tmp_path):
+    """The prompts below are only as meaningful as the tokenizer: a degenerate one (every word -> unk) would pass
+    them all."""
+    from transformers import AutoTokenizer
+
+    captions = ["A red square slides from left to right across a blue background.",
+                "A white ball bounces up and down on a dark background.",
+                "Green and yellow stripes scroll slowly to the left."]
+    tokenizer, sp = t5_tokenizer(captions)
+    assert tokenizer.vocab_size == 3 + sum(not (sp.is_control(i) or sp.is_unknown(i))
+                                           for i in range(sp.get_piece_size())) > 30  # (the degenerate one: 4)
+    saved = make_tiny_t5(tmp_path, captions)
+    loaded = AutoTokenizer.from_pretrained(str(saved))  # as export_video2world loads it
+    assert loaded.vocab_size == tokenizer.vocab_size
+    ids = loaded("A red square slides.").input_ids
+    assert ids[-1] == 1 and 2 not in ids  # </s> at the end, no unknown piece
+    # T5's segmentation is the sentencepiece model's own.
+    assert loaded.convert_ids_to_tokens(ids[:-1]) == sp.encode("A red square slides.", out_type=str)
+    words = sorted({w.strip(".") for c in captions for w in c.split()})
+    encoded = {w: tuple(loaded(w, add_special_tokens=False).input_ids) for w in words}
+    assert len(set(encoded.values())) == len(words), encoded  # distinct words, distinct ids
+    assert all(2 not in v for v in encoded.values())
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +99,7 @@ def export(tmp_path_factory):
                          layout="cosmos_ar", resolution=[32, 32], num_frames=9, batch_size=1, chunk_size=2,
                          device="cpu", dtype="float32", progress=False)
     run_build(config, env=DistEnv())
-    t5 = make_tiny_t5(root, inputs.text_tokenizer)  # trained on the captions
+    t5 = make_tiny_t5(root, [s.text for s in read_manifest(inputs.manifest).samples])  # trained on the captions
     out = root / "v2w"
     summary = export_video2world(config.output_prefix, out, t5=str(t5), split="2,1,1", max_length=MAX_LENGTH,
                                  device="cpu", local_files_only=True, env=DistEnv())

@@ -77,8 +77,11 @@ def test_device_selection_on_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert select_device("auto", DistEnv()) == torch.device("cpu")
     assert select_device(None, DistEnv()) == torch.device("cpu")
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+    from nemo_cosmos_tokenizer.devices import DeviceUnavailableError
+
+    with pytest.raises(DeviceUnavailableError, match="device cuda was asked for, but") as info:
         select_device("cuda", DistEnv())
+    assert "--device cpu" in info.value.hint  # the CLIs print it as the hint line
 
 
 def test_device_per_local_rank(monkeypatch):

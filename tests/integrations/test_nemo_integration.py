@@ -82,3 +82,13 @@ def test_partial_model_and_wrong_family(nemo_module, jit_case_dir, tmp_path):
         nemo_module.CausalVideoTokenizer.from_pretrained(jit_case_dir("CI8x8"), dtype="float32")
     image = nemo_module.CosmosTokenizerModel.from_pretrained(jit_case_dir("CI8x8"), dtype="float32")
     assert image.tokenizer.config.family == "CI"
+
+
+def test_from_pretrained_takes_the_builtins(nemo_module):
+    """The NeMo entry point takes every name the commands take, built-ins included (no download)."""
+    video = nemo_module.CausalVideoTokenizer.from_pretrained("tiny-random-dv8x16x16", device="cpu", dtype="float32")
+    assert video.tokenizer.name == "tiny-random-dv8x16x16" and video.cfg.tokenizer_type == "tiny-random-dv8x16x16"
+    image = nemo_module.CosmosTokenizerModel.from_pretrained("tiny-random-di8x8", device="cpu", dtype="float32")
+    assert image.tokenizer.config.family == "DI" and type(image.tokenizer).__name__ == "ImageTokenizer"
+    indices, _ = image.encode(torch.rand(1, 3, 16, 16) * 2 - 1)
+    assert indices.shape == (1, 2, 2)
