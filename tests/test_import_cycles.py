@@ -12,9 +12,8 @@ What counts as an import (parsed with ``ast`` from the source, nothing is execut
 * not counted: edges from a module to its own enclosing packages (Python imports those first anyway, and a package
   ``__init__`` re-exporting its children is not a layering edge).
 
-Two graphs must be acyclic: modules, and the top-level parts (``nemo_cosmos_tokenizer.X``: ``networks``, ``hub``,
-``inference``, ``data``, ``config``, ...) with every module edge collapsed onto its parts. The only exceptions are
-the cycles listed in ``KNOWN_CYCLES`` below.
+Two graphs must be acyclic, with no exceptions: modules, and the top-level parts (``nemo_cosmos_tokenizer.X``:
+``networks``, ``hub``, ``inference``, ``data``, ``config``, ...) with every module edge collapsed onto its parts.
 """
 
 from __future__ import annotations
@@ -36,12 +35,6 @@ MODULES = {_module_name(p): p for p in ROOT.rglob("*.py")}
 # Cycles still on main that another change removes; each is a set of modules (the parts they belong to are allowed
 # the same cycle). The LEAD EMPTIES THIS after merging that change: test_known_cycles_still_exist fails as soon as
 # an entry is no longer needed, so an allowance cannot outlive its cycle.
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # hub.sources' PEP 562 __getattr__ forwards a moved name to inference.from_source, which imports hub.sources.
-    frozenset({f"{PACKAGE}.hub.sources", f"{PACKAGE}.inference.from_source"}),
-)
-
-
 def _absolute(module: str, is_package: bool, level: int, target: str | None) -> str:
     if level == 0:
         return target or ""
@@ -143,29 +136,18 @@ def _part_graph() -> tuple[dict[str, set[str]], dict[tuple[str, str], str]]:
     return parts, why
 
 
-def _known_parts() -> set[frozenset[str]]:
-    return {frozenset(_part(m) for m in cycle) for cycle in KNOWN_CYCLES}
-
-
 def test_no_module_import_cycles() -> None:
-    cycles = [c for c in _cycles(_module_graph()) if frozenset(c) not in KNOWN_CYCLES]
+    cycles = _cycles(_module_graph())
     assert not cycles, "import cycles between modules:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
 def test_no_import_cycles_between_top_level_parts() -> None:
     parts, why = _part_graph()
-    cycles = [c for c in _cycles(parts) if frozenset(c) not in _known_parts()]
+    cycles = _cycles(parts)
     lines = []
     for cycle in cycles:
         lines.append(" <-> ".join(cycle) + ": " + "; ".join(why[(a, b)] for a in cycle for b in cycle if (a, b) in why))
     assert not cycles, "import cycles between parts of the package:\n" + "\n".join(lines)
-
-
-def test_known_cycles_still_exist() -> None:
-    """Every allowance in KNOWN_CYCLES is still a cycle; when one is gone, delete it from KNOWN_CYCLES."""
-    found = {frozenset(c) for c in _cycles(_module_graph())}
-    stale = [sorted(c) for c in KNOWN_CYCLES if c not in found]
-    assert not stale, f"no longer cycles, remove them from KNOWN_CYCLES in {Path(__file__).name}: {stale}"
 
 
 def test_the_checker_sees_a_cycle() -> None:
