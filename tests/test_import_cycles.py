@@ -32,9 +32,7 @@ def _module_name(path: Path) -> str:
 
 MODULES = {_module_name(p): p for p in ROOT.rglob("*.py")}
 
-# Cycles still on main that another change removes; each is a set of modules (the parts they belong to are allowed
-# the same cycle). The LEAD EMPTIES THIS after merging that change: test_known_cycles_still_exist fails as soon as
-# an entry is no longer needed, so an allowance cannot outlive its cycle.
+
 def _absolute(module: str, is_package: bool, level: int, target: str | None) -> str:
     if level == 0:
         return target or ""
