@@ -39,6 +39,18 @@ def _is_power_of_two(value: int) -> bool:
     return value >= 1 and (value & (value - 1)) == 0
 
 
+def frame_count_error(num_frames: int, temporal_compression: int) -> str | None:
+    """Why a clip of ``num_frames`` frames does not fit a tokenizer of temporal factor ``t`` (it takes ``1 + k*t``
+    frames), naming the nearest counts that do; ``None`` when it fits. One rule for the builder's clips and the
+    commands' early checks (no torch needed)."""
+    t = temporal_compression
+    if num_frames >= 1 and (num_frames - 1) % t == 0:
+        return None
+    lower = 1 + max(num_frames - 1, 0) // t * t
+    return (f"num_frames must be 1 + k*{t} for this tokenizer (1, {1 + t}, {1 + 2 * t}, ...), got {num_frames}; "
+            f"use {lower} or {lower + t}")
+
+
 @dataclass(frozen=True)
 class TokenizerConfig:
     """Architecture of one Cosmos tokenizer (validated on creation).
