@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,8 @@ LAUNCHERS = {
                                                 "recipes/dv8x16x16_720p.yaml", "--no-progress"],
 }
 BUILD_PROGS = ("scripts/build_video_token_dataset.py", "build-dataset")
+#: nemo-cosmos-tokenizer commands with an early tokenizer check -> the family they take.
+TOKENIZER_COMMANDS = {"encode": None, "reconstruct-videos": "video", "reconstruct-images": "image"}
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,10 @@ def work(tmp_path_factory):
                   .astype(np.uint8) for t in range(72)]
         write_video(frames, root / "clips" / f"clip{k}.mp4", fps=24)
     shutil.copy(root / "clips" / "clip0.mp4", root / "in.mov")
+    (root / "photos").mkdir()
+    from PIL import Image
+
+    Image.fromarray(frames[0]).save(root / "photos" / "p.jpg")
     shutil.copytree(root / "clips", root / "videos")
     (root / "data").mkdir()
     (root / "data" / "captions.jsonl").write_text("".join(
@@ -191,7 +198,8 @@ def work(tmp_path_factory):
             {"path": f"clips/clip{k}.mp4", "caption": [c, c + " Again."],
              "timestamp": [["0:00:00.000", "0:00:01.400"], ["0:00:01.500", "0:00:02.900"]]}
             for k, c in enumerate(captions)]), root / "panda70m_part0.parquet")
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(REPO),
+    # Over os.environ as it is when a command starts (the S3 server sets its credentials then).
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(REPO),
            "HF_HUB_OFFLINE": "1", "NCT_DEBUG": ""}
     return root, env
 
@@ -256,7 +264,8 @@ def _parse(command: str, root: Path, env: dict[str, str]) -> None:
     program, argv = words[0], words[1:]
     if program == "nemo":  # NeMo-Run's own parser resolves factory, config fields and executor
         argv = ["--dryrun" if a == "--yes" else a for a in argv]
-        done = subprocess.run(["nemo", *argv], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(["nemo", *argv], cwd=root, env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=300)
         assert done.returncode == 0 and "Dry run for task" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
         return
     if program == "torchrun":
@@ -276,14 +285,30 @@ def _parse(command: str, root: Path, env: dict[str, str]) -> None:
         program, argv = "python", ["-m", "nemo_cosmos_tokenizer.cli", *argv]
     assert program in ("python", "python3"), f"no parser known for {program!r}: run, parse or skip it"
     namespace = _parse_python(argv, root)
+    # The commands' own early checks (no torch): inputs, tokenizer name and family, frame count, output folder.
     if argv[0] in BUILD_PROGS or argv[2:3] == ["build-dataset"]:
         from nemo_cosmos_tokenizer.cli.build_dataset import check_args
 
-        check_args(namespace)  # the builder's early checks: inputs, tokenizer, frames, output (no torch)
+        check_args(namespace)
+    elif argv[2:3] and argv[2] in TOKENIZER_COMMANDS:
+        from nemo_cosmos_tokenizer.cli._tokenizer_args import check_tokenizer_args
+
+        check_tokenizer_args(namespace, TOKENIZER_COMMANDS[argv[2]])
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run(command: str, root: Path, env: dict[str, str]) -> None:
-    done = subprocess.run(["bash", "-c", command], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    started, cpu = time.perf_counter(), _children_cpu()
+    done = subprocess.run(["bash", "-c", command], cwd=root, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=300)
+    # shown with -s: what each command costs (wall time depends on the machine's load, CPU time much less)
+    print(f"{time.perf_counter() - started:6.1f} s, {_children_cpu() - cpu:5.1f} s CPU  {command}")
     assert done.returncode == 0, f"exit status {done.returncode}\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
 
 
