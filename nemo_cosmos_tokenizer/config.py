@@ -51,6 +51,17 @@ def frame_count_error(num_frames: int, temporal_compression: int) -> str | None:
             f"use {lower} or {lower + t}")
 
 
+def resolution_error(height: int, width: int, spatial_compression: int) -> str | None:
+    """Why ``height`` x ``width`` frames do not fit a tokenizer of spatial factor ``s`` (multiples of ``s``), naming
+    the nearest size that does; ``None`` when they fit."""
+    s = spatial_compression
+    if height >= s and width >= s and height % s == 0 and width % s == 0:
+        return None
+    fix = f"{max(s, round(height / s) * s)}x{max(s, round(width / s) * s)}"
+    return (f"resolution {height}x{width} must be made of multiples of the tokenizer's spatial compression {s}; "
+            f"use e.g. {fix}")
+
+
 @dataclass(frozen=True)
 class TokenizerConfig:
     """Architecture of one Cosmos tokenizer (validated on creation).
