@@ -12,9 +12,10 @@ cannot escape it.
   inspected).
 * ``parse``: commands needing a GPU, SLURM, several nodes, NeMo-Run executors or a download: the command's own
   argparse parser reads the argv (in this process, stopped right after parsing; ``torchrun`` / ``sbatch`` options
-  are parsed too and the script they start is parsed in turn), and the dataset builder also runs its early checks
-  (inputs, tokenizer name, frame count, output folder: no torch). ``nemo`` (NeMo-Run's CLI) resolves the task with
-  ``--dryrun`` instead of ``--yes``.
+  are parsed too and the script they start is parsed in turn); then the command's early checks run where it has
+  them (the builder: inputs as its planner reads them, tokenizer name, frame count, resolution, output folder;
+  encode / reconstruct-*: tokenizer name and family, inputs; no torch). ``nemo`` (NeMo-Run's CLI) resolves the
+  task with ``--dryrun`` instead of ``--yes``.
 * ``skip``: installs and the test suite itself; the reason is required.
 
 ```python blocks are compiled; those marked ``<!-- readme-test: run -->`` are executed.
