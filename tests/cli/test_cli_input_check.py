@@ -137,18 +137,20 @@ def test_clip_shape_and_inputs_are_refused_before_torch_loads(tmp_path):
     good = str(tmp_path / "shards" / "{000000..000001}.tar")
     code = (
         "import sys\n"
-        "from nemo_cosmos_tokenizer.cli import build_dataset\n"
+        "from nemo_cosmos_tokenizer.cli import build_dataset, main\n"
         f"rcs = [build_dataset.main(['--demo', '--output-prefix', {str(tmp_path / 'd')!r}, '--num-frames', '18']),\n"
         f"       build_dataset.main(['--input', {good!r}, {common}, '--num-frames', '18',\n"
         "                           '--tokenizer', 'Cosmos-0.1-Tokenizer-DV4x8x8']),\n"
         f"       build_dataset.main(['--input', {str(tmp_path / 'shards' / '{000000..000002}.tar')!r}, {common}]),\n"
         f"       build_dataset.main(['--input', 's3://corpus/none.txt', {common}, '--num-frames', '16']),\n"
-        f"       build_dataset.main(['--input', {good!r}, {common}, '--resolution', '256', '440'])]\n"
+        f"       build_dataset.main(['--input', {good!r}, {common}, '--resolution', '256', '440']),\n"
+        f"       main.main(['evaluate', {str(tmp_path / 'clips' / '*.mp4')!r}, '--tokenizer', 'tiny-random-dv8x16x16',\n"
+        f"                  '--output-dir', {str(tmp_path / 'eval')!r}])]\n"
         "print(rcs, sorted(m for m in ('torch', 'megatron', 'av', 'decord', 's3fs') if m in sys.modules))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert done.stdout.strip() == "[2, 2, 2, 2, 2] []", done.stdout + done.stderr
+    assert done.stdout.strip() == "[2, 2, 2, 2, 2, 2] []", done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors[0] == "error: --num-frames must be 1 + k*8 for this tokenizer (1, 9, 17, ...), got 18; use 17 or 25"
     assert "k*4" in errors[1] and "use 17 or 21" in errors[1]
@@ -156,4 +158,5 @@ def test_clip_shape_and_inputs_are_refused_before_torch_loads(tmp_path):
     assert errors[4].startswith("error: --resolution 256x440 must be made of multiples of the tokenizer's spatial "
                                 "compression 16; use e.g. 256x448")
     assert "hint: tiny-random-dv8x16x16 compresses 8x16x16 (time x height x width)" in done.stderr
+    assert errors[5].startswith("error: none of the 1 input(s) exist: ")  # evaluate: the same check
     assert not (tmp_path / "d.demo-inputs").exists()  # refused before the demo wrote its sample inputs
