@@ -39,6 +39,29 @@ def _is_power_of_two(value: int) -> bool:
     return value >= 1 and (value & (value - 1)) == 0
 
 
+def frame_count_error(num_frames: int, temporal_compression: int) -> str | None:
+    """Why a clip of ``num_frames`` frames does not fit a tokenizer of temporal factor ``t`` (it takes ``1 + k*t``
+    frames), naming the nearest counts that do; ``None`` when it fits. One rule for the builder's clips and the
+    commands' early checks (no torch needed)."""
+    t = temporal_compression
+    if num_frames >= 1 and (num_frames - 1) % t == 0:
+        return None
+    lower = 1 + max(num_frames - 1, 0) // t * t
+    return (f"num_frames must be 1 + k*{t} for this tokenizer (1, {1 + t}, {1 + 2 * t}, ...), got {num_frames}; "
+            f"use {lower} or {lower + t}")
+
+
+def resolution_error(height: int, width: int, spatial_compression: int) -> str | None:
+    """Why ``height`` x ``width`` frames do not fit a tokenizer of spatial factor ``s`` (multiples of ``s``), naming
+    the nearest size that does; ``None`` when they fit."""
+    s = spatial_compression
+    if height >= s and width >= s and height % s == 0 and width % s == 0:
+        return None
+    fix = f"{max(s, round(height / s) * s)}x{max(s, round(width / s) * s)}"
+    return (f"resolution {height}x{width} must be made of multiples of the tokenizer's spatial compression {s}; "
+            f"use e.g. {fix}")
+
+
 @dataclass(frozen=True)
 class TokenizerConfig:
     """Architecture of one Cosmos tokenizer (validated on creation).

@@ -69,11 +69,57 @@ def describe_os_error(err: OSError) -> str:
     return f"{err.filename}: {reason}" if err.filename is not None else reason
 
 
-def check_inputs_exist(paths, what: str = "input") -> None:
-    """Raise :class:`UsageError` naming the first of ``paths`` that does not exist."""
-    for path in paths:
-        if path and not os.path.exists(os.path.expanduser(str(path))):
-            raise UsageError(f"{what} not found: {path}", "check the path (relative paths start at the current folder)")
+PATH_HINT = "check the path (relative paths start at the current folder)"
+
+
+def check_inputs_exist(paths, what: str = "input", *, corpus: bool = False, any_of: bool = False) -> None:
+    """Raise :class:`UsageError` if an input of ``paths`` is not there: the one early answer of every command.
+
+    ``corpus=True``: the dataset builder's ``--input``, asked of its input planner
+    (:func:`~nemo_cosmos_tokenizer.data.sources.check_input`): brace patterns (every local shard), folders, shard
+    lists, tables; for URLs only the file-system driver (the planner reaches the store, with retries).
+    Otherwise: files, folders or glob patterns (a glob must match a file); URLs pass. ``any_of=True``: one present
+    input is enough (commands that skip and report missing files), and the error names the first few.
+    """
+    given = [str(path) for path in paths if path]
+    present = []
+    for path in given:
+        try:
+            _check_one(path, what, corpus)
+        except UsageError:
+            if not any_of:
+                raise
+        else:
+            present.append(path)
+    if any_of and given and not present:
+        shown = ", ".join(given[:3]) + (" ..." if len(given) > 3 else "")
+        raise UsageError(f"none of the {len(given)} {what}(s) exist: {shown}",
+                         "check the paths; quote glob patterns (\"clips/*.mp4\") to let the tool expand them")
+
+
+def _check_one(path: str, what: str, corpus: bool) -> None:
+    from ..data.locations import is_remote
+
+    if corpus:
+        from ..data.manifest import ManifestError
+        from ..data.sources.resolve import InputSpec, check_input
+
+        try:
+            check_input(InputSpec(path))
+        except ManifestError as err:
+            raise UsageError(str(err), PATH_HINT if "not found" in str(err) else None) from None
+        except ImportError as err:
+            raise UsageError(str(err)) from None
+        return
+    if is_remote(path):
+        return
+    import glob
+
+    local = os.path.expanduser(path)
+    found = any(os.path.isfile(p) for p in glob.iglob(local, recursive=True)) if glob.has_magic(local) else (
+        os.path.exists(local))
+    if not found:
+        raise UsageError(f"{what} not found: {path}", PATH_HINT)
 
 
 def check_writable_dir(path: str | os.PathLike, what: str = "output") -> None:

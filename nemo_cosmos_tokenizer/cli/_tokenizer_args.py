@@ -66,11 +66,8 @@ def check_tokenizer_args(args: argparse.Namespace, family: str | None):
     """Validate the flags before any heavy import (torch, PyAV): the tokenizer name, the inputs, the output folder,
     the numbers. Returns the :class:`~nemo_cosmos_tokenizer.hub.sources.TokenizerSource`. Raises
     :class:`._errors.UsageError` (or :class:`~nemo_cosmos_tokenizer.hub.sources.UnknownTokenizerError`)."""
-    import glob
-    import os
-
     from ..hub.sources import resolve_tokenizer_source
-    from ._errors import UsageError, check_writable_dir
+    from ._errors import UsageError, check_inputs_exist, check_writable_dir
 
     source = resolve_tokenizer_source(args.tokenizer)
     if family is not None and source.family is not None:
@@ -88,12 +85,7 @@ def check_tokenizer_args(args: argparse.Namespace, family: str | None):
         value = getattr(args, flag, None)
         if value is not None and value < (0 if flag == "temporal_window" else 1):
             raise UsageError(f"--{flag.replace('_', '-')} must be >= {0 if flag == 'temporal_window' else 1}, got {value}")
-    present = [p for p in args.inputs if (glob.glob(os.path.expanduser(p), recursive=True) if glob.has_magic(p)
-                                          else os.path.exists(os.path.expanduser(p)))]
-    if not present:
-        raise UsageError(f"none of the {len(args.inputs)} input(s) exist: {', '.join(args.inputs[:3])}"
-                         f"{' ...' if len(args.inputs) > 3 else ''}",
-                         "check the paths; quote glob patterns (\"clips/*.mp4\") to let the tool expand them")
+    check_inputs_exist(args.inputs, any_of=True)  # missing ones among present ones are reported and skipped later
     if args.output_dir is not None:
         check_writable_dir(args.output_dir, "outputs")
     return source

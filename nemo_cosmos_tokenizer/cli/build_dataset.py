@@ -206,9 +206,9 @@ def _yaml_settings(path: str | None) -> dict[str, Any]:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Refuse mistakes before torch and megatron-core load (seconds): the tokenizer name, missing inputs, an
-    unwritable output prefix, ``--demo`` without a prefix. Sets ``args._output_prefix``. The builder checks the
-    rest (frame counts, resolutions, layouts) when it reads the config."""
+    """Refuse mistakes before torch and megatron-core load (seconds): the tokenizer name, a frame count or
+    resolution the tokenizer cannot take, missing inputs, an unwritable output prefix, ``--demo`` without a prefix.
+    Sets ``args._output_prefix``. The builder checks the rest (layouts, ...) when it reads the config."""
     from ..hub.sources import resolve_tokenizer_source
     from ._errors import UsageError, check_inputs_exist, check_writable_dir
 
@@ -227,9 +227,36 @@ def check_args(args: argparse.Namespace) -> None:
         if missing:
             raise UsageError(f"missing {' and '.join(missing)}",
                              "give them (or --demo for generated sample inputs); see --help for examples")
-    check_inputs_exist([settings.get("input"), settings.get("text_tokenizer")])
-    resolve_tokenizer_source(settings.get("tokenizer") or _DEFAULT_TOKENIZER)
+    source = resolve_tokenizer_source(settings.get("tokenizer") or _DEFAULT_TOKENIZER)
+    _check_clip_shape(settings, source)
+    check_inputs_exist([settings.get("input")], corpus=True)  # as the input planner reads it (no network)
+    check_inputs_exist([settings.get("text_tokenizer")], "text tokenizer")
     check_writable_dir(Path(str(prefix)).parent, f"dataset {prefix}")
+
+
+def _check_clip_shape(settings: dict[str, Any], source) -> None:
+    """``--num-frames`` and ``--resolution`` against the compression of a built-in or released tokenizer, from the
+    registry (no torch; the builder's own rules); a tokenizer in a folder or a Hub repository is checked when the
+    builder has loaded it."""
+    from ..config import frame_count_error, resolution_error
+    from ..registry import get_builtin_spec, get_spec
+    from ._errors import UsageError
+
+    if source.kind not in ("builtin", "released"):
+        return
+    config = (get_builtin_spec(source.value) if source.kind == "builtin" else get_spec(source.value)).config
+    num_frames, resolution = settings.get("num_frames"), settings.get("resolution")
+    problem = None
+    if isinstance(num_frames, int):
+        problem = frame_count_error(num_frames, config.temporal_compression)
+        problem = problem and problem.replace("num_frames", "--num-frames", 1)
+    if problem is None and isinstance(resolution, (list, tuple)) and len(resolution) in (1, 2) and all(
+            isinstance(v, int) and v >= 1 for v in resolution):
+        problem = resolution_error(resolution[0], resolution[-1], config.spatial_compression)
+        problem = problem and "--" + problem
+    if problem is not None:
+        axes = "time x height x width" if config.is_video else "height x width"
+        raise UsageError(problem, f"{source.value} compresses {config.compression_label} ({axes})")
 
 
 def interrupt_message(args: argparse.Namespace) -> str:

@@ -122,6 +122,9 @@ def build_defaults() -> dict:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from ._errors import check_inputs_exist
+
+    check_inputs_exist(args.inputs or [], any_of=True)  # before torch loads: a missing input answers at once
     from ..data.video import MediaError  # noqa: F401  (data extra present: fail here, not mid-run)
     from ..evaluation import MissingWeightsError, ReconstructionConfig, audit_dataset, evaluate_videos
     from ..media_files import expand_inputs

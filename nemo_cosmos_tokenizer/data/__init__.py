@@ -10,26 +10,24 @@ post-training data, ``layout="cosmos_ar"``), :mod:`.video2world` (their Video2Wo
 ``build`` is the build package (the single-process ``build()`` function it replaced is
 ``nemo_cosmos_tokenizer.data.builder.build``, deprecated: use :func:`run_build`).
 
-Heavy optional packages (megatron-core, decord, PyAV, sentencepiece, Pillow) are imported only when used.
+Heavy optional packages (megatron-core, decord, PyAV, sentencepiece, Pillow) are imported only when used, and so
+are the names below (PEP 562): importing a light submodule does not load torch.
 """
 
-from .build import (
-    BuildConfig,
-    BuildContext,
-    ConfigMismatchError,
-    IncompleteBuildError,
-    RunSummary,
-    load_build_config,
-    merge,
-    prepare_build,
-    run_build,
-    run_chunks,
-)
-from .layout import DecodedDocument, LayoutError, TokenLayout
-from .manifest import Manifest, ManifestError, Sample, read_manifest
-from .text import TextTokenizer, load_text_tokenizer
-from .video import ClipSpec, MediaError, read_sample
-from .video_tokenizer import DEFAULT_TOKENIZER, VideoTokenizer, load_video_tokenizer
+import importlib
+
+#: Public name -> the submodule that defines it. Imported on first use (PEP 562), so that light parts of the
+#: package (``data.sources``, ``data.locations``, ``data.manifest``) load without torch: the commands check their
+#: inputs with them before torch or megatron-core load.
+_EXPORTS = {
+    **dict.fromkeys(("BuildConfig", "BuildContext", "ConfigMismatchError", "IncompleteBuildError", "RunSummary",
+                     "load_build_config", "merge", "prepare_build", "run_build", "run_chunks"), "build"),
+    **dict.fromkeys(("DecodedDocument", "LayoutError", "TokenLayout"), "layout"),
+    **dict.fromkeys(("Manifest", "ManifestError", "Sample", "read_manifest"), "manifest"),
+    **dict.fromkeys(("TextTokenizer", "load_text_tokenizer"), "text"),
+    **dict.fromkeys(("ClipSpec", "MediaError", "read_sample"), "video"),
+    **dict.fromkeys(("DEFAULT_TOKENIZER", "VideoTokenizer", "load_video_tokenizer"), "video_tokenizer"),
+}
 
 __all__ = [
     "DEFAULT_TOKENIZER",
@@ -61,11 +59,20 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # once: later lookups do not come here
+        return value
     # BuildSummary was the summary of the removed single-process build(); RunSummary is the one summary now.
     if name == "BuildSummary":
         import warnings
 
         warnings.warn("nemo_cosmos_tokenizer.data.BuildSummary is deprecated: it is RunSummary (chunks -> "
                       "chunks_total)", DeprecationWarning, stacklevel=2)
-        return RunSummary
+        return __getattr__("RunSummary")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..config import frame_count_error, resolution_error
 from .manifest import Sample
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,9 @@ class ClipSpec:
     """The tokenizer's spatial factor; height and width must be multiples of it."""
 
     def __post_init__(self) -> None:
-        t = self.temporal_compression
-        if self.num_frames < 1 or (self.num_frames - 1) % t:
-            lower = 1 + max(self.num_frames - 1, 0) // t * t
-            raise ValueError(
-                f"num_frames must be 1 + k*{t} for this tokenizer (1, {1 + t}, {1 + 2 * t}, ...), got "
-                f"{self.num_frames}; use {lower} or {lower + t}"
-            )
+        problem = frame_count_error(self.num_frames, self.temporal_compression)
+        if problem is not None:
+            raise ValueError(problem)
         if self.fps is not None and self.stride is not None:
             raise ValueError("give a target fps or a stride, not both")
         if self.fps is not None and not self.fps > 0:
@@ -107,13 +104,9 @@ class ClipSpec:
             raise ValueError(f"short_videos must be one of {SHORT_VIDEO_POLICIES}, got {self.short_videos!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
-        s = self.spatial_compression
-        if self.height < s or self.width < s or self.height % s or self.width % s:
-            fix = f"{max(s, round(self.height / s) * s)}x{max(s, round(self.width / s) * s)}"
-            raise ValueError(
-                f"resolution {self.height}x{self.width} must be made of multiples of the tokenizer's spatial "
-                f"compression {s}; use e.g. {fix}"
-            )
+        problem = resolution_error(self.height, self.width, self.spatial_compression)
+        if problem is not None:
+            raise ValueError(problem)
 
 
 # ------------------------------------------------------------------------------------------- frame sampling

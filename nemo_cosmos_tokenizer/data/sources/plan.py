@@ -24,87 +24,22 @@ import logging
 import os
 from array import array
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..manifest import ManifestError, Sample, _check_unique, read_manifest
-from .expand import expand_braces, has_braces
-from .storage import FetchError, Storage, is_remote, join, parent
-from .table import Columns, iter_table_samples, table_kind
-from .tar import DEFAULT_TEXT_KEYS, index_shard
+from .resolve import INPUT_KINDS, InputSpec, resolve_input
+from .storage import FetchError, Storage
+from .table import iter_table_samples
+from .tar import index_shard
+
+__all__ = ["INPUT_KINDS", "InputPlan", "InputSpec", "plan_inputs", "resolve_input"]  # InputSpec ...: from .resolve
 
 log = logging.getLogger(__name__)
 
 PLAN_FORMAT = "nemo-cosmos-tokenizer/input-plan"
 PLAN_VERSION = 1
-INPUT_KINDS = ("folder", "jsonl", "csv", "parquet", "tar")
-SHARD_LIST_SUFFIXES = (".txt", ".list", ".shards")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What to read and how: the ``--input`` string, table columns, tar caption keys, storage options."""
-
-    input: str
-    columns: Columns = field(default_factory=Columns)
-    text_keys: tuple[str, ...] = DEFAULT_TEXT_KEYS
-    storage: Storage = field(default_factory=Storage)
-
-    def describe(self) -> dict[str, Any]:
-        return {"input": self.input, "columns": self.columns.to_dict(), "text_keys": list(self.text_keys)}
-
-
-def resolve_input(spec: InputSpec) -> tuple[str, list[str]]:
-    """``(kind, files)`` of an ``--input``: a brace pattern, a folder (of ``*.tar``, else of media), a ``.tar``, a
-    table (``.jsonl``/``.csv``/``.parquet``), or a text file listing shard paths/URLs (one per line)."""
-    text, storage = spec.input, spec.storage
-    if not is_remote(text):
-        text = os.path.abspath(os.path.expanduser(text))
-    if has_braces(text):
-        files = expand_braces(text)
-        kinds = {_file_kind(f) for f in files}
-        if len(kinds) != 1 or None in kinds:
-            raise ManifestError(f"{spec.input}: a brace pattern must name files of one kind (.tar shards or tables)")
-        return kinds.pop(), files
-    if not is_remote(text) and not os.path.exists(text):
-        raise ManifestError(f"input not found: {text} (give a .jsonl/.csv/.parquet manifest, .tar shards, a "
-                            "brace pattern like shards/{000000..000009}.tar, a shard list .txt, or a folder)")
-    try:
-        folder = storage.is_folder(text)
-    except FetchError as err:
-        raise ManifestError(f"input {spec.input} cannot be reached: {err}") from err
-    if folder:
-        files = storage.list_folder(text)
-        shards = [f for f in files if f.endswith(".tar")]
-        if shards:
-            return "tar", shards
-        if is_remote(text):
-            raise ManifestError(f"{spec.input}: a remote folder must hold .tar shards (or give a manifest)")
-        return "folder", [text]
-    kind = _file_kind(text)
-    if kind is not None:
-        return kind, [text]
-    if text.lower().endswith(SHARD_LIST_SUFFIXES):
-        try:
-            listing = storage.read_all(text).decode("utf-8")
-        except FetchError as err:
-            raise ManifestError(f"input {spec.input}: {err}") from err
-        base = parent(text)
-        files = [join(base, line.strip()) for line in listing.splitlines() if line.strip() and not line.startswith("#")]
-        bad = [f for f in files if not f.endswith(".tar")]
-        if not files or bad:
-            raise ManifestError(f"{spec.input}: a shard list holds one .tar path or URL per line"
-                                + (f"; {bad[0]!r} is not one" if bad else " (it is empty)"))
-        return "tar", files
-    raise ManifestError(f"{spec.input}: unknown input kind (give a .jsonl/.csv/.parquet manifest, .tar shards, a "
-                        "shard list .txt, or a folder)")
-
-
-def _file_kind(path: str) -> str | None:
-    if path.lower().endswith(".tar"):
-        return "tar"
-    return table_kind(path)
 
 
 # ----------------------------------------------------------------------------------------------- the pass

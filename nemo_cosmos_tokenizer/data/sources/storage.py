@@ -42,6 +42,27 @@ class FetchError(OSError):
 from ..locations import is_remote, join, parent  # noqa: E402,F401  (re-exported: part of this module's API)
 
 
+def driver_problem(url: str) -> str | None:
+    """Why ``url`` cannot be read on this machine (fsspec, or the driver of its protocol, not installed), or
+    ``None``. Cheap: no network, and the driver is found, not imported (s3fs alone takes a second to import)."""
+    import importlib.util
+
+    if importlib.util.find_spec("fsspec") is None:
+        return f"reading {url} needs fsspec: {INSTALL_HINT}"
+    from fsspec.registry import known_implementations, registry
+
+    protocol = url.partition("://")[0]
+    if protocol in registry:
+        return None
+    known = known_implementations.get(protocol)
+    if known is None:
+        return f"{url}: no fsspec file system for {protocol}:// URLs"
+    package = known["class"].split(".", 1)[0]
+    if package != "fsspec" and importlib.util.find_spec(package) is None:
+        return f"reading {protocol}:// URLs needs {package}: {INSTALL_HINT}"
+    return None
+
+
 def _not_retried(err: BaseException) -> bool:
     return isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError))
 
