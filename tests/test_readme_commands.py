@@ -171,10 +171,16 @@ def work(tmp_path_factory):
                   .astype(np.uint8) for t in range(72)]
         write_video(frames, root / "clips" / f"clip{k}.mp4", fps=24)
     shutil.copy(root / "clips" / "clip0.mp4", root / "in.mov")
+    # What train-tokenizer leaves in <output-dir>/final: our safetensors format (here the built-in's weights)
+    from nemo_cosmos_tokenizer.data.video_tokenizer import build_builtin_network
+    from nemo_cosmos_tokenizer.hub.convert import save_pretrained
+
+    save_pretrained(build_builtin_network("tiny-random-dv8x16x16"), root / "runs" / "dv" / "final")
     (root / "photos").mkdir()
     from PIL import Image
 
     Image.fromarray(frames[0]).save(root / "photos" / "p.jpg")
+    Image.fromarray(frames[0]).save(root / "photo.png")
     shutil.copytree(root / "clips", root / "videos")
     (root / "data").mkdir()
     (root / "data" / "captions.jsonl").write_text("".join(
