@@ -32,6 +32,8 @@ Example (one H100, 16 cores; ~4 minutes)::
         --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --num-frames 9 \\
         --clips-per-video 1 --inputs files,tar --stages --diagnose \\
         --resolution 64 64 --batch 2 --no-compile --scale 0.25
+    # the decode ceiling (GPU): NVDEC alone with 1-14 concurrent sessions per source kind, nvidia-smi dmon's dec %
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --ceiling
     # where the time goes (GPU): reader alone and NVDEC alone per source kind, before the builds
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs tar --stages --log-level INFO
     # where differences between processes come from (GPU): reader twice, encoder twice and shifted by one position
@@ -163,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode-slots", type=int, default=None,
                    help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 4; an H100 has 7 NVDEC "
                         "engines, and 4 was measured best on 720p sources only)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="only measure the decode ceiling: every source kind decoded sequentially by 1, 2, 4, 7, 8, 14 "
+                        "concurrent decoder sessions (NV12 only, no conversion), with nvidia-smi dmon's dec %%; no "
+                        "model, no builds (with --backend pyav: the same on the CPU, a dry run)")
+    p.add_argument("--ceiling-sessions", default="1,2,4,7,8,14", help="session counts for --ceiling")
+    p.add_argument("--ceiling-seconds", type=float, default=3.0,
+                   help="each --ceiling measurement decodes (cycling over the kind's files) for at least this long")
     p.add_argument("--stages", action="store_true",
                    help="before the builds, time the reader alone (decode + convert + resize, no encoder) and, with "
                         "--backend nvdec, NVDEC decode alone (NV12 surfaces, no conversion), per source kind")
@@ -175,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="WARNING", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
+    if args.ceiling and _session_counts(args.ceiling_sessions) is None:
+        p.error(f"--ceiling-sessions takes a comma list of positive counts (e.g. 1,2,4,7,8,14), got {args.ceiling_sessions!r}")
     if args.fail_nvdec_every < 0:
         p.error(f"--fail-nvdec-every must be >= 0 (0: no failures), got {args.fail_nvdec_every}")
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(name)s: %(message)s")
@@ -194,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(written in {src['seconds']:.1f} s)", flush=True)
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if args.ceiling:
+        return run_ceiling(root, src["rows"], args, device)
     if args.deterministic:
         from nemo_cosmos_tokenizer.devices import deterministic_kernels
 
@@ -280,6 +293,33 @@ def main(argv: list[str] | None = None) -> int:
         Path(out).write_text(json.dumps(results, indent=1, default=str))
         print(f"# wrote {out}")
     return 0
+
+
+def run_ceiling(root: Path, rows: list[dict], args, device: torch.device) -> int:
+    """``--ceiling``: the decode ceiling per source kind and session count (:mod:`decode_ceiling`); JSON to ``--out``
+    (or ``$OUT/benchmark-corpus-ceiling.json``)."""
+    from decode_ceiling import measure_ceiling
+
+    by_kind: dict[str, list[str]] = {}
+    for row in rows:
+        by_kind.setdefault(Path(row["path"]).stem.split("-", 1)[1], []).append(str(root / "videos" / row["path"]))
+    sessions = _session_counts(args.ceiling_sessions)
+    result = {"args": vars(args), "ceiling": measure_ceiling(
+        by_kind, lambda path: _source_pixels(path, args.scale), backend=args.backend, sessions=sessions,
+        min_seconds=args.ceiling_seconds, device_index=device.index or 0)}
+    out = args.out or (os.path.join(os.environ["OUT"], "benchmark-corpus-ceiling.json") if os.environ.get("OUT") else None)
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1, default=str))
+        print(f"# wrote {out}")
+    return 0
+
+
+def _session_counts(text: str) -> list[int] | None:
+    try:
+        counts = [int(n) for n in text.split(",") if n]
+    except ValueError:
+        return None
+    return counts if counts and min(counts) >= 1 else None
 
 
 def _inject_nvdec_failures(every: int) -> None:
