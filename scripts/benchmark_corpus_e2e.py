@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-shard", type=int, default=32)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--backend", default="nvdec")
-    p.add_argument("--workers", type=int, default=8, help="nvdec decoder threads (or DataLoader processes)")
+    p.add_argument("--workers", type=int, default=14, help="nvdec decoder threads (or DataLoader processes; runs 7-10 "
+                   "used 8)")
     p.add_argument("--inputs", default="files,tar,s3", help="comma list of files, tar, s3")
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", default="bfloat16")
@@ -163,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="kernels chosen without timing (BuildConfig.deterministic, the default); --no-deterministic "
                         "times them (cudnn.benchmark, Inductor autotuning), which made builds of separate processes differ")
     p.add_argument("--decode-slots", type=int, default=None,
-                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 4; an H100 has 7 NVDEC "
-                        "engines, and 4 was measured best on 720p sources only)")
+                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 7: an H100 has 7 NVDEC "
+                        "engines; runs 7-10 used 4)")
+    p.add_argument("--nvdec-resize", default="exact", choices=("exact", "fused"),
+                   help="BuildConfig.nvdec_resize: exact (YUV->RGB, then torch's resize) or fused (one Triton kernel)")
     p.add_argument("--ceiling", action="store_true",
                    help="only measure the decode ceiling: every source kind decoded sequentially by 1, 2, 4, 7, 8, 14 "
                         "concurrent decoder sessions (NV12 only, no conversion), with nvidia-smi dmon's dec %%; no "
@@ -263,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                               clips_per_video=args.clips_per_video, resolution=[height, width], device=str(device),
                               dtype=args.dtype, batch_size=args.batch, num_workers=args.workers, chunk_size=100000,
                               progress=False, fast=True, storage_options=options, deterministic=args.deterministic,
+                              nvdec_resize=args.nvdec_resize,
                               **({"nvdec_decodes": args.decode_slots} if args.decode_slots else {}))
             sync()
             summary = run_build(cfg, video_tokenizer=vt, env=DistEnv())
@@ -330,13 +334,13 @@ def _inject_nvdec_failures(every: int) -> None:
 
     decode, calls, lock = NvdecReader._decode, [0], threading.Lock()
 
-    def failing(self, path, indices, info):
+    def failing(self, media, wanted, info):
         with lock:
             calls[0] += 1
             fail = calls[0] % every == 0
         if fail:
             raise RuntimeError(f"injected NVDEC failure (decode {calls[0]})")
-        return decode(self, path, indices, info)
+        return decode(self, media, wanted, info)
 
     NvdecReader._decode = failing
     print(f"# every {every}th NVDEC decode of the builds fails (injected)", flush=True)
@@ -356,7 +360,7 @@ def _source_pixels(path: str, scale: float) -> int:
 
 def _clip_spec(vt, args):
     """The ClipSpec the builds use (BuildConfig's defaults, this script's frames, clips and resolution)."""
-    from nemo_cosmos_tokenizer.data.video import ClipSpec
+    from nemo_cosmos_tokenizer.media.clips import ClipSpec
 
     height, width = args.resolution
     return ClipSpec(num_frames=args.num_frames, clips_per_video=args.clips_per_video, height=height, width=width,
@@ -375,7 +379,8 @@ def diagnose_determinism(root: Path, vt, args, device: torch.device) -> dict[str
 
     spec = _clip_spec(vt, args)
     samples = read_manifest(root / "videos" / "captions.jsonl").samples[: 4 * args.batch]
-    first, second = (list(_iter_samples(samples, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots)) for _ in range(2))
+    first, second = (list(_iter_samples(samples, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots,
+                                   nvdec_resize=args.nvdec_resize)) for _ in range(2))
     reader_diffs = []
     for a, b in zip(first, second):
         for c, (x, y) in enumerate(zip(a.clips, b.clips)):
@@ -424,7 +429,8 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
         sync()
         t0 = time.perf_counter()
         frames = 0
-        for item in _iter_samples(group, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots):
+        for item in _iter_samples(group, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots,
+                                  nvdec_resize=args.nvdec_resize):
             if item.failure is not None:
                 raise SystemExit(f"--stages: {item.sample.path} failed: {item.failure}")
             n = sum(len(plan) for plan in item.frame_indices)
@@ -436,8 +442,9 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
                "read_gpx_s": pixels / read_s / 1e9}
         if args.backend == "nvdec":
             from nemo_cosmos_tokenizer.data import nvdec
+            from nemo_cosmos_tokenizer.media.nvdec import require_nvdec
 
-            nvc = nvdec.require_nvdec()
+            nvc = require_nvdec()
             wanted = list(range(min(args.frames, args.num_frames * args.clips_per_video)))  # what the plans take
 
             def decode(path: str) -> tuple[int, int]:

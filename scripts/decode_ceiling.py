@@ -149,7 +149,7 @@ def measure_ceiling(paths_by_kind: dict[str, list[str]], pixels: Callable[[str],
     """Rows ``{kind, sessions, frames_per_s, gpx_per_s, dec_percent, ...}`` for every kind and session count,
     printed as a table while they are measured."""
     if backend == "nvdec":
-        from nemo_cosmos_tokenizer.data.nvdec import require_nvdec
+        from nemo_cosmos_tokenizer.media.nvdec import require_nvdec
 
         nvc = require_nvdec()
         factory = lambda: _nvdec_session(nvc, device_index)  # noqa: E731

@@ -122,7 +122,7 @@ def build_defaults() -> dict:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from ..data.video import MediaError  # noqa: F401  (data extra present: fail here, not mid-run)
+    from ..media.failures import MediaError  # noqa: F401  (data extra present: fail here, not mid-run)
     from ..evaluation import MissingWeightsError, ReconstructionConfig, audit_dataset, evaluate_videos
     from ..media_files import expand_inputs
 

@@ -1,6 +1,7 @@
 """Dataset builder: videos + captions -> Megatron ``.bin/.idx`` shards of interleaved text and video tokens.
 
-Modules: :mod:`.manifest` (inputs), :mod:`.video` (decord / PyAV reading, frame sampling, resize),
+Modules: :mod:`.manifest` (inputs), :mod:`.video` (one sample -> clips with the CPU readers of
+:mod:`nemo_cosmos_tokenizer.media`), :mod:`.nvdec` (the same on the GPU's decoders),
 :mod:`.text` (sentencepiece / ``tokenizer.json``), :mod:`.layout` (token ids by integer arithmetic, presets,
 decoding), :mod:`.video_tokenizer` (loading the discrete tokenizer), :mod:`.writer` (atomic Megatron shards),
 :mod:`.build` (the chunked, resumable build on any number of GPUs: :func:`run_build`), :mod:`.reader` (read a
@@ -28,7 +29,9 @@ from .build import (
 from .layout import DecodedDocument, LayoutError, TokenLayout
 from .manifest import Manifest, ManifestError, Sample, read_manifest
 from .text import TextTokenizer, load_text_tokenizer
-from .video import ClipSpec, MediaError, read_sample
+from ..media.clips import ClipSpec
+from ..media.failures import MediaError
+from .video import read_sample
 from .video_tokenizer import DEFAULT_TOKENIZER, VideoTokenizer, load_video_tokenizer
 
 __all__ = [
