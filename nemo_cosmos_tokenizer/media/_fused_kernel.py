@@ -43,7 +43,7 @@ def _round_half_even(x):
 @triton.jit
 def _kernel(nv12_ptr, out_ptr, first_y_ptr, wy_ptr, first_x_ptr, wx_ptr,
             h, w, new_h, new_w, top, left, out_h, out_w, taps_y, taps_x,
-            cy, y_off, vr, ub, vg, ug, BLOCK: tl.constexpr):
+            cy, y_off, vr, ub, vg, ug, BLOCK: tl.constexpr, CONTRACT: tl.constexpr):
     row = tl.program_id(0)  # frame * out_h + output row
     frame = row // out_h
     oy = row % out_h
@@ -73,17 +73,26 @@ def _kernel(nv12_ptr, out_ptr, first_y_ptr, wy_ptr, first_x_ptr, wx_ptr,
             sx = tl.minimum(fx + kx, w - 1)
             wxk = tl.load(wx_ptr + rx_c * taps_x + kx, mask=ox < out_w, other=0.0)
             r, g, b = _rgb(nv12_ptr, frame_off, sy, sx, h, w, cy, y_off, vr, ub, vg, ug)
-            row_r = tl.fma(r, wxk, row_r)
-            row_g = tl.fma(g, wxk, row_g)
-            row_b = tl.fma(b, wxk, row_b)
+            if CONTRACT:
+                row_r = tl.fma(r, wxk, row_r)
+                row_g = tl.fma(g, wxk, row_g)
+                row_b = tl.fma(b, wxk, row_b)
+            else:  # (launched with fp fusion off, so these stay a rounded product and a rounded sum)
+                row_r = row_r + r * wxk
+                row_g = row_g + g * wxk
+                row_b = row_b + b * wxk
         if ky == 0:
             acc_r = row_r * wyk
             acc_g = row_g * wyk
             acc_b = row_b * wyk
-        else:
+        elif CONTRACT:
             acc_r = tl.fma(row_r, wyk, acc_r)
             acc_g = tl.fma(row_g, wyk, acc_g)
             acc_b = tl.fma(row_b, wyk, acc_b)
+        else:
+            acc_r = acc_r + row_r * wyk
+            acc_g = acc_g + row_g * wyk
+            acc_b = acc_b + row_b * wyk
     zero = tl.zeros((BLOCK,), tl.float32)
     pr = tl.where(inside, _round_half_even(acc_r), zero).to(tl.uint8)
     pg = tl.where(inside, _round_half_even(acc_g), zero).to(tl.uint8)
@@ -96,9 +105,12 @@ def _kernel(nv12_ptr, out_ptr, first_y_ptr, wy_ptr, first_x_ptr, wx_ptr,
 
 
 def launch(nv12: torch.Tensor, out: torch.Tensor, first_y: torch.Tensor, wy: torch.Tensor, first_x: torch.Tensor,
-           wx: torch.Tensor, h: int, w: int, new_h: int, new_w: int, top: int, left: int, k: dict) -> None:
-    """Fill ``out`` uint8 ``[T, out_h, out_w, 3]`` from ``nv12`` uint8 ``[T, 3h/2, w]`` (see :func:`.fused.nv12_resize`)."""
+           wx: torch.Tensor, h: int, w: int, new_h: int, new_w: int, top: int, left: int, k: dict,
+           contract: bool = True) -> None:
+    """Fill ``out`` uint8 ``[T, out_h, out_w, 3]`` from ``nv12`` uint8 ``[T, 3h/2, w]`` (see :func:`.fused.nv12_resize`).
+    ``contract=False``: sums as a rounded product plus a rounded sum (a diagnostic: which one ATen's build uses)."""
     t, out_h, out_w, _ = out.shape
     grid = (t * out_h, triton.cdiv(out_w, BLOCK))
     _kernel[grid](nv12, out, first_y, wy, first_x, wx, h, w, new_h, new_w, top, left, out_h, out_w,
-                  wy.shape[1], wx.shape[1], k["y"], k["y_offset"], k["vr"], k["ub"], k["vg"], k["ug"], BLOCK=BLOCK)
+                  wy.shape[1], wx.shape[1], k["y"], k["y_offset"], k["vr"], k["ub"], k["vg"], k["ug"], BLOCK=BLOCK,
+                  CONTRACT=contract, **({} if contract else {"enable_fp_fusion": False}))

@@ -119,8 +119,12 @@ def round_half_even(x: torch.Tensor) -> torch.Tensor:
 
 
 def reference_nv12_resize(nv12: torch.Tensor, colourspace: int, full_range: bool, height: int, width: int,
-                          mode: str = "crop") -> torch.Tensor:
-    """The fused kernel's arithmetic in torch: NV12 uint8 ``[T, 3H/2, W]`` -> uint8 ``[T, height, width, 3]``."""
+                          mode: str = "crop", *, contract: bool = True) -> torch.Tensor:
+    """The fused kernel's arithmetic in torch: NV12 uint8 ``[T, 3H/2, W]`` -> uint8 ``[T, height, width, 3]``.
+
+    ``contract``: accumulate with fused multiply-adds (what nvcc makes of ATen's ``output += t * w``, as read from
+    its default ``--fmad=true``); ``False``: a rounded product, then a rounded sum."""
+    fma = _fma if contract else (lambda a, b, c: a * b + c)  # float32 ops: each rounds
     from .yuv import nv12_to_rgb
 
     t, rows, w = nv12.shape
@@ -138,14 +142,14 @@ def reference_nv12_resize(nv12: torch.Tensor, colourspace: int, full_range: bool
         cols = (first_x[xs] + k).clamp(max=w - 1)
         term = rgb[:, :, cols, :]
         weight = wx[xs, k][None, None, :, None]
-        acc = term * weight if acc is None else _fma(term, weight, acc)
+        acc = term * weight if acc is None else fma(term, weight, acc)
     rows_acc = acc
     acc = None
     for k in range(wy.shape[1]):  # vertical pass: [T, len(ys), len(xs), 3]
         src_rows = (first_y[ys] + k).clamp(max=h - 1)
         term = rows_acc[:, src_rows]
         weight = wy[ys, k][None, :, None, None]
-        acc = term * weight if acc is None else _fma(term, weight, acc)
+        acc = term * weight if acc is None else fma(term, weight, acc)
     pixels = round_half_even(acc).clamp_(0, 255).to(torch.uint8)
     oy, ox = int(ys[0]) - top if len(ys) else 0, int(xs[0]) - left if len(xs) else 0
     out[:, oy : oy + len(ys), ox : ox + len(xs)] = pixels
@@ -154,9 +158,10 @@ def reference_nv12_resize(nv12: torch.Tensor, colourspace: int, full_range: bool
 
 # ------------------------------------------------------------------------------------------------- the kernel
 def nv12_resize(nv12: torch.Tensor, colourspace: int, full_range: bool, height: int, width: int,
-                mode: str = "crop") -> torch.Tensor:
+                mode: str = "crop", *, contract: bool = True) -> torch.Tensor:
     """NV12 uint8 ``[T, 3H/2, W]`` -> uint8 ``[T, height, width, 3]`` in one Triton kernel (on the tensor's device;
-    CPU tensors only under ``TRITON_INTERPRET=1``), on the current CUDA stream."""
+    CPU tensors only under ``TRITON_INTERPRET=1``), on the current CUDA stream. ``contract=False`` sums with a rounded
+    product and a rounded sum instead of fused multiply-adds (a diagnostic, see :func:`reference_nv12_resize`)."""
     try:
         from . import _fused_kernel
     except ImportError as err:
@@ -171,5 +176,6 @@ def nv12_resize(nv12: torch.Tensor, colourspace: int, full_range: bool, height: 
     k = swscale_coefficients(colourspace, full_range)
     out = torch.empty((t, height, width, 3), dtype=torch.uint8, device=nv12.device)
     _fused_kernel.launch(nv12.contiguous(), out, first_y.to(torch.int32).contiguous(), wy.contiguous(),
-                         first_x.to(torch.int32).contiguous(), wx.contiguous(), h, w, new_h, new_w, top, left, k)
+                         first_x.to(torch.int32).contiguous(), wx.contiguous(), h, w, new_h, new_w, top, left, k,
+                         contract)
     return out

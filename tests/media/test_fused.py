@@ -97,10 +97,11 @@ for (h, w), (height, width), mode, colourspace, full_range in cases:
     g = torch.Generator().manual_seed(h)
     nv12 = (torch.linspace(16, 235, w).repeat(h * 3 // 2, 1)[None]
             + torch.randint(-12, 13, (2, h * 3 // 2, w), generator=g)).clamp(0, 255).to(torch.uint8)
-    want = reference_nv12_resize(nv12, colourspace, full_range, height, width, mode)
-    got = nv12_resize(nv12, colourspace, full_range, height, width, mode)
-    assert got.shape == (2, height, width, 3), got.shape
-    assert torch.equal(got, want), (h, w, height, width, mode, int((got != want).sum()))
+    for contract in (True, False):
+        want = reference_nv12_resize(nv12, colourspace, full_range, height, width, mode, contract=contract)
+        got = nv12_resize(nv12, colourspace, full_range, height, width, mode, contract=contract)
+        assert got.shape == (2, height, width, 3), got.shape
+        assert torch.equal(got, want), (h, w, height, width, mode, contract, int((got != want).sum()))
 print("equal", len(cases))
 """
 
@@ -108,7 +109,7 @@ print("equal", len(cases))
 def test_interpreted_kernel_equals_the_reference():
     """The Triton kernel in Triton's interpreter (CPU tensors; its own process, since TRITON_INTERPRET is read when
     the kernel is decorated) equals the reference bit for bit, for crop and pad, upscaling and downscaling, limited
-    and full range, three colour matrices."""
+    and full range, three colour matrices, with fused multiply-adds and without."""
     import os
     import subprocess
     import sys
@@ -200,3 +201,20 @@ def test_cuda_kernel_equals_the_exact_path_on_real_media(media_dir):
         checked.append(path.name)
     assert len(checked) >= 8, checked
     assert np.all([name for name in checked])
+
+
+@gpu
+@needs_cuda
+def test_cuda_which_accumulation_aten_uses():
+    """Diagnostic for the report: does ATen's CUDA kernel (as built in this torch) accumulate with fused
+    multiply-adds (the kernel's default) or with rounded products and sums? One of the two must be exact."""
+    pytest.importorskip("triton")
+    results = {}
+    for (h, w), (height, width), mode in (((1920, 1080), (720, 1280), "crop"), ((1080, 1920), (256, 256), "pad")):
+        nv12 = _random_nv12(2, h, w, seed=3, device="cuda")
+        want = _exact(nv12, 1, False, height, width, mode)
+        for contract in (True, False):
+            got = nv12_resize(nv12, 1, False, height, width, mode, contract=contract)
+            results[(h, w, mode, contract)] = int((got != want).sum())
+    print("differing values by (source, mode, fused multiply-add):", results)
+    assert all(results[k] == 0 for k in results if k[3]) or all(results[k] == 0 for k in results if not k[3]), results

@@ -131,3 +131,30 @@ def test_pyav_nv12_is_what_nvdec_gives(media_dir):
         every = _all_surfaces(path)
         wanted = [0, 2] if len(every) > 2 else [0]
         assert np.array_equal(pyav_nv12(source, wanted), torch.stack([every[i] for i in wanted]).numpy()), name
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
+@pytest.mark.parametrize("max_gap", [0, 32])
+def test_real_session_gives_pyav_planes_with_and_without_seeks(media_dir, max_gap):
+    """NVDEC sessions on the GPU: runs of frames decoded after ``seek_to_index`` (max_gap 0: every gap is a seek) or
+    straight through, one session over files of several codecs and sizes (reconfigured, from bytes and from paths):
+    the NV12 planes PyAV decodes, bit for bit."""
+    from nemo_cosmos_tokenizer.media.nvdec import require_nvdec, stream_info
+
+    nvc = require_nvdec()
+    stream = torch.cuda.Stream()
+    session = NvdecSession(nvc, torch.device("cuda", torch.cuda.current_device()), stream, max_gap=max_gap)
+    names = ["cockatoo_1080p_1.5s.mp4", "cockatoo_hevc.mp4", "dog_fireplace_vfr_aac.mp4", "windowsill_plant_aac.mp4",
+             "keyboard_rot90_3frames.mov", "pancake_vp9_opus.webm", "cockatoo_1080p_1.5s.mp4"]
+    for k, name in enumerate(names):
+        path = media_dir / name
+        source = pyav_open(str(path), describe=True)
+        assert stream_info(source).nvdec_problem() is None, name
+        n = source.num_frames
+        wanted = sorted({0, 1, 2, n // 3, n // 3 + 1, n // 2 + 3, n - 2, n - 1} & set(range(n)))
+        media = path.read_bytes() if k % 2 else str(path)
+        with torch.cuda.stream(stream):
+            got = session.decode(media, wanted).cpu().numpy()
+        assert np.array_equal(got, pyav_nv12(source, wanted)), (name, wanted)
+    print(f"sessions: created {session.created}, reconfigured {session.reconfigured}, from memory {session.from_memory}")
