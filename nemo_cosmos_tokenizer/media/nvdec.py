@@ -130,12 +130,21 @@ class NvdecSession:
         self.created = 0
         self.reconfigured = 0
         self.from_memory = True
-        """Whether this session hands in-memory media to the decoder as bytes (it falls back to a file in
-        ``/dev/shm`` for good if the decoder refuses bytes)."""
+        """Whether this session hands in-memory media to the decoder as bytes (it switches to a file in ``/dev/shm``
+        for good, retrying the sample, when the decoder refuses bytes with a ``TypeError``)."""
 
     def decode(self, media: str | bytes, wanted: Sequence[int], suffix: str = ".mp4") -> torch.Tensor:
         """uint8 ``[len(wanted), 3H/2, W]`` NV12 on the device for sorted distinct frame indices ``wanted``, in that
         order; raises whatever the decoder raises (the caller falls back to the CPU)."""
+        try:
+            return self._decode(media, wanted, suffix)
+        except TypeError:  # pybind11's answer to an argument type it does not take
+            if isinstance(media, str) or not self.from_memory:
+                raise
+            self.from_memory = False  # this PyNvVideoCodec opens paths only here: a /dev/shm file from now on
+            return self._decode(media, wanted, suffix)
+
+    def _decode(self, media: str | bytes, wanted: Sequence[int], suffix: str) -> torch.Tensor:
         with self._source(media, suffix) as source:
             decoder = self._point_at(source)
             keep = set(int(i) for i in wanted)
@@ -171,21 +180,13 @@ class NvdecSession:
                 self.reconfigured += 1
                 return self.decoder
             except TypeError:
-                if isinstance(source, str):
-                    raise
-                self.from_memory = False  # this PyNvVideoCodec takes paths only here: a /dev/shm file from now on
-                raise
+                raise  # bytes where it takes paths: the decoder is fine, :meth:`decode` retries with a file
             except Exception:  # noqa: BLE001 - another codec or a larger size than it was made for: a fresh decoder
                 self.decoder = None
-        try:
-            self.decoder = self.nvc.SimpleDecoder(
-                source, gpu_id=self.device.index or 0, use_device_memory=True,
-                output_color_type=self.nvc.OutputColorType.NATIVE,
-                cuda_stream=self.stream.cuda_stream if self.stream is not None else 0)
-        except TypeError:
-            if not isinstance(source, str):
-                self.from_memory = False
-            raise
+        self.decoder = self.nvc.SimpleDecoder(
+            source, gpu_id=self.device.index or 0, use_device_memory=True,
+            output_color_type=self.nvc.OutputColorType.NATIVE,
+            cuda_stream=self.stream.cuda_stream if self.stream is not None else 0)
         self.created += 1
         return self.decoder
 

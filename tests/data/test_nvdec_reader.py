@@ -260,8 +260,8 @@ def test_real_nvdec_build_writes_the_pyav_bytes(tmp_path, media_dir, temporal_mo
 
 
 def test_reader_takes_tar_members_from_memory(media_dir, tmp_path):
-    """Tar members (bytes in memory): probed by PyAV from the bytes, handed to the decoder as a temporary file of
-    that one sample (removed after), same clips as the pyav backend reading the same tar."""
+    """Tar members (bytes in memory): probed by PyAV from the bytes, handed to the decoder as bytes (no temporary
+    file left behind), same clips as the pyav backend reading the same tar."""
     import glob
     import tempfile
 

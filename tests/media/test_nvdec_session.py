@@ -111,6 +111,29 @@ def test_session_decodes_runs_sequentially_and_seeks_only_between_runs(media_dir
     assert (session.created, session.reconfigured, len(made)) == (1, 1, 1)
 
 
+def test_session_switches_to_a_file_when_the_decoder_takes_paths_only(media_dir):
+    """A PyNvVideoCodec whose reconfigure_decoder takes paths only (pybind11 raises TypeError for bytes): the sample
+    is retried through a temporary file (removed after), and so are the next ones, without a failure."""
+    import glob
+    import os
+
+    class PathsOnly(FakeSimpleDecoder):
+        def reconfigure_decoder(self, source):
+            if isinstance(source, bytes) and hasattr(self, "surfaces"):
+                raise TypeError("reconfigure_decoder(): incompatible function arguments")
+            super().reconfigure_decoder(source)
+
+    path = media_dir / "plant_tiny_64x48.mp4"
+    every = _all_surfaces(path)
+    session = NvdecSession(types.SimpleNamespace(SimpleDecoder=PathsOnly, OutputColorType=FAKE_NVC.OutputColorType),
+                           torch.device("cpu"), None)
+    before = set(glob.glob("/dev/shm/nct-nvdec-*") + glob.glob(os.path.join("/tmp", "nct-nvdec-*")))
+    for _ in range(3):  # made from bytes, then reconfigured: refused once, then files
+        assert torch.equal(session.decode(path.read_bytes(), [0, 1]), torch.stack(every[:2]))
+    assert not session.from_memory and (session.created, session.reconfigured) == (1, 2)
+    assert set(glob.glob("/dev/shm/nct-nvdec-*") + glob.glob(os.path.join("/tmp", "nct-nvdec-*"))) == before
+
+
 def test_session_reports_a_short_stream():
     class Short(FakeSimpleDecoder):
         def __init__(self, *args, **kwargs):
