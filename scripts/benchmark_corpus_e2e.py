@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode-slots", type=int, default=None,
                    help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 7: an H100 has 7 NVDEC "
                         "engines; runs 7-10 used 4)")
+    p.add_argument("--frame-access", default="runs", choices=("runs", "index"),
+                   help="--stages only: how the reader's NVDEC sessions fetch frames (runs: sequential runs of "
+                        "frames; index: get_batch_frames_by_index, the reader of runs 7-10)")
     p.add_argument("--nvdec-resize", default="exact", choices=("exact", "fused"),
                    help="BuildConfig.nvdec_resize: exact (YUV->RGB, then torch's resize) or fused (one Triton kernel)")
     p.add_argument("--ceiling", action="store_true",
@@ -429,8 +432,14 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
         sync()
         t0 = time.perf_counter()
         frames = 0
-        for item in _iter_samples(group, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots,
-                                  nvdec_resize=args.nvdec_resize):
+        if args.backend == "nvdec":  # the builder's reader, with the frame access asked for
+            from nemo_cosmos_tokenizer.data.nvdec import NvdecReader
+
+            items = NvdecReader(spec, device, args.workers, max_decodes=args.decode_slots, resize=args.nvdec_resize,
+                                frame_access=args.frame_access).iter_samples(group)
+        else:
+            items = _iter_samples(group, spec, args.backend, args.workers, device)
+        for item in items:
             if item.failure is not None:
                 raise SystemExit(f"--stages: {item.sample.path} failed: {item.failure}")
             n = sum(len(plan) for plan in item.frame_indices)

@@ -89,7 +89,7 @@ class NvdecReader:
 
     def __init__(
         self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None,
-        storage=None, max_decodes: int | None = None, resize: str = "exact",
+        storage=None, max_decodes: int | None = None, resize: str = "exact", frame_access: str = "runs",
     ) -> None:
         device = torch.device(device)
         if device.type != "cuda" and decoder_module is None:
@@ -102,6 +102,9 @@ class NvdecReader:
         self.storage = storage
         """How tar shards and remote objects are reached (:class:`.sources.storage.Storage`; default options)."""
         self.resize = resize
+        self.frame_access = frame_access
+        """How sessions fetch frames (:data:`nemo_cosmos_tokenizer.media.nvdec.FRAME_ACCESS`; the same frames either
+        way, ``runs`` decodes each frame once, in order)."""
         self.cuda = device.type == "cuda"
         if self.cuda and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -208,7 +211,7 @@ class NvdecReader:
     def _session(self) -> NvdecSession:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = NvdecSession(self.nvc, self.device, self._stream())
+            session = NvdecSession(self.nvc, self.device, self._stream(), access=self.frame_access)
             self._local.session = session
             with self._count_lock:
                 self._sessions.append(session)

@@ -36,6 +36,9 @@ NVDEC_CODECS = ("h264", "hevc", "vp9", "av1")
 #: restarts at the keyframe before the target, usually further back).
 MAX_GAP = 32
 RESIZE_KINDS = ("exact", "fused")
+#: How a session fetches frames: ``runs`` (seek to a run's first frame, then decode it sequentially) or ``index``
+#: (``get_batch_frames_by_index``, the reader of runs 7-10, whose frames were checked against PyAV on an H100).
+FRAME_ACCESS = ("runs", "index")
 
 
 def require_nvdec():
@@ -121,8 +124,12 @@ class NvdecSession:
     ``decoder_module``: PyNvVideoCodec, or a stand-in with its ``SimpleDecoder`` interface (tests without NVDEC).
     """
 
-    def __init__(self, nvc, device: torch.device, stream: torch.cuda.Stream | None, max_gap: int = MAX_GAP) -> None:
+    def __init__(self, nvc, device: torch.device, stream: torch.cuda.Stream | None, max_gap: int = MAX_GAP,
+                 access: str = "runs") -> None:
+        if access not in FRAME_ACCESS:
+            raise ValueError(f"frame access must be one of {FRAME_ACCESS}, got {access!r}")
         self.nvc = nvc
+        self.access = access
         self.device = device
         self.stream = stream
         self.max_gap = max_gap
@@ -147,6 +154,11 @@ class NvdecSession:
     def _decode(self, media: str | bytes, wanted: Sequence[int], suffix: str) -> torch.Tensor:
         with self._source(media, suffix) as source:
             decoder = self._point_at(source)
+            if self.access == "index":
+                surfaces = decoder.get_batch_frames_by_index([int(i) for i in wanted])
+                if len(surfaces) != len(wanted):
+                    raise RuntimeError(f"NVDEC returned {len(surfaces)} of {len(wanted)} frames")
+                return torch.stack([torch.from_dlpack(s) for s in surfaces])  # [N, 3H/2, W]
             keep = set(int(i) for i in wanted)
             parts, position = [], 0
             for start, stop in frame_runs(wanted, self.max_gap):

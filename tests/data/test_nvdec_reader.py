@@ -42,6 +42,10 @@ def test_reader_gives_the_pyav_backend_samples(media_dir, size, caplog):
     assert 1 <= created <= 3 + len(reader.refused)
     assert reader.counts["nvdec"] <= created + reconfigured <= reader.counts["nvdec"] + len(reader.refused)
     assert f"decoders: {created} created, {reconfigured} reconfigured" in caplog.text
+    # the GPU memory held by clips not yet handed over is bounded by 2 x threads samples, and logged
+    sizes = sorted((sum(c.numel() for c in item.clips if isinstance(c, torch.Tensor)) for item in got), reverse=True)
+    assert 0 < reader.peak_ahead_bytes <= sum(sizes[: 2 * reader.threads])
+    assert f"clips decoded ahead of the encoder: at most {reader.peak_ahead_bytes / 2**20:.0f} MiB" in caplog.text
     assert [item.sample.index for item in got] == [s.index for s in samples]
     for sample, item in zip(samples, got):
         want = read_sample(sample, spec, "pyav")

@@ -218,3 +218,33 @@ def test_cuda_which_accumulation_aten_uses():
             results[(h, w, mode, contract)] = int((got != want).sum())
     print("differing values by (source, mode, fused multiply-add):", results)
     assert all(results[k] == 0 for k in results if k[3]) or all(results[k] == 0 for k in results if not k[3]), results
+
+
+def test_kernel_compiles_for_hopper_with_only_the_intended_fused_multiply_adds():
+    """Compiled for sm_90 without a GPU (Triton's own LLVM and ptxas): the kernel builds, and its float arithmetic is
+    what the reference does - per channel one fused multiply-add in the horizontal and one in the vertical sum
+    (three channels: 6) plus 3 in the rounding (exact: small integers), first products as plain products; with
+    ``contract=False``, no fused multiply-add at all."""
+    import re
+    from collections import Counter
+
+    pytest.importorskip("triton")
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from nemo_cosmos_tokenizer.media import _fused_kernel
+
+    signature = {"nv12_ptr": "*u8", "out_ptr": "*u8", "first_y_ptr": "*i32", "wy_ptr": "*fp32", "first_x_ptr": "*i32",
+                 "wx_ptr": "*fp32", **{name: "i32" for name in ("h", "w", "new_h", "new_w", "top", "left", "out_h",
+                                                                  "out_w", "taps_y", "taps_x", "cy", "y_off", "vr",
+                                                                  "ub", "vg", "ug")},
+                 "BLOCK": "constexpr", "CONTRACT": "constexpr"}
+    ops = {}
+    for contract in (True, False):
+        source = ASTSource(fn=_fused_kernel._kernel, signature=signature,
+                           constexprs={"BLOCK": _fused_kernel.BLOCK, "CONTRACT": contract})
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"enable_fp_fusion": contract})
+        ops[contract] = Counter(re.findall(r"\b((?:mul|add|sub|fma)(?:\.rn)?\.f32)", compiled.asm["ptx"]))
+    assert ops[True]["fma.rn.f32"] == 9 and ops[True]["mul.f32"] + ops[True]["mul.rn.f32"] == 9, ops[True]
+    assert ops[False]["fma.rn.f32"] == 0 and not any(op.startswith("fma") for op in ops[False]), ops[False]

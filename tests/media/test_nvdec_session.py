@@ -134,6 +134,15 @@ def test_session_switches_to_a_file_when_the_decoder_takes_paths_only(media_dir)
     assert set(glob.glob("/dev/shm/nct-nvdec-*") + glob.glob(os.path.join("/tmp", "nct-nvdec-*"))) == before
 
 
+def test_index_access_gives_the_same_surfaces(media_dir):
+    path = media_dir / "cockatoo_hevc.mp4"
+    every = _all_surfaces(path)
+    session = NvdecSession(FAKE_NVC, torch.device("cpu"), None, access="index")
+    assert torch.equal(session.decode(str(path), [1, 5, 30]), torch.stack([every[i] for i in (1, 5, 30)]))
+    with pytest.raises(ValueError, match="frame access"):
+        NvdecSession(FAKE_NVC, torch.device("cpu"), None, access="random")
+
+
 def test_session_reports_a_short_stream():
     class Short(FakeSimpleDecoder):
         def __init__(self, *args, **kwargs):
@@ -158,8 +167,8 @@ def test_pyav_nv12_is_what_nvdec_gives(media_dir):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
-@pytest.mark.parametrize("max_gap", [0, 32])
-def test_real_session_gives_pyav_planes_with_and_without_seeks(media_dir, max_gap):
+@pytest.mark.parametrize("max_gap,access", [(0, "runs"), (32, "runs"), (0, "index")])
+def test_real_session_gives_pyav_planes_with_and_without_seeks(media_dir, max_gap, access):
     """NVDEC sessions on the GPU: runs of frames decoded after ``seek_to_index`` (max_gap 0: every gap is a seek) or
     straight through, one session over files of several codecs and sizes (reconfigured, from bytes and from paths):
     the NV12 planes PyAV decodes, bit for bit."""
@@ -167,7 +176,8 @@ def test_real_session_gives_pyav_planes_with_and_without_seeks(media_dir, max_ga
 
     nvc = require_nvdec()
     stream = torch.cuda.Stream()
-    session = NvdecSession(nvc, torch.device("cuda", torch.cuda.current_device()), stream, max_gap=max_gap)
+    session = NvdecSession(nvc, torch.device("cuda", torch.cuda.current_device()), stream, max_gap=max_gap,
+                           access=access)
     names = ["cockatoo_1080p_1.5s.mp4", "cockatoo_hevc.mp4", "dog_fireplace_vfr_aac.mp4", "windowsill_plant_aac.mp4",
              "keyboard_rot90_3frames.mov", "pancake_vp9_opus.webm", "cockatoo_1080p_1.5s.mp4"]
     for k, name in enumerate(names):
