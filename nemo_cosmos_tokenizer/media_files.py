@@ -2,9 +2,9 @@
 
 * :func:`expand_inputs`: globs and paths -> a sorted, de-duplicated list (first occurrence wins, order kept).
 * :func:`read_media`: an image (``[1, H, W, 3]``) or every frame of a video (``[T, H, W, 3]``) as uint8, with the
-  video's frame rate. Reading reuses :mod:`nemo_cosmos_tokenizer.data.video` (PyAV, display rotation applied,
+  video's frame rate. Reading uses :mod:`nemo_cosmos_tokenizer.media` (PyAV, display rotation applied,
   largest video stream; Pillow for images with EXIF orientation, CMYK, alpha, 16-bit). Unreadable files raise
-  :class:`~nemo_cosmos_tokenizer.data.video.MediaError` with a reason code.
+  :class:`~nemo_cosmos_tokenizer.media.failures.MediaError` with a reason code.
 * :func:`write_video` (H.264 through PyAV, at the given frame rate), :func:`write_image` (Pillow): from
   :mod:`nemo_cosmos_tokenizer.media_writing`, which the data pipeline uses too.
 
@@ -31,6 +31,10 @@ import torch
 
 from .inference.tokenizers import CausalVideoTokenizer, ImageTokenizer, _CosmosInference
 from .interrupts import raise_if_interrupted
+from .media.decode import open_video
+from .media.failures import MediaError
+from .media.images import load_image
+from .media.resize import resize_frames
 from .media_writing import write_image, write_video
 
 __all__ = [
@@ -70,12 +74,6 @@ class Media:
     head is used)."""
 
 
-def _media_module():
-    from .data import video
-
-    return video
-
-
 def expand_inputs(patterns: Iterable[str]) -> list[str]:
     """Expand globs (``*``, ``?``, ``[...]``, ``**``) and keep plain paths; each pattern's matches sorted, the whole
     list de-duplicated keeping the first occurrence. A pattern matching nothing is kept as is (reported later as
@@ -102,22 +100,21 @@ def is_image_path(path: str | os.PathLike) -> bool:
 
 def read_media(path: str | os.PathLike, *, images_only: bool = False) -> Media:
     """Read an image or every frame of a video (see the module docstring). Raises ``MediaError``."""
-    video = _media_module()
     path = str(path)
     if not os.path.exists(path):
-        raise video.MediaError("missing", f"no such file: {path}")
+        raise MediaError("missing", f"no such file: {path}")
     if os.path.isdir(path):
-        raise video.MediaError("unreadable", f"{path} is a directory")
+        raise MediaError("unreadable", f"{path} is a directory")
     if os.path.getsize(path) == 0:
-        raise video.MediaError("empty_file", "the file has zero bytes")
+        raise MediaError("empty_file", "the file has zero bytes")
     if is_image_path(path):
-        return Media(video.load_image(path)[None], None, True)
+        return Media(load_image(path)[None], None, True)
     if images_only:
-        raise video.MediaError("unreadable", "not an image file (use reconstruct-videos for videos)")
-    source = video.open_video(path, backend="pyav")
+        raise MediaError("unreadable", "not an image file (use reconstruct-videos for videos)")
+    source = open_video(path, backend="pyav")
     try:
         frames = source.get_frames(range(source.num_frames))
-    except video.MediaError as err:
+    except MediaError as err:
         if not err.decodable_frames:
             raise
         # Corrupt from some frame on: use the decodable head, as the dataset builder does (data/video.py's policy).
@@ -139,7 +136,7 @@ def resize_short_side(frames: np.ndarray, short_size: int) -> np.ndarray:
     new_h, new_w = (short_size, new_long) if h <= w else (new_long, short_size)
     if (new_h, new_w) == (h, w):
         return frames
-    return _media_module().resize_frames(frames, new_h, new_w, mode="crop")
+    return resize_frames(frames, new_h, new_w, mode="crop")
 
 
 # -------------------------------------------------------------------------------------------------- per file
@@ -302,7 +299,7 @@ def process_files(
     (``MediaError``) are collected as failures (and passed to ``on_failure``); other errors propagate."""
     from tqdm import tqdm
 
-    media_error = _media_module().MediaError
+    media_error = MediaError
     report = ProcessReport()
     used: set[Path] = set()
     bar = tqdm(paths, unit="file", disable=(None if progress is None else not progress), dynamic_ncols=True)

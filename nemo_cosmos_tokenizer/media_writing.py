@@ -3,7 +3,7 @@
 One home for what the inference file tools (:mod:`nemo_cosmos_tokenizer.media_files`: ``reconstruct-*``) and the
 data pipeline (demo samples, :mod:`nemo_cosmos_tokenizer.data.samples`) write. Files are written under a temporary
 name and renamed when complete, so an interrupted write never leaves a file that looks whole. Reading media lives
-in :mod:`nemo_cosmos_tokenizer.data.video`.
+in :mod:`nemo_cosmos_tokenizer.media`.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ Example (one H100, 16 cores; ~4 minutes)::
         --backend pyav --num-1080p 2 --num-4k 0 --num-hevc 1 --num-portrait 1 --frames 9 --num-frames 9 \\
         --clips-per-video 1 --inputs files,tar --stages --diagnose \\
         --resolution 64 64 --batch 2 --no-compile --scale 0.25
+    # the decode ceiling (GPU): NVDEC alone with 1-14 concurrent sessions per source kind, nvidia-smi dmon's dec %
+    python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --ceiling
     # where the time goes (GPU): reader alone and NVDEC alone per source kind, before the builds
     python scripts/benchmark_corpus_e2e.py --dir /tmp/corpus-e2e --inputs tar --stages --log-level INFO
     # where differences between processes come from (GPU): reader twice, encoder twice and shifted by one position
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-shard", type=int, default=32)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--backend", default="nvdec")
-    p.add_argument("--workers", type=int, default=8, help="nvdec decoder threads (or DataLoader processes)")
+    p.add_argument("--workers", type=int, default=14, help="nvdec decoder threads (or DataLoader processes; runs 7-10 "
+                   "used 8)")
     p.add_argument("--inputs", default="files,tar,s3", help="comma list of files, tar, s3")
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", default="bfloat16")
@@ -161,8 +164,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="kernels chosen without timing (BuildConfig.deterministic, the default); --no-deterministic "
                         "times them (cudnn.benchmark, Inductor autotuning), which made builds of separate processes differ")
     p.add_argument("--decode-slots", type=int, default=None,
-                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 4; an H100 has 7 NVDEC "
-                        "engines, and 4 was measured best on 720p sources only)")
+                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 7: an H100 has 7 NVDEC "
+                        "engines; runs 7-10 used 4)")
+    p.add_argument("--frame-access", default="runs", choices=("runs", "index"),
+                   help="--stages only: how the reader's NVDEC sessions fetch frames (runs: sequential runs of "
+                        "frames; index: get_batch_frames_by_index, the reader of runs 7-10)")
+    p.add_argument("--nvdec-resize", default="exact", choices=("exact", "fused"),
+                   help="BuildConfig.nvdec_resize: exact (YUV->RGB, then torch's resize) or fused (one Triton kernel)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="only measure the decode ceiling: every source kind decoded sequentially by 1, 2, 4, 7, 8, 14 "
+                        "concurrent decoder sessions (NV12 only, no conversion), with nvidia-smi dmon's dec %%; no "
+                        "model, no builds (with --backend pyav: the same on the CPU, a dry run)")
+    p.add_argument("--ceiling-sessions", default="1,2,4,7,8,14", help="session counts for --ceiling")
+    p.add_argument("--ceiling-seconds", type=float, default=3.0,
+                   help="each --ceiling measurement decodes (cycling over the kind's files) for at least this long")
     p.add_argument("--stages", action="store_true",
                    help="before the builds, time the reader alone (decode + convert + resize, no encoder) and, with "
                         "--backend nvdec, NVDEC decode alone (NV12 surfaces, no conversion), per source kind")
@@ -175,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="WARNING", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
+    if args.ceiling and _session_counts(args.ceiling_sessions) is None:
+        p.error(f"--ceiling-sessions takes a comma list of positive counts (e.g. 1,2,4,7,8,14), got {args.ceiling_sessions!r}")
     if args.fail_nvdec_every < 0:
         p.error(f"--fail-nvdec-every must be >= 0 (0: no failures), got {args.fail_nvdec_every}")
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(name)s: %(message)s")
@@ -194,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(written in {src['seconds']:.1f} s)", flush=True)
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if args.ceiling:
+        return run_ceiling(root, src["rows"], args, device)
     if args.deterministic:
         from nemo_cosmos_tokenizer.devices import deterministic_kernels
 
@@ -250,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                               clips_per_video=args.clips_per_video, resolution=[height, width], device=str(device),
                               dtype=args.dtype, batch_size=args.batch, num_workers=args.workers, chunk_size=100000,
                               progress=False, fast=True, storage_options=options, deterministic=args.deterministic,
+                              nvdec_resize=args.nvdec_resize,
                               **({"nvdec_decodes": args.decode_slots} if args.decode_slots else {}))
             sync()
             summary = run_build(cfg, video_tokenizer=vt, env=DistEnv())
@@ -282,6 +302,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run_ceiling(root: Path, rows: list[dict], args, device: torch.device) -> int:
+    """``--ceiling``: the decode ceiling per source kind and session count (:mod:`decode_ceiling`); JSON to ``--out``
+    (or ``$OUT/benchmark-corpus-ceiling.json``)."""
+    from decode_ceiling import measure_ceiling
+
+    by_kind: dict[str, list[str]] = {}
+    for row in rows:
+        by_kind.setdefault(Path(row["path"]).stem.split("-", 1)[1], []).append(str(root / "videos" / row["path"]))
+    sessions = _session_counts(args.ceiling_sessions)
+    result = {"args": vars(args), "ceiling": measure_ceiling(
+        by_kind, lambda path: _source_pixels(path, args.scale), backend=args.backend, sessions=sessions,
+        min_seconds=args.ceiling_seconds, device_index=device.index or 0)}
+    out = args.out or (os.path.join(os.environ["OUT"], "benchmark-corpus-ceiling.json") if os.environ.get("OUT") else None)
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1, default=str))
+        print(f"# wrote {out}")
+    return 0
+
+
+def _session_counts(text: str) -> list[int] | None:
+    try:
+        counts = [int(n) for n in text.split(",") if n]
+    except ValueError:
+        return None
+    return counts if counts and min(counts) >= 1 else None
+
+
 def _inject_nvdec_failures(every: int) -> None:
     """Every ``every``-th NVDEC decode from now on raises, as NVDEC did in run 10 (``cuvidMapVideoFrame`` error 208)."""
     import threading
@@ -290,13 +337,13 @@ def _inject_nvdec_failures(every: int) -> None:
 
     decode, calls, lock = NvdecReader._decode, [0], threading.Lock()
 
-    def failing(self, path, indices, info):
+    def failing(self, media, wanted, info):
         with lock:
             calls[0] += 1
             fail = calls[0] % every == 0
         if fail:
             raise RuntimeError(f"injected NVDEC failure (decode {calls[0]})")
-        return decode(self, path, indices, info)
+        return decode(self, media, wanted, info)
 
     NvdecReader._decode = failing
     print(f"# every {every}th NVDEC decode of the builds fails (injected)", flush=True)
@@ -316,7 +363,7 @@ def _source_pixels(path: str, scale: float) -> int:
 
 def _clip_spec(vt, args):
     """The ClipSpec the builds use (BuildConfig's defaults, this script's frames, clips and resolution)."""
-    from nemo_cosmos_tokenizer.data.video import ClipSpec
+    from nemo_cosmos_tokenizer.media.clips import ClipSpec
 
     height, width = args.resolution
     return ClipSpec(num_frames=args.num_frames, clips_per_video=args.clips_per_video, height=height, width=width,
@@ -335,7 +382,8 @@ def diagnose_determinism(root: Path, vt, args, device: torch.device) -> dict[str
 
     spec = _clip_spec(vt, args)
     samples = read_manifest(root / "videos" / "captions.jsonl").samples[: 4 * args.batch]
-    first, second = (list(_iter_samples(samples, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots)) for _ in range(2))
+    first, second = (list(_iter_samples(samples, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots,
+                                   nvdec_resize=args.nvdec_resize)) for _ in range(2))
     reader_diffs = []
     for a, b in zip(first, second):
         for c, (x, y) in enumerate(zip(a.clips, b.clips)):
@@ -384,7 +432,14 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
         sync()
         t0 = time.perf_counter()
         frames = 0
-        for item in _iter_samples(group, spec, args.backend, args.workers, device, nvdec_decodes=args.decode_slots):
+        if args.backend == "nvdec":  # the builder's reader, with the frame access asked for
+            from nemo_cosmos_tokenizer.data.nvdec import NvdecReader
+
+            items = NvdecReader(spec, device, args.workers, max_decodes=args.decode_slots, resize=args.nvdec_resize,
+                                frame_access=args.frame_access).iter_samples(group)
+        else:
+            items = _iter_samples(group, spec, args.backend, args.workers, device)
+        for item in items:
             if item.failure is not None:
                 raise SystemExit(f"--stages: {item.sample.path} failed: {item.failure}")
             n = sum(len(plan) for plan in item.frame_indices)
@@ -396,8 +451,9 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
                "read_gpx_s": pixels / read_s / 1e9}
         if args.backend == "nvdec":
             from nemo_cosmos_tokenizer.data import nvdec
+            from nemo_cosmos_tokenizer.media.nvdec import require_nvdec
 
-            nvc = nvdec.require_nvdec()
+            nvc = require_nvdec()
             wanted = list(range(min(args.frames, args.num_frames * args.clips_per_video)))  # what the plans take
 
             def decode(path: str) -> tuple[int, int]:

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from ._errors import check_inputs_exist
 
     check_inputs_exist(args.inputs or [], any_of=True)  # before torch loads: a missing input answers at once
-    from ..data.video import MediaError  # noqa: F401  (data extra present: fail here, not mid-run)
+    from ..media.failures import MediaError  # noqa: F401  (data extra present: fail here, not mid-run)
     from ..evaluation import MissingWeightsError, ReconstructionConfig, audit_dataset, evaluate_videos
     from ..media_files import expand_inputs
 

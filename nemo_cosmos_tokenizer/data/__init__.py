@@ -1,6 +1,7 @@
 """Dataset builder: videos + captions -> Megatron ``.bin/.idx`` shards of interleaved text and video tokens.
 
-Modules: :mod:`.manifest` (inputs), :mod:`.video` (decord / PyAV reading, frame sampling, resize),
+Modules: :mod:`.manifest` (inputs), :mod:`.video` (one sample -> clips with the CPU readers of
+:mod:`nemo_cosmos_tokenizer.media`), :mod:`.nvdec` (the same on the GPU's decoders),
 :mod:`.text` (sentencepiece / ``tokenizer.json``), :mod:`.layout` (token ids by integer arithmetic, presets,
 decoding), :mod:`.video_tokenizer` (loading the discrete tokenizer), :mod:`.writer` (atomic Megatron shards),
 :mod:`.build` (the chunked, resumable build on any number of GPUs: :func:`run_build`), :mod:`.reader` (read a

@@ -38,7 +38,9 @@ import numpy as np
 import torch
 
 from .manifest import Sample
-from .video import ClipSpec, MediaError, SampleClips
+from ..media.clips import ClipSpec
+from ..media.failures import MediaError
+from .video import SampleClips
 
 __all__ = [
     "COSMOS_AR",

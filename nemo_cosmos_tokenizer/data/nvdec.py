@@ -1,29 +1,37 @@
-"""GPU video decoding with NVDEC (PyNvVideoCodec): the dataset builder's ``nvdec`` video backend.
+"""The dataset builder's ``nvdec`` video backend: samples -> clips on the GPU, decoded by NVDEC in concurrent sessions.
 
 Why: the fast encode path tokenizes 1,800+ frames/s of 720p video on one H100, while one CPU core decodes and
-converts ~90 such H.264 frames/s; 16 cores cannot keep the GPU busy. NVDEC (the GPU's video decode engines) does,
-and its frames stay on the GPU: no host copies, no pinned staging, no transfer.
+converts ~90 such H.264 frames/s; 16 cores cannot keep the GPU busy. NVDEC (the GPU's video decode engines, 7 on an
+H100, used in parallel only by concurrent decoder sessions) does, and its frames stay on the GPU.
 
-Same frames as the CPU path: frame plans come from the same PyAV demux count (:func:`.video._pyav_open`), NVDEC's
-decoded YUV planes are FFmpeg's (the codecs' decoding is bit-exact by standard), and :func:`.yuv.nv12_to_rgb`
-repeats swscale's arithmetic, so each frame equals PyAV's ``to_ndarray("rgb24")``. That holds for 8-bit 4:2:0,
-even-sized H.264 / HEVC / AV1 in MP4/MOV and VP9 in MP4 or WebM, in the colour matrices of
-:data:`.yuv.COLOURSPACES` (PyNvVideoCodec's frame indices for H.264 in Matroska were found not to be PyAV's). Every other sample
-(10-bit, 4:2:2/4:4:4, odd sizes, other codecs, images, files NVDEC refuses - on an H100: AV1 and 4:0:0 H.264) is
-read by PyAV on the CPU in the same decode thread: same frames, slower. A stream NVDEC should take but fails on
-(:attr:`NvdecReader.refused` lists them) is decoded by PyAV at its own size and resized on the GPU like NVDEC's
-frames, so its tokens are the ones NVDEC would have given. A rotation is applied on the GPU (exact); a resize to a
-target size other than the source's runs on the GPU in float32 (:func:`.video.resize_clip`), which can differ from
-the CPU's uint8 result by one level at a few pixels - the one difference from the ``pyav`` backend (the backend is
-part of a build's config hash, so two backends never mix in one dataset).
+Per sample, in one of ``threads`` threads (PyNvVideoCodec and PyAV release the GIL):
 
-Media held in memory (a tar member, an object read from storage: :mod:`.sources.media`) are probed by PyAV from
-the bytes; PyNvVideoCodec's decoder opens a path, so the bytes of that one sample are written to a temporary file
-in ``/dev/shm`` (memory, not disk, where it exists) for the decode and removed right after - never a shard's
-extraction.
+1. **Probe** with PyAV (:func:`nemo_cosmos_tokenizer.media.decode.pyav_open`, ``counting="index"``): codec, size,
+   colour matrix, rotation, and the frame count from the MP4/MOV index without demuxing the file (other containers
+   are demuxed to count, as the CPU reader does). The clip plans follow (the CPU reader's).
+2. **Decode** (:class:`nemo_cosmos_tokenizer.media.nvdec.NvdecSession`, the thread's one decoder; at most
+   ``max_decodes`` threads decode at once): only the frames the plans need, as runs of consecutive frames, NV12
+   surfaces copied out on the thread's CUDA stream. Media in memory (tar members, objects) go to the decoder as
+   bytes.
+3. **Convert and resize** on the same stream (:func:`nemo_cosmos_tokenizer.media.nvdec.nv12_to_clip`): ``exact``
+   (the default) is swscale's YUV->RGB arithmetic then torch's float32 antialiased resize, the frames of the
+   ``pyav`` backend resized on the GPU; ``fused`` (``BuildConfig.nvdec_resize``) is one Triton kernel from NV12 to
+   the target size.
+4. **Hand over without waiting**: a CUDA event marks the sample's clips ready; the consumer's stream waits for it
+   on the GPU (no host synchronization per sample), and the clips are freed only after the consumer's work on them
+   (``record_stream``). At most ``2 x threads`` samples are decoded ahead of the consumer, which bounds the GPU
+   memory they hold (the peak is logged).
 
-Decoding runs in ``threads`` Python threads of the main process (PyNvVideoCodec releases the GIL), each with its
-own decoder and CUDA stream; samples come out in manifest order.
+The decoder writes its surfaces on the thread's stream (PyNvVideoCodec maps and copies each frame on the stream it
+was given), so the copy of one run's surfaces, queued before the next decode call, is done before they are
+refilled; a thread also waits for its previous sample's event before it decodes the next one.
+
+Failures: everything NVDEC cannot give exactly (:meth:`~nemo_cosmos_tokenizer.media.nvdec.StreamInfo.nvdec_problem`:
+10-bit, 4:2:2/4:4:4, odd sizes, other codecs, H.264 in Matroska; images; broken files) is read by PyAV on the CPU in
+the same thread, with the CPU reader's failure reasons. A stream NVDEC should take but fails on
+(:attr:`NvdecReader.refused`) is decoded by PyAV into the same NV12 planes and converted and resized on the GPU like
+NVDEC's, so its tokens are the ones NVDEC would have given. The backend and the resize kind are part of a build's
+config hash, so two never mix in one dataset.
 """
 
 from __future__ import annotations
@@ -31,129 +39,72 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from ..media.clips import ClipSpec, frame_range, plan_clips
+from ..media.decode import pyav_open
+from ..media.failures import MediaError
+from ..media.nvdec import (
+    INSTALL_HINT,
+    NVDEC_CODECS,
+    RESIZE_KINDS,
+    NvdecSession,
+    StreamInfo,
+    nv12_to_clip,
+    probe_stream,
+    pyav_nv12,
+    require_nvdec,
+    stream_info,
+)
 from .manifest import Sample
 from .sources.media import load_media
-from .video import (
-    ClipSpec,
-    MediaError,
-    SampleClips,
-    VideoSource,
-    _pyav_open,
-    frame_range,
-    plan_clips,
-    read_sample,
-    resize_clip,
-)
-from .yuv import COLOURSPACES, nv12_to_rgb
+from .video import SampleClips, read_sample
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = 'pip install "nemo-cosmos-tokenizer[nvdec]" (PyNvVideoCodec; needs an NVIDIA GPU and driver)'
-#: Codecs sent to NVDEC (FFmpeg canonical names); others are decoded on the CPU.
-NVDEC_CODECS = ("h264", "hevc", "vp9", "av1")
-DEFAULT_THREADS = 8
-#: NVDEC calls in flight at once: more than ~4 concurrent decode sessions run slower in total on an H100 (2.6k
-#: frames/s of 720p H.264 with 4, 2.2k with 8, 1.4k with 16), while the CPU side of a sample (PyAV open and frame
-#: count) wants more threads; so threads probe freely and take turns at the decoder.
-MAX_CONCURRENT_DECODES = 4
+__all__ = ["DEFAULT_THREADS", "INSTALL_HINT", "MAX_CONCURRENT_DECODES", "NVDEC_CODECS", "NvdecReader", "StreamInfo",
+           "probe_stream", "require_nvdec", "stream_info"]
 
-
-def require_nvdec():
-    """Import PyNvVideoCodec, or raise ImportError saying how to install it."""
-    try:
-        import PyNvVideoCodec
-    except ImportError as err:
-        raise ImportError(f"the nvdec video backend needs PyNvVideoCodec: {INSTALL_HINT}") from err
-    except RuntimeError as err:  # it raises RuntimeError when the driver's video libraries are missing
-        raise ImportError(f"PyNvVideoCodec cannot load the NVIDIA video libraries ({err}); use another backend") from err
-    return PyNvVideoCodec
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What decides whether a video goes to NVDEC, read with PyAV."""
-
-    codec: str
-    container: str
-    """FFmpeg's demuxer name (``mov,mp4,m4a,3gp,3g2,mj2``, ``matroska,webm``, ...)."""
-    pix_fmt: str
-    width: int
-    height: int
-    colourspace: int
-    full_range: bool
-    rotation: int
-    """Display rotation in degrees, counter-clockwise (as PyAV's ``frame.rotation``)."""
-
-    def nvdec_problem(self) -> str | None:
-        """Why NVDEC + :func:`nv12_to_rgb` would not give PyAV's frames, or ``None`` when they would."""
-        if self.codec not in NVDEC_CODECS:
-            return f"codec {self.codec}"
-        if not ("mp4" in self.container or (self.codec == "vp9" and "webm" in self.container)):
-            # PyNvVideoCodec's frame indices in Matroska H.264 (B-frames) are not PyAV's (measured on the H100:
-            # frames from the 6th on differed); MP4/MOV and VP9 in WebM matched frame for frame.
-            return f"{self.codec} in {self.container} (frame indices not verified)"
-        if self.pix_fmt not in ("yuv420p", "yuvj420p"):
-            return f"pixel format {self.pix_fmt}"
-        if self.width % 2 or self.height % 2:
-            return f"odd size {self.width}x{self.height}"
-        if self.colourspace not in COLOURSPACES:
-            return f"colour matrix {self.colourspace}"
-        if self.rotation % 90:
-            return f"rotation {self.rotation}"
-        return None
-
-
-def stream_info(source: VideoSource) -> StreamInfo:
-    """Codec, pixel format, size, colour matrix and range, rotation of a video opened with
-    ``_pyav_open(path, describe=True)`` (one open, while the frames are counted)."""
-    d = source.description
-    return StreamInfo(
-        codec=d["codec"],
-        container=d["container"],
-        pix_fmt=d["pix_fmt"],
-        width=d["width"],
-        height=d["height"],
-        colourspace=d["colorspace"],
-        full_range=d["pix_fmt"] == "yuvj420p" or d["color_range"] == 2,
-        rotation=d["rotation"],
-    )
-
-
-def probe_stream(path: str) -> StreamInfo:
-    """:class:`StreamInfo` of the video stream the readers take from ``path``."""
-    return stream_info(_pyav_open(path, describe=True))
+#: Decoder threads: about two per NVDEC engine of an H100, so that some probe files while others decode.
+DEFAULT_THREADS = 14
+#: NVDEC calls in flight at once: one per engine of an H100 (7). Run 7 found 4 best for 34-frame 720p files decoded
+#: by random access with a new decoder per file; ``benchmark_corpus_e2e.py --ceiling`` measures it per source kind.
+MAX_CONCURRENT_DECODES = 7
 
 
 class NvdecReader:
     """Reads samples into clips on the GPU: uint8 CUDA tensors ``[T, H, W, 3]`` at the target resolution.
 
-    ``read(sample)`` runs in any thread (one decoder and CUDA stream per thread); :meth:`iter_samples` reads a
-    sequence in ``threads`` threads and yields :class:`SampleClips` in order. The clips are ready for use on the
-    CUDA stream that was current when the reader was made (the consumer's).
+    ``read(sample)`` runs in any thread (one decoder session and CUDA stream per thread); :meth:`iter_samples` reads
+    a sequence in ``threads`` threads and yields :class:`SampleClips` in order, ready for use on the CUDA stream
+    that was current when the reader was made (the consumer's). ``resize``: ``exact`` or ``fused`` (see the module
+    docstring).
     """
 
     def __init__(
         self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None,
-        storage=None, max_decodes: int | None = None,
+        storage=None, max_decodes: int | None = None, resize: str = "exact", frame_access: str = "runs",
     ) -> None:
         device = torch.device(device)
         if device.type != "cuda" and decoder_module is None:
             raise ValueError(f"the nvdec backend decodes on the GPU the tokenizer runs on; got device {device}")
+        if resize not in RESIZE_KINDS:
+            raise ValueError(f"resize must be one of {RESIZE_KINDS}, got {resize!r}")
         # decoder_module: a stand-in for PyNvVideoCodec (tests on machines without NVDEC); then CPU is allowed.
         self.nvc = decoder_module if decoder_module is not None else require_nvdec()
         self.spec = spec
         self.storage = storage
         """How tar shards and remote objects are reached (:class:`.sources.storage.Storage`; default options)."""
+        self.resize = resize
+        self.frame_access = frame_access
+        """How sessions fetch frames (:data:`nemo_cosmos_tokenizer.media.nvdec.FRAME_ACCESS`; the same frames either
+        way, ``runs`` decodes each frame once, in order)."""
         self.cuda = device.type == "cuda"
         if self.cuda and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -164,12 +115,21 @@ class NvdecReader:
         self._decode_slots = threading.BoundedSemaphore(self.max_decodes)
         self.consumer_stream = torch.cuda.current_stream(self.device) if self.cuda else None
         self._local = threading.local()
-        self.counts = {"nvdec": 0, "cpu": 0, "decoders_created": 0, "decoders_reconfigured": 0}
-        """Samples decoded on the GPU / read on the CPU, and how often a thread's decoder was made anew versus pointed
-        at the next file (a new decoder costs a session start; mixed codecs and sizes force them)."""
+        self._sessions: list[NvdecSession] = []
+        self.counts = {"nvdec": 0, "cpu": 0}
+        """Samples decoded on the GPU / read on the CPU."""
         self.refused: dict[str, str] = {}
         """Samples (by id) NVDEC failed on, with the error: decoded by PyAV instead (counted as read on the CPU)."""
+        self.peak_ahead_bytes = 0
+        """Most bytes of clips decoded but not yet handed to the consumer at once (:meth:`iter_samples`)."""
         self._count_lock = threading.Lock()
+
+    @property
+    def decoder_counts(self) -> dict[str, int]:
+        """Decoders made anew / pointed at the next file, over all sessions (dropped ones included)."""
+        with self._count_lock:
+            return {"decoders_created": sum(s.created for s in self._sessions),
+                    "decoders_reconfigured": sum(s.reconfigured for s in self._sessions)}
 
     # ------------------------------------------------------------------ one sample
     def read(self, sample: Sample) -> SampleClips:
@@ -179,7 +139,7 @@ class NvdecReader:
             if sample.text is None or sample.failure_reason is not None or sample.is_image:
                 return self._on_cpu(sample)  # the CPU reader reports these failures with their reasons
             media = load_media(sample, self.storage)  # a local path, or the bytes of a tar member / remote object
-            source = _pyav_open(media, describe=True)  # frames counted by demuxing, as the pyav backend does
+            source = pyav_open(media, describe=True, counting="index")
             begin, end = frame_range(sample, source.num_frames, source.fps)
             plans = plan_clips(begin, end, source.fps, spec)
             info = stream_info(source)
@@ -192,32 +152,37 @@ class NvdecReader:
         if problem is not None:
             log.debug("%s: %s, decoding on the CPU", sample.path, problem)
             return self._on_cpu(sample)
-        frame_indices = np.concatenate(plans)
+        wanted = sorted(set(np.concatenate(plans).tolist()))
         backend = "nvdec"
+        self._wait_for_previous()
         try:
-            with self._decode_slots, _decodable_path(media, sample) as path:
-                frames = self._decode(path, frame_indices, info)  # [N, H, W, 3] on the GPU
+            with self._decode_slots:
+                nv12 = self._decode(media, wanted, info)  # [len(wanted), 3H/2, W] on the device
         except Exception as err:  # noqa: BLE001 - NVDEC refused the stream, or failed on it
             log.debug("nvdec could not decode %s (%s); decoding it with PyAV", sample.id, err)
-            self._drop_decoder()  # a decoder that failed is not trusted with the next file
+            self._drop_session()  # a decoder that failed is not trusted with the next file
             self.refused[sample.id] = f"{type(err).__name__}: {err}"
             try:
-                frames = self._pyav_frames(source, frame_indices)
+                nv12 = self._pyav_nv12(source, wanted)
             except Exception:  # noqa: BLE001 - the CPU reader reads it again and names the failure
                 return self._on_cpu(sample)
             backend = "pyav"
-        clips, at = [], 0
+        position = {f: i for i, f in enumerate(wanted)}
+        clips = []
         with self._on_stream():
             for plan in plans:
-                clip = resize_clip(frames[at : at + len(plan)], spec.height, spec.width, spec.resize_mode)
-                clips.append(clip.contiguous())
-                at += len(plan)
+                order = torch.tensor([position[int(f)] for f in plan], device=nv12.device)
+                clips.append(nv12_to_clip(nv12.index_select(0, order), info, spec.height, spec.width,
+                                          spec.resize_mode, self.resize))  # [T, height, width, 3]
+            ready = None
             if self.cuda:
                 for clip in clips:
                     clip.record_stream(self.consumer_stream)  # freed only after the consumer's work on it
-                self._stream().synchronize()  # the decoder's surfaces are reused by its next call
+                ready = torch.cuda.Event()
+                ready.record(self._stream())
+                self._local.previous = ready
         self._count("nvdec" if backend == "nvdec" else "cpu")
-        return SampleClips(sample, clips, [p.tolist() for p in plans], backend=backend)
+        return SampleClips(sample, clips, [p.tolist() for p in plans], backend=backend, ready=ready)
 
     def _on_cpu(self, sample: Sample) -> SampleClips:
         self._count("cpu")
@@ -236,66 +201,45 @@ class NvdecReader:
     def _on_stream(self):
         return torch.cuda.stream(self._stream()) if self.cuda else contextlib.nullcontext()
 
-    def _decode(self, path: str, indices: np.ndarray, info: StreamInfo) -> torch.Tensor:
-        """uint8 ``[len(indices), H, W, 3]`` on the GPU for source frame ``indices`` (any order, repeats)."""
-        wanted = sorted(set(int(i) for i in indices))
-        decoder = self._decoder(path)
-        surfaces = decoder.get_batch_frames_by_index(wanted)
-        if len(surfaces) != len(wanted):
-            raise RuntimeError(f"NVDEC returned {len(surfaces)} of {len(wanted)} frames")
-        with self._on_stream():
-            nv12 = torch.stack([torch.from_dlpack(s) for s in surfaces])  # [N, 3H/2, W] uint8, NV12
-            if tuple(nv12.shape[1:]) != (info.height * 3 // 2, info.width):
-                raise RuntimeError(f"NVDEC surface {tuple(nv12.shape[1:])} is not {info.width}x{info.height} NV12")
-            rgb = nv12_to_rgb(nv12, info.colourspace, info.full_range)  # [N, H, W, 3]
-            if info.rotation % 360:
-                # Counter-clockwise display rotation, as the CPU reader applies it with np.rot90 on [H, W, 3].
-                rgb = torch.rot90(rgb, k=(info.rotation // 90) % 4, dims=(1, 2))
-            position = {f: i for i, f in enumerate(wanted)}
-            order = torch.tensor([position[int(i)] for i in indices], device=rgb.device)
-            return rgb.index_select(0, order)
+    def _wait_for_previous(self) -> None:
+        """Wait (this thread only) until this thread's previous sample is converted: its surfaces are free again."""
+        previous = getattr(self._local, "previous", None)
+        if previous is not None:
+            previous.synchronize()
+            self._local.previous = None
 
-    def _pyav_frames(self, source, indices: np.ndarray) -> torch.Tensor:
-        """uint8 ``[len(indices), H, W, 3]`` on this reader's device, decoded by PyAV at the source's size: where NVDEC
-        failed on a stream it takes, PyAV's frames are the ones NVDEC gives (bit for bit), and the resize that
-        follows is the same GPU one, so a sample's tokens do not depend on whether NVDEC failed on it."""
-        frames = torch.from_numpy(source.get_frames(indices.tolist()))  # [N, H, W, 3], rotation applied
+    def _session(self) -> NvdecSession:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = NvdecSession(self.nvc, self.device, self._stream(), access=self.frame_access)
+            self._local.session = session
+            with self._count_lock:
+                self._sessions.append(session)
+        return session
+
+    def _decode(self, media: str | bytes, wanted: Sequence[int], info: StreamInfo) -> torch.Tensor:
+        """uint8 NV12 ``[len(wanted), 3H/2, W]`` on the device for sorted distinct source frames ``wanted``."""
+        suffix = os.path.splitext(media)[1] if isinstance(media, str) else ".mp4"
+        with self._on_stream():
+            nv12 = self._session().decode(media, wanted, suffix)
+        if tuple(nv12.shape[1:]) != (info.height * 3 // 2, info.width):
+            raise RuntimeError(f"NVDEC surface {tuple(nv12.shape[1:])} is not {info.width}x{info.height} NV12")
+        return nv12
+
+    def _pyav_nv12(self, source, wanted: Sequence[int]) -> torch.Tensor:
+        """What :meth:`_decode` gives, decoded by PyAV: for a stream NVDEC takes, its planes are NVDEC's bit for bit,
+        and the conversion and resize that follow are the same, so a sample's tokens do not depend on whether NVDEC
+        failed on it."""
+        frames = torch.from_numpy(pyav_nv12(source, wanted))  # [N, 3H/2, W]
         with self._on_stream():
             return frames.to(self.device)
 
-    def _decoder(self, path: str):
-        """This thread's decoder, pointed at ``path``: reconfigured when the thread has one, else a new one.
-
-        One decoder per thread: PyNvVideoCodec's ``reconfigure_decoder`` keeps its own cache of decoders for other
-        codecs and sizes. Keeping up to 4 of ours per thread as well (one per codec and size; 8 threads made ~30 per
-        build) was no faster on a mixed 1080p/4K/HEVC/portrait corpus, and in 3 of 10 passes on an H100 NVDEC failed
-        (``cuvidMapVideoFrame`` error 208, once as an abort inside PyNvVideoCodec); with one per thread, none in 13
-        (BENCHMARKS.md, runs 9 and 10)."""
-        nvc, decoder = self.nvc, getattr(self._local, "decoder", None)
-        if decoder is not None:
-            try:
-                decoder.reconfigure_decoder(path)
-                self._count("decoders_reconfigured")
-                return decoder
-            except Exception:  # noqa: BLE001 - another codec or a larger size than it was made for: a fresh decoder
-                self._drop_decoder()
-        decoder = nvc.SimpleDecoder(
-            path,
-            gpu_id=self.device.index if self.cuda else 0,
-            use_device_memory=True,
-            output_color_type=nvc.OutputColorType.NATIVE,
-            cuda_stream=self._stream().cuda_stream if self.cuda else 0,
-        )
-        self._local.decoder = decoder
-        self._count("decoders_created")
-        return decoder
-
-    def _drop_decoder(self) -> None:
-        """Forget this thread's decoder (freed with its surfaces once this thread's stream has finished with them)."""
-        if getattr(self._local, "decoder", None) is not None:
+    def _drop_session(self) -> None:
+        """Forget this thread's decoder session (freed with its surfaces once this thread's stream is done)."""
+        if getattr(self._local, "session", None) is not None:
             if self.cuda:
                 self._stream().synchronize()
-            self._local.decoder = None
+            self._local.session = None
 
     # ------------------------------------------------------------------ many samples
     def iter_samples(self, samples: Sequence[Sample]) -> Iterator[SampleClips]:
@@ -306,28 +250,27 @@ class NvdecReader:
             for sample in queue:
                 pending.append(pool.submit(self.read, sample))
                 if len(pending) >= 2 * self.threads:
-                    yield pending.popleft().result()
+                    yield self._hand_over(pending)
             while pending:
-                yield pending.popleft().result()
+                yield self._hand_over(pending)
+        counts = self.decoder_counts
         log.info(
             "nvdec: %d samples decoded on the GPU, %d read on the CPU (%d refused by NVDEC%s); decoders: %d created, "
-            "%d reconfigured for the next file",
+            "%d reconfigured for the next file; clips decoded ahead of the encoder: at most %.0f MiB",
             self.counts["nvdec"], self.counts["cpu"], len(self.refused),
             f", e.g. {next(iter(self.refused))}" if self.refused else "",
-            self.counts["decoders_created"], self.counts["decoders_reconfigured"],
+            counts["decoders_created"], counts["decoders_reconfigured"], self.peak_ahead_bytes / 2**20,
         )
 
+    def _hand_over(self, pending: deque) -> SampleClips:
+        """The oldest sample, ready for the consumer's stream (a GPU-side wait, no host synchronization)."""
+        ahead = sum(_clip_bytes(f.result()) for f in pending if f.done())
+        self.peak_ahead_bytes = max(self.peak_ahead_bytes, ahead)
+        item = pending.popleft().result()
+        if item.ready is not None and self.consumer_stream is not None:
+            self.consumer_stream.wait_event(item.ready)
+        return item
 
-@contextlib.contextmanager
-def _decodable_path(media: str | bytes, sample: Sample):
-    """A path PyNvVideoCodec can open: the file itself, or the sample's bytes in a temporary file in memory
-    (``/dev/shm`` where it exists), removed on exit."""
-    if isinstance(media, str):
-        yield media
-        return
-    folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    suffix = os.path.splitext(sample.media_name)[1]
-    with tempfile.NamedTemporaryFile(prefix="nct-nvdec-", suffix=suffix, dir=folder) as tmp:
-        tmp.write(media)
-        tmp.flush()
-        yield tmp.name
+
+def _clip_bytes(item: SampleClips) -> int:
+    return sum(clip.numel() * clip.element_size() for clip in item.clips if isinstance(clip, torch.Tensor))

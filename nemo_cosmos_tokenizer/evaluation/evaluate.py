@@ -139,7 +139,7 @@ def evaluate_videos(
     ``temporal_window``: in folder mode, the window length the reconstructions were made with (only to mark the
     window boundaries in the report). Returns an :class:`EvalReport` (write it with :meth:`EvalReport.write`).
     """
-    from ..data.video import MediaError
+    from ..media.failures import MediaError
     from .reconstruct import load_tokenizer, read_frames, reconstruct, resize_short_side
 
     if (tokenizer is None) == (reconstructions is None):

@@ -1,6 +1,6 @@
 """Reading inputs for evaluation, and reconstructing them with a tokenizer (keeping the discrete tokens).
 
-* :func:`read_frames`: every frame of a video (PyAV or decord through :mod:`nemo_cosmos_tokenizer.data.video`) or
+* :func:`read_frames`: every frame of a video (PyAV or decord through :mod:`nemo_cosmos_tokenizer.media`) or
   an image as a one-frame video, optionally with TokenBench's preprocessing.
 * :func:`load_tokenizer`: a released name, a local folder or a built-in (``tiny-random-dv8x16x16``) as the inference
   API's tokenizer (video or image family), with the precision, backend and fast path asked for.
@@ -51,7 +51,9 @@ def read_frames(path: str | os.PathLike, *, backend: str = "pyav", max_frames: i
 
     ``tokenbench``: TokenBench's preprocessing (:func:`tokenbench_preprocess`); ``max_frames``: keep the first ones.
     """
-    from ..data.video import MediaError, load_image, open_video
+    from ..media.decode import open_video
+    from ..media.failures import MediaError
+    from ..media.images import load_image
 
     path = str(path)
     if not os.path.exists(path):
@@ -92,8 +94,8 @@ def tokenbench_preprocess(frames: np.ndarray, fps: float | None) -> np.ndarray:
 
 def resize_short_side(frames: np.ndarray, short_size: int) -> np.ndarray:
     """``reconstruct-videos --short-size``: short side to ``short_size``, long side ``int(long * s / short + 0.5)``
-    bumped to even, antialiased bilinear (:func:`nemo_cosmos_tokenizer.data.video.resize_frames`)."""
-    from ..data.video import resize_frames
+    bumped to even, antialiased bilinear (:func:`nemo_cosmos_tokenizer.media.resize.resize_frames`)."""
+    from ..media.resize import resize_frames
 
     h, w = frames.shape[1:3]
     short, long = min(h, w), max(h, w)

@@ -12,7 +12,9 @@ import pytest
 
 from nemo_cosmos_tokenizer.cli.main import main
 from nemo_cosmos_tokenizer.data.manifest import Sample
-from nemo_cosmos_tokenizer.data.video import ClipSpec, open_video, plain_av_message, read_sample
+from nemo_cosmos_tokenizer.data.video import read_sample
+from nemo_cosmos_tokenizer.media.clips import ClipSpec
+from nemo_cosmos_tokenizer.media.decode import open_video, plain_av_message
 
 av = pytest.importorskip("av")
 BUILTIN = "tiny-random-dv8x16x16"
@@ -76,7 +78,7 @@ def test_encode_and_reconstruct_use_the_decodable_head(corrupt_tail, tmp_path, c
 
 
 def test_errors_in_words_and_no_decord_stderr(media_dir, capfd):
-    from nemo_cosmos_tokenizer.data.video import MediaError
+    from nemo_cosmos_tokenizer.media.failures import MediaError
 
     messages = []
     for backend in ("auto", "decord"):

@@ -86,7 +86,7 @@ def reference_tokens(network, path: Path) -> np.ndarray:
 def test_pixels_equal_an_independent_implementation(build):
     """The encoder's input, exactly (a one-pixel crop shift may leave a tiny network's 2 x 2 tokens unchanged)."""
     from nemo_cosmos_tokenizer.data.manifest import read_manifest
-    from nemo_cosmos_tokenizer.data.video import ClipSpec
+    from nemo_cosmos_tokenizer.media.clips import ClipSpec
 
     config, _, folder = build
     spec = ClipSpec(num_frames=FRAMES, height=HEIGHT, width=WIDTH, temporal_compression=8, spatial_compression=16)

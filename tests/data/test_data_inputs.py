@@ -9,15 +9,12 @@ import pytest
 from conformance_helpers import need_media
 
 from nemo_cosmos_tokenizer.data.manifest import ManifestError, read_manifest
-from nemo_cosmos_tokenizer.data.video import (
-    ClipSpec,
-    MediaError,
-    load_image,
-    open_video,
-    plan_clips,
-    read_sample,
-    resize_frames,
-)
+from nemo_cosmos_tokenizer.data.video import read_sample
+from nemo_cosmos_tokenizer.media.clips import ClipSpec, plan_clips
+from nemo_cosmos_tokenizer.media.decode import open_video
+from nemo_cosmos_tokenizer.media.failures import MediaError
+from nemo_cosmos_tokenizer.media.images import load_image
+from nemo_cosmos_tokenizer.media.resize import resize_frames
 
 BROKEN = {
     "broken_truncated.mp4": "truncated",

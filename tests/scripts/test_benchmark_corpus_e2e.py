@@ -47,3 +47,34 @@ def test_dry_run_gives_equal_shards_from_every_input_and_reports_stages(tmp_path
     assert diagnose["reader_samples"] == 5 and diagnose["reader_differing_clips"] == []
     assert diagnose["encoder_rerun_differing_positions"] == []
     assert isinstance(diagnose["encoder_moved_differing_tokens_by_clip"], dict)
+
+
+def test_ceiling_dry_run_measures_every_kind_and_session_count(tmp_path):
+    out = tmp_path / "ceiling.json"
+    cmd = [sys.executable, str(REPO / "scripts" / "benchmark_corpus_e2e.py"), "--dir", str(tmp_path / "corpus"),
+           "--device", "cpu", "--backend", "pyav", "--num-1080p", "2", "--num-4k", "1", "--num-hevc", "1",
+           "--num-portrait", "1", "--frames", "5", "--scale", "0.0625", "--per-shard", "2", "--make-procs", "1",
+           "--ceiling", "--ceiling-sessions", "1,2", "--ceiling-seconds", "0.1", "--out", str(out)]
+    proc = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["ceiling"]
+    assert [(r["kind"], r["sessions"]) for r in rows] == [
+        (k, n) for k in ("1080p", "4k", "hevc", "portrait") for n in (1, 2)]
+    for r in rows:
+        # every session decodes at least one whole file of 5 frames; the pixel rate follows from the kind's size
+        assert r["files"] >= r["sessions"] and r["frames"] == 5 * r["files"], r
+        assert r["frames_per_s"] > 0 and r["dec_percent"] is None  # no nvidia-smi on the CPU
+    by = {(r["kind"], r["sessions"]): r for r in rows}
+    px_1080p = by[("1080p", 1)]["gpx_per_s"] / by[("1080p", 1)]["frames_per_s"]
+    assert px_1080p * 1e9 == pytest.approx(66 * 120)  # 1080x1920 x 0.0625, even: 66 x 120
+    assert "1080p" in proc.stdout and "frames/s" in proc.stdout
+
+
+def test_ceiling_refuses_bad_session_counts(tmp_path):
+    cmd = [sys.executable, str(REPO / "scripts" / "benchmark_corpus_e2e.py"), "--dir", str(tmp_path / "corpus"),
+           "--device", "cpu", "--backend", "pyav", "--num-1080p", "1", "--num-4k", "0", "--num-hevc", "0",
+           "--num-portrait", "0", "--frames", "3", "--scale", "0.0625", "--make-procs", "1", "--ceiling",
+           "--ceiling-sessions", "0,x"]
+    proc = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "error: --ceiling-sessions takes a comma list" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "corpus").exists()  # refused before any work

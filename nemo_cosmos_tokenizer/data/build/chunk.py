@@ -24,7 +24,8 @@ import torch
 from ...interrupts import raise_if_interrupted
 from ..cosmos_ar import encode_unit_range
 from ..manifest import Sample
-from ..video import ClipSpec, SampleClips, read_sample
+from ...media.clips import ClipSpec
+from ..video import SampleClips, read_sample
 from ..video_tokenizer import VideoTokenizer
 from ..writer import ShardWriter, shard_files, sidecar_path, write_json_atomic
 from .plan import DATASET_FORMAT, FORMAT_VERSION, BuildContext, chunk_record
@@ -62,13 +63,13 @@ class _SampleReader:
 
 def _iter_samples(
     samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device,
-    read: Callable = read_sample, storage=None, nvdec_decodes: int | None = None,
+    read: Callable = read_sample, storage=None, nvdec_decodes: int | None = None, nvdec_resize: str = "exact",
 ) -> Iterator[SampleClips]:
     if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
         from ..nvdec import DEFAULT_THREADS, NvdecReader
 
         return NvdecReader(spec, device, num_workers or DEFAULT_THREADS, storage=storage,
-                           max_decodes=nvdec_decodes).iter_samples(samples)
+                           max_decodes=nvdec_decodes, resize=nvdec_resize).iter_samples(samples)
     reader = _SampleReader(samples, spec, backend, read, storage)
     if num_workers == 0:
         return (reader[i] for i in range(len(reader)))
@@ -143,7 +144,8 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
     items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers,
-                          context.video_tokenizer.device, context.read_sample, config.storage(), config.nvdec_decodes)
+                          context.video_tokenizer.device, context.read_sample, config.storage(), config.nvdec_decodes,
+                          config.nvdec_resize)
     for item in items:
         raise_if_interrupted()  # a Ctrl-C the runtime swallowed (in a reader's __del__) stops the chunk here
         if item.failure is not None:

@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional
 
 from ..cosmos_ar import COSMOS_AR, NVIDIA_SETTINGS
 from ..layout import PRESETS, TEMPLATES
-from ..video import BACKENDS, RESIZE_MODES, SHORT_VIDEO_POLICIES
+from ...media.clips import RESIZE_MODES, SHORT_VIDEO_POLICIES
+from ...media.decode import BACKENDS
 from ..video_tokenizer import DEFAULT_TOKENIZER
 
 __all__ = [
@@ -33,6 +34,8 @@ TEMPORAL_MODES = ("windows", "whole")
 LAYOUTS = PRESETS + (COSMOS_AR,)
 #: The builder's video backends: the CPU readers of :mod:`..video`, and ``nvdec`` (GPU decoding, :mod:`..nvdec`).
 VIDEO_BACKENDS = BACKENDS + ("nvdec",)
+#: How the ``nvdec`` backend turns NV12 surfaces into clips (:func:`nemo_cosmos_tokenizer.media.nvdec.nv12_to_clip`).
+NVDEC_RESIZE_KINDS = ("exact", "fused")
 
 
 class ConfigMismatchError(RuntimeError):
@@ -146,12 +149,20 @@ class BuildConfig:
 
     num_workers: int = 0
     """DataLoader worker processes decoding videos while the model encodes (0: decode inline); with
-    ``video_backend="nvdec"``, decoder threads (0: 8)."""
+    ``video_backend="nvdec"``, decoder threads (0: 14)."""
 
-    nvdec_decodes: int = 4
+    nvdec_decodes: int = 7
     """With ``video_backend="nvdec"``: NVDEC decodes in flight at once (the other decoder threads probe files
-    meanwhile). 4 was the fastest of 1/4/8/16 for 720p H.264 on an H100 (7 NVDEC engines); GPUs with fewer engines
-    (A100 5, L40S 3) may want fewer. Speed only: the frames, and so the output, do not depend on it."""
+    meanwhile): one per NVDEC engine of an H100 or H200 (7; A100 5, L4 4, L40S 3 may want fewer; ``python
+    scripts/benchmark_corpus_e2e.py --ceiling`` measures the rate per session count). Speed only: the frames, and
+    so the output, do not depend on it."""
+
+    nvdec_resize: str = "exact"
+    """With ``video_backend="nvdec"``: how NV12 surfaces become clips at the target size. ``exact``: swscale's
+    YUV->RGB arithmetic, then torch's float32 antialiased bilinear resize on the GPU (the tokens of earlier nvdec
+    builds). ``fused``: one Triton kernel from NV12 to the target size, written to repeat that arithmetic (needs
+    Triton); it is recorded in the config hash as a separate frame source until it is shown bit-identical on the
+    GPU."""
 
     fast: bool = False
     """Encode with :func:`nemo_cosmos_tokenizer.fast.optimize` (compiled on CUDA, checked against the eager network
@@ -192,6 +203,7 @@ class BuildConfig:
             "short_videos": SHORT_VIDEO_POLICIES,
             "resize_mode": RESIZE_MODES,
             "temporal_mode": TEMPORAL_MODES,
+            "nvdec_resize": NVDEC_RESIZE_KINDS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -28,7 +28,8 @@ from ..layout import TokenLayout
 from ..manifest import Sample
 from ..sources import InputPlan, plan_inputs, resolve_input
 from ..text import TextTokenizer, load_text_tokenizer
-from ..video import ClipSpec, SampleClips, read_sample
+from ...media.clips import ClipSpec
+from ..video import SampleClips, read_sample
 from ..video_tokenizer import VideoTokenizer, is_builtin_tokenizer, load_video_tokenizer
 from ..writer import read_json, require_megatron, shard_files, sidecar_path, write_json_atomic
 from .config import BuildConfig, ConfigMismatchError
@@ -93,6 +94,8 @@ class BuildContext:
     def frames_description(self) -> dict[str, Any]:
         spec = dataclasses.asdict(self.clip_spec)
         spec["video_backend"] = self.config.video_backend
+        if self.config.video_backend == "nvdec" and self.config.nvdec_resize != "exact":
+            spec["nvdec_resize"] = self.config.nvdec_resize  # recorded only where it differs from earlier builds
         return spec
 
     def plan(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ..failures import MediaError
+from ...media.failures import MediaError
 from ..manifest import Sample
 from .storage import FetchError, Storage, is_remote
 

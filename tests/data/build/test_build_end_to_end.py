@@ -303,6 +303,6 @@ def test_image_tokenizer_encodes_every_frame(media_dir, tmp_path):
 
 
 def _di_spec():
-    from nemo_cosmos_tokenizer.data.video import ClipSpec
+    from nemo_cosmos_tokenizer.media.clips import ClipSpec
 
     return ClipSpec(num_frames=3, height=32, width=48, spatial_compression=16)

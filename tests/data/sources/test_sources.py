@@ -15,7 +15,9 @@ from nemo_cosmos_tokenizer.data.sources import Columns, InputSpec, Storage, expa
 from nemo_cosmos_tokenizer.data.sources.storage import FetchError
 from nemo_cosmos_tokenizer.data.sources.table import iter_table_samples
 from nemo_cosmos_tokenizer.data.sources.tar import index_shard
-from nemo_cosmos_tokenizer.data.video import ClipSpec, MediaError, read_sample
+from nemo_cosmos_tokenizer.data.video import read_sample
+from nemo_cosmos_tokenizer.media.clips import ClipSpec
+from nemo_cosmos_tokenizer.media.failures import MediaError
 
 from corpus_inputs import add_member, s3_server, upload, write_parquet, write_shards
 

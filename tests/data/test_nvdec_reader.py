@@ -1,4 +1,4 @@
-"""The nvdec backend's reader (nemo_cosmos_tokenizer.data.nvdec).
+"""The nvdec backend's reader (nemo_cosmos_tokenizer.data.nvdec over nemo_cosmos_tokenizer.media.nvdec).
 
 On machines without NVDEC (CI), PyNvVideoCodec is replaced by a stand-in that hands out FFmpeg's decoded planes as
 NV12 surfaces, which is what NVDEC returns (checked on the GPU by the CUDA test below): every sample of the shared
@@ -17,31 +17,14 @@ import torch
 
 from nemo_cosmos_tokenizer.data.build import BuildConfig
 from nemo_cosmos_tokenizer.data.manifest import read_manifest
-from nemo_cosmos_tokenizer.data.nvdec import NvdecReader, probe_stream
-from nemo_cosmos_tokenizer.data.video import ClipSpec, read_sample
+from nemo_cosmos_tokenizer.data.nvdec import NvdecReader
+from nemo_cosmos_tokenizer.media.nvdec import probe_stream
+from nemo_cosmos_tokenizer.data.video import read_sample
+from nemo_cosmos_tokenizer.media.clips import ClipSpec
 
 av = pytest.importorskip("av")
 
-
-class _FakeSimpleDecoder:
-    """PyNvVideoCodec.SimpleDecoder's interface over PyAV: NV12 surfaces [3H/2, W] of the requested frames."""
-
-    def __init__(self, path, gpu_id=0, use_device_memory=True, output_color_type=None, cuda_stream=0):
-        self.reconfigure_decoder(path)
-
-    def reconfigure_decoder(self, path):
-        with av.open(path) as container:  # raises on broken files, as NVDEC's demuxer does
-            self.surfaces = []
-            for frame in container.decode(video=0):
-                y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes)
-                uv = np.stack([u, v], -1).reshape(u.shape[0], -1)  # interleaved U/V rows
-                self.surfaces.append(torch.from_numpy(np.ascontiguousarray(np.concatenate([y, uv]))))
-
-    def get_batch_frames_by_index(self, indices):
-        return [self.surfaces[i] for i in indices]
-
-
-FAKE_NVC = types.SimpleNamespace(SimpleDecoder=_FakeSimpleDecoder, OutputColorType=types.SimpleNamespace(NATIVE=0))
+from nvdec_fake import FAKE_NVC, FakeSimpleDecoder as _FakeSimpleDecoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +45,14 @@ def test_reader_gives_the_pyav_backend_samples(media_dir, size, caplog):
     assert f"{reader.counts['nvdec']} samples decoded on the GPU, {reader.counts['cpu']} read on the CPU" in caplog.text
     # each sample decoded on the stand-in made its thread's decoder or reconfigured it; a refused one may have done
     # either before failing, and a failure leaves its thread without a decoder (one more made later)
-    created, reconfigured = reader.counts["decoders_created"], reader.counts["decoders_reconfigured"]
+    created, reconfigured = reader.decoder_counts["decoders_created"], reader.decoder_counts["decoders_reconfigured"]
     assert 1 <= created <= 3 + len(reader.refused)
     assert reader.counts["nvdec"] <= created + reconfigured <= reader.counts["nvdec"] + len(reader.refused)
     assert f"decoders: {created} created, {reconfigured} reconfigured" in caplog.text
+    # the GPU memory held by clips not yet handed over is bounded by 2 x threads samples, and logged
+    sizes = sorted((sum(c.numel() for c in item.clips if isinstance(c, torch.Tensor)) for item in got), reverse=True)
+    assert 0 < reader.peak_ahead_bytes <= sum(sizes[: 2 * reader.threads])
+    assert f"clips decoded ahead of the encoder: at most {reader.peak_ahead_bytes / 2**20:.0f} MiB" in caplog.text
     assert [item.sample.index for item in got] == [s.index for s in samples]
     for sample, item in zip(samples, got):
         want = read_sample(sample, spec, "pyav")
@@ -99,7 +86,7 @@ def test_a_thread_reconfigures_its_one_decoder_for_every_kind(media_dir):
     reader = NvdecReader(spec, "cpu", threads=1, decoder_module=FAKE_NVC)
     got = list(reader.iter_samples([a, b, a, b, a]))
     assert [g.backend for g in got] == ["nvdec"] * 5
-    assert (reader.counts["decoders_created"], reader.counts["decoders_reconfigured"]) == (1, 4)
+    assert (reader.decoder_counts["decoders_created"], reader.decoder_counts["decoders_reconfigured"]) == (1, 4)
 
 
 def test_a_failed_decode_drops_the_decoder_and_pyav_gives_the_same_clips(media_dir):
@@ -115,11 +102,11 @@ def test_a_failed_decode_drops_the_decoder_and_pyav_gives_the_same_clips(media_d
             made.append(self)
             super().__init__(*args, **kwargs)
 
-        def get_batch_frames_by_index(self, indices):
+        def get_batch_frames(self, count):
             FailingOnce.calls += 1
             if FailingOnce.calls == 2:
                 raise RuntimeError("cuvidMapVideoFrame returned error 208")
-            return super().get_batch_frames_by_index(indices)
+            return super().get_batch_frames(count)
 
     nvc = types.SimpleNamespace(SimpleDecoder=FailingOnce, OutputColorType=FAKE_NVC.OutputColorType)
     samples = {s.id: s for s in read_manifest(media_dir / "captions.jsonl").samples}
@@ -148,14 +135,14 @@ def test_decodes_in_flight_are_capped(media_dir):
     running, most, lock = [0], [0], threading.Lock()
 
     class SlowDecoder(_FakeSimpleDecoder):
-        def get_batch_frames_by_index(self, indices):
+        def get_batch_frames(self, count):
             with lock:
                 running[0] += 1
                 most[0] = max(most[0], running[0])
             time.sleep(0.05)  # long enough for the other threads to try to decode meanwhile
             with lock:
                 running[0] -= 1
-            return super().get_batch_frames_by_index(indices)
+            return super().get_batch_frames(count)
 
     nvc = types.SimpleNamespace(SimpleDecoder=SlowDecoder, OutputColorType=FAKE_NVC.OutputColorType)
     samples = {s.id: s for s in read_manifest(media_dir / "captions.jsonl").samples}
@@ -165,21 +152,8 @@ def test_decodes_in_flight_are_capped(media_dir):
     assert reader.max_decodes == 2
     assert [item.backend for item in reader.iter_samples(group)] == ["nvdec"] * 8
     assert 1 <= most[0] <= 2
-    assert NvdecReader(spec, "cpu", threads=6, decoder_module=nvc).max_decodes == 4  # the default
+    assert NvdecReader(spec, "cpu", threads=16, decoder_module=nvc).max_decodes == 7  # the default: H100's engines
     assert NvdecReader(spec, "cpu", threads=3, decoder_module=nvc, max_decodes=8).max_decodes == 3  # threads bound it
-
-
-def test_probe_names_what_nvdec_cannot_take(media_dir):
-    def problem(name):
-        return probe_stream(str(media_dir / name)).nvdec_problem()
-
-    assert problem("cockatoo_hevc.mp4") is None
-    assert "pixel format yuv420p10le" in problem("pancake_hevc_main10.mp4")
-    assert "pixel format yuv444p" in problem("cockatoo_yuv444_mp3.mp4")
-    assert "odd size" in problem("dog_odd_638x359.webm")
-    assert "codec mjpeg" in problem("pancake_mjpeg_pcm.avi")
-    assert "h264 in matroska" in problem("pancake_h264_opus.mkv") and problem("pancake_vp9_opus.webm") is None
-    assert probe_stream(str(media_dir / "keyboard_rot90_3frames.mov")).rotation == -90
 
 
 def test_needs_a_gpu_and_the_backend_is_a_build_option():
@@ -252,27 +226,6 @@ def test_real_nvdec_failure_gives_the_clips_nvdec_would(media_dir, monkeypatch):
             assert x.device.type == "cuda" and torch.equal(x, y), g.sample.id
 
 
-def test_one_open_describes_the_frames_as_decoding_does(media_dir):
-    """``_pyav_open(describe=True)`` reads format, matrix, range and rotation without decoding where PyAV allows
-    (>= 19: display matrix in ``coded_side_data``): the values must be those of the first decoded frame."""
-    from nemo_cosmos_tokenizer.data.video import MediaError, _pyav_open
-
-    checked = 0
-    for path in sorted(media_dir.iterdir()):
-        try:
-            source = _pyav_open(str(path), describe=True)
-        except MediaError:
-            continue
-        with av.open(str(path)) as container:
-            frame = next(container.decode(container.streams[source._handle[1]]))
-        want = {"pix_fmt": frame.format.name, "width": frame.width, "height": frame.height,
-                "colorspace": int(frame.colorspace), "color_range": int(frame.color_range),
-                "rotation": int(frame.rotation or 0)}
-        assert {k: source.description[k] for k in want} == want, path.name
-        checked += 1
-    assert checked >= 20
-
-
 def test_builder_refuses_nvdec_off_the_gpu(tmp_path, media_dir):
     from media_build_inputs import make_build_inputs
 
@@ -318,8 +271,8 @@ def test_real_nvdec_build_writes_the_pyav_bytes(tmp_path, media_dir, temporal_mo
 
 
 def test_reader_takes_tar_members_from_memory(media_dir, tmp_path):
-    """Tar members (bytes in memory): probed by PyAV from the bytes, handed to the decoder as a temporary file of
-    that one sample (removed after), same clips as the pyav backend reading the same tar."""
+    """Tar members (bytes in memory): probed by PyAV from the bytes, handed to the decoder as bytes (no temporary
+    file left behind), same clips as the pyav backend reading the same tar."""
     import glob
     import tempfile
 
@@ -341,3 +294,24 @@ def test_reader_takes_tar_members_from_memory(media_dir, tmp_path):
         assert (item.failure and item.failure.reason) == (want.failure and want.failure.reason), sample.id
         for ours, theirs in zip(item.clips, want.clips):
             assert np.array_equal(np.asarray(ours), theirs), sample.id
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
+def test_real_reader_fused_resize_equals_exact(media_dir):
+    """The reader with ``resize="fused"`` (one Triton kernel) gives the ``exact`` path's clips bit for bit, through
+    many threads at once (clips handed over by CUDA events, no host synchronization per sample)."""
+    pytest.importorskip("PyNvVideoCodec")
+    pytest.importorskip("triton")
+    samples = read_manifest(media_dir / "captions.jsonl").samples
+    spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=64, width=96,
+                    temporal_compression=8, spatial_compression=2)
+    exact = list(NvdecReader(spec, "cuda", threads=7).iter_samples(samples))
+    reader = NvdecReader(spec, "cuda", threads=7, resize="fused")
+    fused = list(reader.iter_samples(samples))
+    assert reader.peak_ahead_bytes > 0
+    for a, b in zip(exact, fused):
+        assert (a.failure and a.failure.reason) == (b.failure and b.failure.reason), a.sample.id
+        assert a.backend == b.backend and a.frame_indices == b.frame_indices, a.sample.id
+        for x, y in zip(a.clips, b.clips):
+            assert torch.equal(torch.as_tensor(x).cpu(), torch.as_tensor(y).cpu()), a.sample.id

@@ -1,4 +1,4 @@
-"""YUV 4:2:0 -> RGB in torch (nemo_cosmos_tokenizer.data.yuv) against FFmpeg's own conversion through PyAV, pixel
+"""YUV 4:2:0 -> RGB in torch (nemo_cosmos_tokenizer.media.yuv) against FFmpeg's own conversion through PyAV, pixel
 for pixel: the arithmetic the nvdec backend applies to NVDEC's planes."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from nemo_cosmos_tokenizer.data.yuv import COLOURSPACES, nv12_to_rgb, swscale_coefficients, yuv420_to_rgb
+from nemo_cosmos_tokenizer.media.yuv import COLOURSPACES, nv12_to_rgb, swscale_coefficients, yuv420_to_rgb
 
 av = pytest.importorskip("av")
 pytestmark = pytest.mark.skipif(
