@@ -9,8 +9,10 @@ section for TRAINING.md (``report.md``), ``report.json``, one sampled mp4 and a 
    background; the caption says which), 17 x 128 x 128: a training set, a held-out set, and "other clips" (the same
    kind of scenes lit from one side under fixed stripes) with a held-out part of their own;
 2. ``scripts/train_tokenizer.py --config recipes/train_tokenizer_demo.yaml``: a DV tokenizer from scratch
-   (17 x 128 x 128 -> 3 x 8 x 8 tokens, 64,000 codes) for --minutes (a short first run measures the step rate, a
-   second run resumes to fill the budget) or exactly --max-steps; table: steps, minutes, held-out PSNR, SSIM, codes;
+   (17 x 128 x 128 -> 3 x 8 x 8 tokens, 64,000 codes) for exactly --max-steps, or within --minutes: a short first
+   run measures the step rate, then the same command resumes in chunks until the PSNR on a validation set reaches
+   --stop-psnr or the budget is spent; table: steps, minutes, PSNR and SSIM on held-out clips (never used for
+   stopping), codes in use;
 3. the same command with ``--init <final> --mode decoder`` on the other clips: their held-out PSNR before and after,
    and the ids of every held-out clip (both sets) encoded before and after, compared exactly;
 4. ``scripts/build_video_token_dataset.py --tokenizer <final>`` and ``scripts/train_gpt.py --config
@@ -23,10 +25,12 @@ Exit status 1 if an id changed in the decoder-only fine-tune, or (not with --cpu
 held-out PSNR >= 28 dB, fine-tuned PSNR above the start, >= 80 % of samples showing the caption's colour and
 direction.
 
+Use a fresh --work-dir: each training command resumes from the checkpoints it finds there.
+
 examples:
-  python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-demo --out $OUT/tok-demo            # ~14 min, one H100
-  python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-demo --minutes 5 --gpt-steps 600   # shorter
-  python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-smoke --cpu-smoke                  # plumbing, ~2 min CPU
+  python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-demo --out $OUT       # < 10 min on one H100 (estimate)
+  python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-demo --minutes 8 --stop-psnr 0 --gpt-steps 1000
+  python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-smoke --cpu-smoke     # the plumbing, minutes on a CPU
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,25 +68,31 @@ class Sizes:
     other_heldout_clips: int = 32
     frames: int = 17
     size: int = 128
-    minutes: float = 8.0
+    val_clips: int = 16
+    minutes: float = 5.0
     probe_steps: int = 300
-    finetune_steps: int = 600
-    gpt_steps: int = 800
-    captions: int = 24
+    chunk_seconds: float = 75.0
+    finetune_steps: int = 300
+    gpt_steps: int = 600
+    captions: int = 20
     samples_per_caption: int = 2
-    tokenizer_flags: tuple[tuple[str, ...], ...] = ()
+    tokenizer_flags: tuple[tuple[str, ...], ...] = (("--no-progress",),)
     """(flag, values...) added to both tokenizer runs (over recipes/train_tokenizer_demo.yaml)."""
+    finetune_flags: tuple[tuple[str, ...], ...] = (("--ema-decay", "0.99"),)
+    """(flag, values...) for the decoder-only fine-tune on top of those (the recipe's EMA 0.999 would keep most of
+    the starting decoder over a few hundred steps)."""
     gpt_flags: tuple[str, ...] = ()
     device: str = "auto"
 
 
 SMOKE = Sizes(
-    train_clips=24, heldout_clips=4, other_clips=6, other_heldout_clips=3, frames=9, size=64, minutes=0.0,
+    train_clips=24, heldout_clips=4, other_clips=6, other_heldout_clips=3, val_clips=3, frames=9, size=64,
     probe_steps=4, finetune_steps=3, gpt_steps=4, captions=2, samples_per_caption=1, device="cpu",
     tokenizer_flags=(("--channels", "8"), ("--channels-mult", "1", "1", "1"), ("--batch-size", "2"),
                      ("--warmup-steps", "1"), ("--eval-every", "100"), ("--save-every", "100"), ("--log-every", "2"),
                      ("--val-samples", "3"), ("--num-workers", "0"), ("--dtype", "float32"), ("--ema-decay", "0"),
                      ("--no-progress",)),
+    finetune_flags=(("--ema-decay", "0.99"),),
     gpt_flags=("--position-embedding", "learned_absolute", "--num-layers", "1", "--hidden-size", "32",
                "--num-attention-heads", "2", "--micro-batch-size", "4", "--eval-interval", "2", "--eval-batches",
                "1", "--log-interval", "2", "--save-interval", "100", "--num-workers", "0", "--warmup-steps", "1"),
@@ -93,6 +104,7 @@ def _run(cmd: list[str], log: Path, timings: dict[str, float], name: str) -> lis
     print(f"\n$ {shlex.join(cmd)}", flush=True)
     started, lines = time.perf_counter(), []
     with open(log, "a", encoding="utf-8") as f:
+        f.write(f"\n$ {shlex.join(cmd)}\n")
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:  # type: ignore[union-attr]
             f.write(line)
@@ -121,23 +133,31 @@ def _steps_per_second(log_file: Path, batch_size: int) -> float | None:
 
 
 def train_from_scratch(base: list[str], out_dir: Path, sizes: Sizes, minutes: float, max_steps: int | None,
-                       batch_size: int, log: Path, timings: dict[str, float]) -> tuple[dict, int]:
-    """Run ``base`` for ``max_steps``, or for about ``minutes`` in all: a first run of ``probe_steps`` measures the
-    step rate and the fixed cost of a run (start-up, held-out scoring, writing), then the same command resumes
-    from its checkpoint with the steps that fit the rest of the budget. Returns the CLI's result and the steps."""
+                       stop_psnr: float, batch_size: int, log: Path, timings: dict[str, float]) -> tuple[dict, int, str]:
+    """Run ``base`` for exactly ``max_steps``, or in chunks within about ``minutes``: a first run of ``probe_steps``
+    measures the step rate and the fixed cost of a run (start-up, validation, writing); then the same command resumes
+    from its checkpoint with ``--max-steps`` raised by what fits ``chunk_seconds`` (and the rest of the budget),
+    until the validation PSNR (``--val-input``, clips never reported as held-out) reaches ``stop_psnr`` or the
+    budget is spent. Returns the CLI's last result, the steps and why it stopped."""
     if max_steps is not None:
-        return _last_json(_run([*base, "--max-steps", str(max_steps)], log, timings, "tokenizer")), max_steps
-    began = time.perf_counter()
-    result = _last_json(_run([*base, "--max-steps", str(sizes.probe_steps)], log, timings, "tokenizer"))
-    elapsed = time.perf_counter() - began
-    rate = _steps_per_second(out_dir / "train_log.jsonl", batch_size) or sizes.probe_steps / elapsed
-    fixed = max(elapsed - sizes.probe_steps / rate, 0.0)
-    extra = int(rate * (minutes * 60 - elapsed - fixed)) // 50 * 50
-    print(f"  {rate:.2f} steps/s, {fixed:.0f} s fixed cost per run: {extra} more steps fit {minutes} minutes")
-    if extra <= 0:
-        return result, sizes.probe_steps
-    steps = sizes.probe_steps + extra
-    return _last_json(_run([*base, "--max-steps", str(steps)], log, timings, "tokenizer")), steps
+        return _last_json(_run([*base, "--max-steps", str(max_steps)], log, timings, "tokenizer")), max_steps, "--max-steps"
+    began, steps = time.perf_counter(), sizes.probe_steps
+    result = _last_json(_run([*base, "--max-steps", str(steps)], log, timings, "tokenizer"))
+    probe_seconds = time.perf_counter() - began
+    rate = _steps_per_second(out_dir / "train_log.jsonl", batch_size) or steps / probe_seconds
+    fixed = max(probe_seconds - steps / rate, 0.0)
+    print(f"  {rate:.2f} steps/s, {fixed:.0f} s fixed cost per run")
+    while True:
+        psnr = result.get("eval", {}).get("psnr")
+        if stop_psnr > 0 and psnr is not None and psnr >= stop_psnr:
+            return result, steps, f"validation PSNR {psnr:.2f} >= {stop_psnr:g} dB"
+        left = minutes * 60 - (time.perf_counter() - began) - fixed
+        extra = int(rate * min(left, sizes.chunk_seconds)) // 50 * 50
+        if extra < 50:
+            return result, steps, f"the {minutes:g}-minute budget"
+        steps += extra
+        print(f"  validation PSNR {psnr} dB after {steps - extra} steps: {extra} more ({left:.0f} s left)")
+        result = _last_json(_run([*base, "--max-steps", str(steps)], log, timings, "tokenizer"))
 
 
 def score(final_dir: str, manifest: str, device: str, limit: int | None = None) -> dict:
@@ -180,17 +200,19 @@ def sample_and_measure(run_dir: Path, captions: list[str], sizes: Sizes, out_dir
     """Sample ``samples_per_caption`` videos per caption, decode them with the dataset's (trained) tokenizer, and
     measure what each shows."""
     from nemo_cosmos_tokenizer.megatron.demo_content import analyse_clip, compare
-    from nemo_cosmos_tokenizer.megatron.demo_media import read_clip_set
+    from nemo_cosmos_tokenizer.megatron.demo_media import read_video
     from nemo_cosmos_tokenizer.megatron.sampling import sample_videos
 
+    import warnings
+
+    # megatron-core says once per import that Apex / Transformer Engine are missing; the log has it already.
+    warnings.filterwarnings("ignore", message=".*(Apex|Transformer Engine|cuda_graph_scope).*")
     rows = []
     for i, caption in enumerate(captions):
         result = sample_videos(run_dir, caption, out_dir / f"sample_{i:02d}.mp4", num_samples=sizes.samples_per_caption,
                                temperature=args.temperature, top_k=args.top_k, seed=i, device=sizes.device)
         for video in result.videos:
-            manifest = Path(video).with_suffix(".jsonl")
-            manifest.write_text(json.dumps({"path": Path(video).name, "text": caption}) + "\n")
-            frames = read_clip_set(manifest)[0][0]  # the mp4 sample_video.py wrote: [T, H, W, 3]
+            frames = read_video(video)  # the mp4 sample_video.py writes: [T, H, W, 3]
             content = analyse_clip(frames)
             rows.append({"caption": caption, "video": video, **compare(content, caption),
                          "measured": dataclasses.asdict(content)})
@@ -202,20 +224,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", required=True, help="clips, tokenizer runs, shards, GPT run and samples")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="report, logs, mp4, contact sheet (default $OUT)")
-    parser.add_argument("--minutes", type=float, help="time budget of the from-scratch tokenizer (default 8)")
+    parser.add_argument("--minutes", type=float, help="time budget of the from-scratch tokenizer (default 5)")
     parser.add_argument("--max-steps", type=int, help="train the tokenizer exactly this many steps (not --minutes)")
-    parser.add_argument("--finetune-steps", type=int, help="decoder-only fine-tune steps (default 600)")
-    parser.add_argument("--gpt-steps", type=int, help="GPT steps (default 800)")
-    parser.add_argument("--captions", type=int, help="held-out captions to sample (default 24)")
+    parser.add_argument("--finetune-steps", type=int, help="decoder-only fine-tune steps (default 300)")
+    parser.add_argument("--gpt-steps", type=int, help="GPT steps (default 600)")
+    parser.add_argument("--captions", type=int, help="held-out captions to sample (default 20, 2 samples each)")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--top-k", type=int, default=50, help="sample among the k most likely visual ids")
+    parser.add_argument("--stop-psnr", type=float, default=29.0,
+                        help="stop the --minutes training early once the validation PSNR reaches this (0: never)")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on CPU: checks the plumbing, no targets")
     args = parser.parse_args()
     sizes = SMOKE if args.cpu_smoke else Sizes()
     sizes = dataclasses.replace(sizes, **{k: v for k, v in (("finetune_steps", args.finetune_steps),
                                                             ("gpt_steps", args.gpt_steps), ("captions", args.captions))
                                           if v is not None})
-    if args.max_steps is None and args.cpu_smoke:
+    if args.max_steps is None and args.minutes is None and args.cpu_smoke:
         args.max_steps = sizes.probe_steps
     minutes = args.minutes if args.minutes is not None else sizes.minutes
 
@@ -234,16 +258,18 @@ def main() -> int:
                            other=True)
     other_val = write_clip_set(work / "clips" / "other_heldout", sizes.other_heldout_clips, seed=3, frames=sizes.frames,
                                size=sizes.size, other=True)
+    val = write_clip_set(work / "clips" / "val", sizes.val_clips, seed=4, frames=sizes.frames, size=sizes.size)
+    log = work / "demo.log"  # every command's output, in order
     timings["clips"] = time.perf_counter() - t0
 
     print("# 2. a tokenizer from scratch")
     scratch_dir = work / "tokenizer"
     batch = int(flags["--batch-size"][0]) if "--batch-size" in flags else 16  # the recipe's batch_size
     base = [py, "scripts/train_tokenizer.py", "--config", "recipes/train_tokenizer_demo.yaml", "--input",
-            train["manifest"], "--val-input", heldout["manifest"], "--output-dir", str(scratch_dir), *geometry,
+            train["manifest"], "--val-input", val["manifest"], "--output-dir", str(scratch_dir), *geometry,
             *device, *_flat(flags)]
-    scratch_cli, steps = train_from_scratch(base, scratch_dir, sizes, minutes, args.max_steps, batch,
-                                            work / "tokenizer.log", timings)
+    scratch_cli, steps, stopped = train_from_scratch(base, scratch_dir, sizes, minutes, args.max_steps,
+                                                     args.stop_psnr, batch, log, timings)
     scratch = str(scratch_cli["final_dir"])
     dev = "cuda" if sizes.device == "auto" and _cuda() else ("cpu" if sizes.device == "auto" else sizes.device)
     scratch_score = score(scratch, heldout["manifest"], dev)
@@ -254,8 +280,8 @@ def main() -> int:
         [py, "scripts/train_tokenizer.py", "--config", "recipes/train_tokenizer_demo.yaml", "--init", scratch,
          "--mode", "decoder", "--input", other["manifest"], "--val-input", other_val["manifest"], "--output-dir",
          str(tuned_dir), "--max-steps", str(sizes.finetune_steps), *geometry, *device,
-         *_flat({**flags, "--warmup-steps": ["0"]})],
-        work / "tokenizer_decoder.log", timings, "finetune"))
+         *_flat({**flags, "--warmup-steps": ["0"], **{f[0]: list(f[1:]) for f in sizes.finetune_flags}})],
+        log, timings, "finetune"))
     tuned = str(tuned_cli["final_dir"])
     other_before, other_after = (score(d, other_val["manifest"], dev) for d in (scratch, tuned))
     heldout_after = score(tuned, heldout["manifest"], dev)
@@ -270,10 +296,10 @@ def main() -> int:
     prefix, run_dir = work / "tokens" / "clips", work / "gpt"
     _run([py, "scripts/build_video_token_dataset.py", "--input", train["manifest"], "--text-tokenizer",
           train["text_tokenizer"], "--output-prefix", str(prefix), "--tokenizer", scratch, *geometry,
-          "--batch-size", "32", "--num-workers", "4", "--no-progress", *device], work / "build.log", timings, "build")
+          "--batch-size", "32", "--num-workers", "4", "--no-progress", *device], log, timings, "build")
     _run([py, "scripts/train_gpt.py", "--config", "recipes/train_gpt_demo.yaml", "--data-prefix", str(prefix),
           "--output-dir", str(run_dir), "--max-steps", str(sizes.gpt_steps), *device, *sizes.gpt_flags],
-         work / "train_gpt.log", timings, "train_gpt")
+         log, timings, "train_gpt")
     gpt = json.loads((run_dir / "summary.json").read_text())
 
     print(f"# 5. {sizes.captions} held-out captions x {sizes.samples_per_caption} samples, measured")
@@ -285,6 +311,7 @@ def main() -> int:
 
     report = {
         "sizes": dataclasses.asdict(sizes), "tokenizer_steps": steps, "minutes_budget": minutes,
+        "tokenizer_stopped_by": stopped, "stop_psnr": args.stop_psnr,
         "tokenizer": {k: v for k, v in scratch_score.items() if k != "ids"}, "tokenizer_cli_eval": scratch_cli["eval"],
         "finetune": {"steps": sizes.finetune_steps, "other_before": _plain(other_before),
                      "other_after": _plain(other_after), "heldout_after": _plain(heldout_after), "ids": ids_kept},
@@ -292,7 +319,7 @@ def main() -> int:
                                         "tokens_per_second", "parameters")},
         "samples": rows, "seconds": {k: round(v, 1) for k, v in timings.items()},
         "temperature": args.temperature, "top_k": args.top_k, "command": shlex.join(["python", *sys.argv]),
-        "device": _device_line(dev),
+        "device": _device_line(dev), "tokenizer_dir": scratch,
     }
     failures = write_outputs(report, work, Path(args.out) if args.out else None, smoke=args.cpu_smoke)
     for failure in failures:
@@ -303,7 +330,7 @@ def main() -> int:
 def write_outputs(report: dict, work: Path, out: Path | None, smoke: bool) -> list[str]:
     """``report.json``, ``report.md`` (the TRAINING.md section) and ``contact_sheet.png`` into ``work``, copied with
     the logs and one sampled mp4 into ``out``; prints the section; returns the missed targets."""
-    from nemo_cosmos_tokenizer.megatron.demo_media import contact_sheet, read_clip_set
+    from nemo_cosmos_tokenizer.megatron.demo_media import contact_sheet, read_video
     from nemo_cosmos_tokenizer.megatron.demo_report import missed_targets, report_markdown
 
     missed = missed_targets(report, smoke=smoke)
@@ -313,20 +340,24 @@ def write_outputs(report: dict, work: Path, out: Path | None, smoke: bool) -> li
     (work / "report.md").write_text(markdown)
     print("\n" + markdown)
     shown = report["samples"][:8]
-    clips = [read_clip_set(Path(s["video"]).with_suffix(".jsonl"))[0][0] for s in shown]
+    clips = [read_video(s["video"]) for s in shown]
     labels = [f"measured: {s['measured']['colour']}, {s['measured']['direction']} ({'ok' if s['match'] else 'WRONG'})"
               for s in shown]
     contact_sheet(clips, [s["caption"] for s in shown], work / "contact_sheet.png", labels=labels,
                   label_colour=lambda i: (0, 120, 0) if shown[i]["match"] else (200, 0, 0))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        files = [work / n for n in ("report.json", "report.md", "contact_sheet.png", "tokenizer.log",
-                                    "tokenizer_decoder.log", "build.log", "train_gpt.log")]
-        files += [work / "tokenizer" / "train_log.jsonl", work / "gpt" / "summary.json", Path(shown[0]["video"])]
-        for path in files:
+        # Seven files (the device machine hands back at most eight): the tokenizer's weights travel as one tar.
+        copies = {"report.json": work / "report.json", "report.md": work / "report.md",
+                  "contact_sheet.png": work / "contact_sheet.png", "demo.log": work / "demo.log",
+                  "tokenizer_train_log.jsonl": work / "tokenizer" / "train_log.jsonl",
+                  "gpt_summary.json": work / "gpt" / "summary.json", "sample.mp4": Path(shown[0]["video"])}
+        for name, path in copies.items():
             if path.exists():
-                shutil.copy(path, out / (path.name if path.name != "train_log.jsonl" else "tokenizer_train_log.jsonl"))
-        print(f"copied the report, logs, contact sheet and {Path(shown[0]['video']).name} to {out}")
+                shutil.copy(path, out / name)
+        with tarfile.open(out / "tokenizer_final.tar", "w") as tar:
+            tar.add(report["tokenizer_dir"], arcname="tokenizer_final")
+        print(f"copied the report, log, contact sheet, a sample, the tokenizer (tokenizer_final.tar) to {out}")
     return missed
 
 

@@ -3,7 +3,7 @@
 * :func:`write_clip_set`: clips of :func:`.demo.clip_specs` (any seed) as mp4 + ``captions.jsonl``, optionally
   seen through :func:`other_look` - the "other clips" a decoder-only fine-tune adapts to: the same scenes lit from
   one side and overlaid with fixed diagonal stripes, which a tokenizer trained on plain clips has never seen;
-* :func:`read_clip_set`: such a set back as uint8 frames, read as the training library reads held-out clips;
+* :func:`read_clip_set` / :func:`read_video`: such a set (or one video) back as uint8 frames;
 * :func:`contact_sheet`: sampled clips as a PNG grid, some frames of each in a row with its caption under it.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from .demo import DemoClip, clip_specs, render_clip
 
-__all__ = ["contact_sheet", "other_look", "read_clip_set", "write_clip_set"]
+__all__ = ["contact_sheet", "other_look", "read_clip_set", "read_video", "write_clip_set"]
 
 
 def other_look(frames: np.ndarray) -> np.ndarray:
@@ -63,17 +63,19 @@ def write_clip_set(directory: str | os.PathLike, count: int, *, seed: int, frame
     return {"manifest": str(manifest), "captions": [s.caption for s in specs], "specs": specs}
 
 
-def read_clip_set(manifest: str | os.PathLike, limit: Optional[int] = None) -> tuple[np.ndarray, list[str]]:
-    """The clips of a :func:`write_clip_set` manifest, uint8 ``[N, T, H, W, 3]``, and their captions."""
+def read_video(path: str | os.PathLike) -> np.ndarray:
+    """Every frame of a video file, uint8 ``[T, H, W, 3]`` (PyAV, as the builder reads it)."""
     from ..data.video import open_video
 
+    source = open_video(str(path), backend="pyav")
+    return source.get_frames(range(source.num_frames))
+
+
+def read_clip_set(manifest: str | os.PathLike, limit: Optional[int] = None) -> tuple[np.ndarray, list[str]]:
+    """The clips of a :func:`write_clip_set` manifest, uint8 ``[N, T, H, W, 3]``, and their captions."""
     rows = [json.loads(line) for line in Path(manifest).read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = rows[:limit] if limit is not None else rows
-    clips = []
-    for row in rows:
-        source = open_video(str(Path(manifest).parent / row["path"]), backend="pyav")
-        clips.append(source.get_frames(range(source.num_frames)))  # [T, H, W, 3]
-    return np.stack(clips), [row["text"] for row in rows]
+    return np.stack([read_video(Path(manifest).parent / row["path"]) for row in rows]), [row["text"] for row in rows]
 
 
 def contact_sheet(clips: Sequence[np.ndarray], captions: Sequence[str], path: str | os.PathLike, *,

@@ -69,6 +69,8 @@ def report_markdown(report: dict[str, Any], title: str = "Run N: a tokenizer tra
         "| steps | minutes | held-out PSNR (dB) | SSIM | codes in use |", "|---:|---:|---:|---:|---:|",
         f"| {report['tokenizer_steps']} | {minutes:.1f} | **{tok['psnr']:.2f}** (target >= {PSNR_TARGET:g}) | "
         f"{tok['ssim']:.4f} | {tok['codes_used']:,} of {tok['codebook_size']:,} ({tok['clips']} clips) |", "",
+        f"Training stopped at {report.get('tokenizer_stopped_by', '?')} (validation: other clips than the held-out "
+        "ones scored here).", "",
         f"**2. Decoder-only fine-tune** on the other clips ({ft['steps']} steps, encoder and quant_conv frozen):", "",
         "| tokenizer | other held-out PSNR (dB) | SSIM | held-out PSNR (dB) |", "|---|---:|---:|---:|",
         f"| from scratch | {ft['other_before']['psnr']:.2f} | {ft['other_before']['ssim']:.4f} | {tok['psnr']:.2f} |",
