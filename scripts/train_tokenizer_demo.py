@@ -69,13 +69,16 @@ class Sizes:
     frames: int = 17
     size: int = 128
     val_clips: int = 16
-    minutes: float = 5.0
+    minutes: float = 4.5
+    """Budget of the from-scratch tokenizer; the rest of the demo takes about 4 minutes on an H100 (estimate), and
+    one command on the project's GPU machines may run 10."""
     probe_steps: int = 300
-    chunk_seconds: float = 75.0
+    chunk_seconds: float = 90.0
     finetune_steps: int = 300
     gpt_steps: int = 600
     captions: int = 20
     samples_per_caption: int = 2
+    build_workers: int = 8
     tokenizer_flags: tuple[tuple[str, ...], ...] = (("--no-progress",),)
     """(flag, values...) added to both tokenizer runs (over recipes/train_tokenizer_demo.yaml)."""
     finetune_flags: tuple[tuple[str, ...], ...] = (("--ema-decay", "0.99"),)
@@ -87,7 +90,7 @@ class Sizes:
 
 SMOKE = Sizes(
     train_clips=24, heldout_clips=4, other_clips=6, other_heldout_clips=3, val_clips=3, frames=9, size=64,
-    probe_steps=4, finetune_steps=3, gpt_steps=4, captions=2, samples_per_caption=1, device="cpu",
+    probe_steps=4, finetune_steps=3, gpt_steps=4, captions=2, samples_per_caption=1, build_workers=0, device="cpu",
     tokenizer_flags=(("--channels", "8"), ("--channels-mult", "1", "1", "1"), ("--batch-size", "2"),
                      ("--warmup-steps", "1"), ("--eval-every", "100"), ("--save-every", "100"), ("--log-every", "2"),
                      ("--val-samples", "3"), ("--num-workers", "0"), ("--dtype", "float32"), ("--ema-decay", "0"),
@@ -167,9 +170,14 @@ def score(final_dir: str, manifest: str, device: str, limit: int | None = None) 
     import torch
 
     from nemo_cosmos_tokenizer.data.video_tokenizer import load_video_tokenizer
+    from nemo_cosmos_tokenizer.devices import deterministic_kernels
     from nemo_cosmos_tokenizer.evaluation.metrics import psnr_from_mse, squared_error_sums, ssim_frames
     from nemo_cosmos_tokenizer.megatron.demo_media import read_clip_set
 
+    # The ids of two tokenizers are compared bit for bit: the same weights must meet the same kernels (no cuDNN
+    # timing, which may pick another algorithm per process or call) in true float32 (no TF32).
+    deterministic_kernels()
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     clips, _ = read_clip_set(manifest, limit)  # [N, T, H, W, 3]
     tokenizer = load_video_tokenizer(final_dir, device, "float32", parts=("encoder", "decoder"))
     ids, psnrs, ssims = [], [], []
@@ -224,7 +232,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", required=True, help="clips, tokenizer runs, shards, GPT run and samples")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="report, logs, mp4, contact sheet (default $OUT)")
-    parser.add_argument("--minutes", type=float, help="time budget of the from-scratch tokenizer (default 5)")
+    parser.add_argument("--minutes", type=float, help="time budget of the from-scratch tokenizer (default 4.5)")
     parser.add_argument("--max-steps", type=int, help="train the tokenizer exactly this many steps (not --minutes)")
     parser.add_argument("--finetune-steps", type=int, help="decoder-only fine-tune steps (default 300)")
     parser.add_argument("--gpt-steps", type=int, help="GPT steps (default 600)")
@@ -235,6 +243,19 @@ def main() -> int:
                         help="stop the --minutes training early once the validation PSNR reaches this (0: never)")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on CPU: checks the plumbing, no targets")
     args = parser.parse_args()
+    for name in ("minutes", "max_steps", "finetune_steps", "gpt_steps", "captions"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be > 0, got {value}")
+    if args.minutes is not None and args.max_steps is not None:
+        parser.error("give --minutes or --max-steps, not both")
+    import importlib.util
+
+    if importlib.util.find_spec("nemo_cosmos_tokenizer.training") is None or \
+            not (REPO / "scripts" / "train_tokenizer.py").exists():
+        print("error: the tokenizer training library (nemo_cosmos_tokenizer.training, scripts/train_tokenizer.py) is "
+              "not in this checkout\nhint: use a checkout that has the train-tokenizer work merged", file=sys.stderr)
+        return 2
     sizes = SMOKE if args.cpu_smoke else Sizes()
     sizes = dataclasses.replace(sizes, **{k: v for k, v in (("finetune_steps", args.finetune_steps),
                                                             ("gpt_steps", args.gpt_steps), ("captions", args.captions))
@@ -296,7 +317,7 @@ def main() -> int:
     prefix, run_dir = work / "tokens" / "clips", work / "gpt"
     _run([py, "scripts/build_video_token_dataset.py", "--input", train["manifest"], "--text-tokenizer",
           train["text_tokenizer"], "--output-prefix", str(prefix), "--tokenizer", scratch, *geometry,
-          "--batch-size", "32", "--num-workers", "4", "--no-progress", *device], log, timings, "build")
+          "--batch-size", "32", "--num-workers", str(sizes.build_workers), "--no-progress", *device], log, timings, "build")
     _run([py, "scripts/train_gpt.py", "--config", "recipes/train_gpt_demo.yaml", "--data-prefix", str(prefix),
           "--output-dir", str(run_dir), "--max-steps", str(sizes.gpt_steps), *device, *sizes.gpt_flags],
          log, timings, "train_gpt")
