@@ -102,6 +102,7 @@ def _training_library_missing() -> str | None:
     return None
 
 
+@pytest.mark.slow  # about a minute on 2 idle cores: six commands start torch / megatron-core
 @pytest.mark.skipif(_training_library_missing() is not None,
                     reason=f"needs {_training_library_missing()} (nemo_cosmos_tokenizer.training comes with the "
                            "train-tokenizer branch; this test runs once it is merged)")
