@@ -102,7 +102,7 @@ def _training_library_missing() -> str | None:
     return None
 
 
-@pytest.mark.slow  # about a minute on 2 idle cores: six commands start torch / megatron-core
+@pytest.mark.slow  # six commands start torch / megatron-core: 4-5 min measured on 2 cores shared by ~6 jobs
 @pytest.mark.skipif(_training_library_missing() is not None,
                     reason=f"needs {_training_library_missing()} (nemo_cosmos_tokenizer.training comes with the "
                            "train-tokenizer branch; this test runs once it is merged)")
