@@ -204,9 +204,10 @@ def frozen_weights_equal(before: str, after: str) -> bool:
     return bool(keys) and all(k in b and a[k].dtype == b[k].dtype and bool((a[k] == b[k]).all()) for k in keys)
 
 
-def sample_and_measure(run_dir: Path, captions: list[str], sizes: Sizes, out_dir: Path, args) -> list[dict]:
+def sample_and_measure(run_dir: Path, captions: list[str], sizes: Sizes, out_dir: Path, args,
+                       stop_at: float | None = None) -> list[dict]:
     """Sample ``samples_per_caption`` videos per caption, decode them with the dataset's (trained) tokenizer, and
-    measure what each shows."""
+    measure what each shows; no new caption is started after ``time.perf_counter()`` passes ``stop_at``."""
     from nemo_cosmos_tokenizer.megatron.demo_content import analyse_clip, compare
     from nemo_cosmos_tokenizer.megatron.demo_media import read_video
     from nemo_cosmos_tokenizer.megatron.sampling import sample_videos
@@ -217,6 +218,9 @@ def sample_and_measure(run_dir: Path, captions: list[str], sizes: Sizes, out_dir
     warnings.filterwarnings("ignore", message=".*(Apex|Transformer Engine|cuda_graph_scope).*")
     rows = []
     for i, caption in enumerate(captions):
+        if stop_at is not None and time.perf_counter() > stop_at:
+            print(f"  --time-limit: sampling stops after {i} of {len(captions)} captions")
+            break
         result = sample_videos(run_dir, caption, out_dir / f"sample_{i:02d}.mp4", num_samples=sizes.samples_per_caption,
                                temperature=args.temperature, top_k=args.top_k, seed=i, device=sizes.device)
         for video in result.videos:
@@ -241,6 +245,9 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, default=50, help="sample among the k most likely visual ids")
     parser.add_argument("--stop-psnr", type=float, default=29.0,
                         help="stop the --minutes training early once the validation PSNR reaches this (0: never)")
+    parser.add_argument("--time-limit", type=float,
+                        help="minutes: sample no new caption after this minus half a minute, so the report is written "
+                             "inside a 10-minute device command (default 9.5; --cpu-smoke: none; 0: none)")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on CPU: checks the plumbing, no targets")
     args = parser.parse_args()
     for name in ("minutes", "max_steps", "finetune_steps", "gpt_steps", "captions"):
@@ -312,6 +319,15 @@ def main() -> int:
                 "other_heldout": bool(np.array_equal(other_before["ids"], other_after["ids"])),
                 "frozen_weights_equal": frozen_weights_equal(scratch, tuned)}
     print(f"  other held-out PSNR {other_before['psnr']:.2f} -> {other_after['psnr']:.2f} dB; ids unchanged: {ids_kept}")
+    if args.out:  # the tokenizer's results come back even if a later step runs out of time
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(
+            {"partial": "steps 1-3 only", "tokenizer_steps": steps, "tokenizer_stopped_by": stopped,
+             "tokenizer": _plain(scratch_score), "finetune": {"other_before": _plain(other_before),
+                                                             "other_after": _plain(other_after), "ids": ids_kept},
+             "seconds": {k: round(v, 1) for k, v in timings.items()}}, indent=1) + "\n")
+        _tar_tokenizer(scratch, out)
 
     print("# 4. shards with the trained tokenizer, and the GPT")
     prefix, run_dir = work / "tokens" / "clips", work / "gpt"
@@ -326,7 +342,9 @@ def main() -> int:
     print(f"# 5. {sizes.captions} held-out captions x {sizes.samples_per_caption} samples, measured")
     t0 = time.perf_counter()
     captions = heldout["captions"][: sizes.captions]
-    rows = sample_and_measure(run_dir, captions, sizes, work / "samples", args)
+    limit = args.time_limit if args.time_limit is not None else (0 if args.cpu_smoke else 9.5)
+    stop_at = started + 60 * (limit - 0.5) if limit else None  # room for the report
+    rows = sample_and_measure(run_dir, captions, sizes, work / "samples", args, stop_at)
     timings["sample"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
 
@@ -361,25 +379,34 @@ def write_outputs(report: dict, work: Path, out: Path | None, smoke: bool) -> li
     (work / "report.md").write_text(markdown)
     print("\n" + markdown)
     shown = report["samples"][:8]
-    clips = [read_video(s["video"]) for s in shown]
-    labels = [f"measured: {s['measured']['colour']}, {s['measured']['direction']} ({'ok' if s['match'] else 'WRONG'})"
-              for s in shown]
-    contact_sheet(clips, [s["caption"] for s in shown], work / "contact_sheet.png", labels=labels,
-                  label_colour=lambda i: (0, 120, 0) if shown[i]["match"] else (200, 0, 0))
+    if shown:
+        labels = [f"measured: {s['measured']['colour']}, {s['measured']['direction']} "
+                  f"({'ok' if s['match'] else 'WRONG'})" for s in shown]
+        contact_sheet([read_video(s["video"]) for s in shown], [s["caption"] for s in shown],
+                      work / "contact_sheet.png", labels=labels,
+                      label_colour=lambda i: (0, 120, 0) if shown[i]["match"] else (200, 0, 0))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        # Seven files (the device machine hands back at most eight): the tokenizer's weights travel as one tar.
+        # Seven files and the tokenizer's weights as one tar (the device machine hands back at most eight).
         copies = {"report.json": work / "report.json", "report.md": work / "report.md",
                   "contact_sheet.png": work / "contact_sheet.png", "demo.log": work / "demo.log",
                   "tokenizer_train_log.jsonl": work / "tokenizer" / "train_log.jsonl",
-                  "gpt_summary.json": work / "gpt" / "summary.json", "sample.mp4": Path(shown[0]["video"])}
+                  "gpt_summary.json": work / "gpt" / "summary.json"}
+        if shown:
+            copies["sample.mp4"] = Path(shown[0]["video"])
         for name, path in copies.items():
             if path.exists():
                 shutil.copy(path, out / name)
-        with tarfile.open(out / "tokenizer_final.tar", "w") as tar:
-            tar.add(report["tokenizer_dir"], arcname="tokenizer_final")
-        print(f"copied the report, log, contact sheet, a sample, the tokenizer (tokenizer_final.tar) to {out}")
+        _tar_tokenizer(report["tokenizer_dir"], out)
+        print(f"copied the report, log, contact sheet, a sample and the tokenizer (tokenizer_final.tar) to {out}")
     return missed
+
+
+def _tar_tokenizer(final_dir: str, out: Path) -> None:
+    tmp = out / "tokenizer_final.tar.tmp"
+    with tarfile.open(tmp, "w") as tar:
+        tar.add(final_dir, arcname="tokenizer_final")
+    tmp.replace(out / "tokenizer_final.tar")
 
 
 def _flat(flags: dict[str, list[str]]) -> list[str]:
