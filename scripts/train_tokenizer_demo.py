@@ -259,7 +259,8 @@ def main() -> int:
     import importlib.util
 
     if importlib.util.find_spec("nemo_cosmos_tokenizer.training") is None or \
-            not (REPO / "scripts" / "train_tokenizer.py").exists():
+            not (REPO / "scripts" / "train_tokenizer.py").exists() or \
+            not (REPO / "recipes" / "train_tokenizer_demo.yaml").exists():
         print("error: the tokenizer training library (nemo_cosmos_tokenizer.training, scripts/train_tokenizer.py) is "
               "not in this checkout\nhint: use a checkout that has the train-tokenizer work merged", file=sys.stderr)
         return 2
