@@ -91,7 +91,7 @@ class Sizes:
 SMOKE = Sizes(
     train_clips=24, heldout_clips=4, other_clips=6, other_heldout_clips=3, val_clips=3, frames=9, size=64,
     probe_steps=4, finetune_steps=3, gpt_steps=4, captions=2, samples_per_caption=1, build_workers=0, device="cpu",
-    tokenizer_flags=(("--channels", "8"), ("--channels-mult", "1", "1", "1"), ("--batch-size", "2"),
+    tokenizer_flags=(("--channels", "8"), ("--channels-mult", "1,1,1"), ("--batch-size", "2"),
                      ("--warmup-steps", "1"), ("--eval-every", "100"), ("--save-every", "100"), ("--log-every", "2"),
                      ("--val-samples", "3"), ("--num-workers", "0"), ("--dtype", "float32"), ("--ema-decay", "0"),
                      ("--no-progress",)),
@@ -275,7 +275,8 @@ def main() -> int:
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     py, timings, started = sys.executable, {}, time.perf_counter()
-    geometry = ["--num-frames", str(sizes.frames), "--resolution", str(sizes.size), str(sizes.size)]
+    geometry = ["--num-frames", str(sizes.frames), "--resolution", str(sizes.size), str(sizes.size)]  # the builder's
+    tok_geometry = ["--num-frames", str(sizes.frames), "--resolution", f"{sizes.size},{sizes.size}"]  # list flags: a,b
     device = ["--device", sizes.device] if sizes.device != "auto" else []
     flags = dict((f[0], list(f[1:])) for f in sizes.tokenizer_flags)
 
@@ -295,7 +296,7 @@ def main() -> int:
     scratch_dir = work / "tokenizer"
     batch = int(flags["--batch-size"][0]) if "--batch-size" in flags else 16  # the recipe's batch_size
     base = [py, "scripts/train_tokenizer.py", "--config", "recipes/train_tokenizer_demo.yaml", "--input",
-            train["manifest"], "--val-input", val["manifest"], "--output-dir", str(scratch_dir), *geometry,
+            train["manifest"], "--val-input", val["manifest"], "--output-dir", str(scratch_dir), *tok_geometry,
             *device, *_flat(flags)]
     scratch_cli, steps, stopped = train_from_scratch(base, scratch_dir, sizes, minutes, args.max_steps,
                                                      args.stop_psnr, batch, log, timings)
@@ -308,7 +309,7 @@ def main() -> int:
     tuned_cli = _last_json(_run(
         [py, "scripts/train_tokenizer.py", "--config", "recipes/train_tokenizer_demo.yaml", "--init", scratch,
          "--mode", "decoder", "--input", other["manifest"], "--val-input", other_val["manifest"], "--output-dir",
-         str(tuned_dir), "--max-steps", str(sizes.finetune_steps), *geometry, *device,
+         str(tuned_dir), "--max-steps", str(sizes.finetune_steps), *tok_geometry, *device,
          *_flat({**flags, "--warmup-steps": ["0"], **{f[0]: list(f[1:]) for f in sizes.finetune_flags}})],
         log, timings, "finetune"))
     tuned = str(tuned_cli["final_dir"])
