@@ -107,7 +107,7 @@ def _training_library_missing() -> str | None:
     return None
 
 
-@pytest.mark.slow  # six commands start torch / megatron-core: 2 min measured on 2 shared cores (4-5 min under heavy load)
+@pytest.mark.slow  # six commands start torch / megatron-core: 40 s to 2 min measured on 2 shared cores
 @pytest.mark.skipif(_training_library_missing() is not None,
                     reason=f"needs {_training_library_missing()} (the tokenizer training library; this test runs once "
                            "the train-tokenizer work is in the checkout)")
