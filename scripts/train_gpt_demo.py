@@ -8,6 +8,8 @@ summary.json and one sampled mp4 there.
 
 The video tokenizer is the built-in tiny-random-dv8x16x16 (no download; its tokens are a fixed function of the
 pixels but carry no visual meaning, so the decoded sample is noise-like: the point is the pipeline and the loss).
+With --tokenizer the shards use another one instead: a trained folder (scripts/train_tokenizer_demo.py's
+<work-dir>/tokenizer/final) or a released name.
 
 Without CUDA (or with --device cpu) it takes the CPU preset (--preset cpu): 64 clips of 64x64 and a 2-layer,
 64-wide model for 200 steps of 8 x 128 tokens instead of the recipe's 512 clips and 6 x 384 model (whose steps take
@@ -70,6 +72,9 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int, help="override the preset's / recipe's max_steps")
     parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs); >1 runs training under torchrun")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--tokenizer", default="tiny-random-dv8x16x16",
+                        help="video tokenizer of the shards: the built-in random one (default), a trained folder "
+                             "(config.json + model.safetensors) or a released name")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="copy the results here (default $OUT)")
     args = parser.parse_args()
     import torch
@@ -99,7 +104,7 @@ def main() -> int:
     print("# 2. build the shards")
     device_args = ["--device", args.device] if args.device != "auto" else []
     _run([py, "scripts/build_video_token_dataset.py", "--input", clips["manifest"], "--text-tokenizer",
-          clips["text_tokenizer"], "--output-prefix", str(prefix), "--tokenizer", "tiny-random-dv8x16x16",
+          clips["text_tokenizer"], "--output-prefix", str(prefix), "--tokenizer", args.tokenizer,
           "--resolution", str(args.size), str(args.size), "--num-frames", str(args.frames), "--batch-size",
           str(preset.build_batch_size), "--num-workers", str(preset.build_workers), "--no-progress", *device_args],
          work / "build.log", timings, "build")
