@@ -14,7 +14,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -75,11 +75,37 @@ def render_clip(spec: DemoClip, frames: int, size: int) -> np.ndarray:
     return out
 
 
-def _write(job: tuple[DemoClip, str, int, int, float]) -> None:
+def _write(job: tuple[DemoClip, str, int, int, float, Optional[Callable[[np.ndarray], np.ndarray]]]) -> None:
     from ..data.samples import write_video
 
-    spec, directory, frames, size, fps = job
-    write_video(render_clip(spec, frames, size), Path(directory) / spec.name, fps)
+    spec, directory, frames, size, fps, look = job
+    pixels = render_clip(spec, frames, size)
+    write_video(look(pixels) if look is not None else pixels, Path(directory) / spec.name, fps)
+
+
+def write_clip_set(
+    directory: str | os.PathLike, count: int, *, seed: int = 0, frames: int = 17, size: int = 128, fps: float = 12.0,
+    look: Optional[Callable[[np.ndarray], np.ndarray]] = None, workers: int | None = None,
+) -> dict[str, Any]:
+    """Write ``count`` clips of ``clip_specs(count, seed)`` (each ``[T, H, W, 3]`` uint8 passed through ``look``, a
+    module-level function so worker processes can take it, when given) and ``captions.jsonl`` into ``directory``;
+    returns ``{"manifest", "captions", "specs"}``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = clip_specs(count, seed, size)
+    jobs = [(s, str(out), frames, size, fps, look) for s in specs]
+    workers = min(workers or os.cpu_count() or 1, 16, max(count, 1))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write, jobs, chunksize=8))
+    else:
+        for job in jobs:
+            _write(job)
+    manifest = out / "captions.jsonl"
+    tmp = manifest.with_name(manifest.name + ".tmp")
+    tmp.write_text("".join(json.dumps({"path": s.name, "text": s.caption}) + "\n" for s in specs), encoding="utf-8")
+    tmp.replace(manifest)
+    return {"manifest": str(manifest), "captions": [s.caption for s in specs], "specs": specs}
 
 
 def make_training_clips(
@@ -89,21 +115,9 @@ def make_training_clips(
     """Write the clips, ``captions.jsonl`` and ``text_tokenizer.model`` into ``directory``; returns their paths."""
     from ..data.samples import train_sentencepiece
 
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    specs = clip_specs(count, seed, size)
-    jobs = [(s, str(out), frames, size, fps) for s in specs]
-    workers = workers or min(16, os.cpu_count() or 1)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write, jobs, chunksize=8))
-    else:
-        for job in jobs:
-            _write(job)
-    manifest = out / "captions.jsonl"
-    manifest.write_text("".join(json.dumps({"path": s.name, "text": s.caption}) + "\n" for s in specs), encoding="utf-8")
-    model = train_sentencepiece([s.caption for s in specs], out / "text_tokenizer")
-    return {"manifest": str(manifest), "text_tokenizer": str(model), "clips": count, "captions": [s.caption for s in specs]}
+    clips = write_clip_set(directory, count, seed=seed, frames=frames, size=size, fps=fps, workers=workers)
+    model = train_sentencepiece(clips["captions"], Path(directory) / "text_tokenizer")
+    return {"manifest": clips["manifest"], "text_tokenizer": str(model), "clips": count, "captions": clips["captions"]}
 
 
 @dataclass(frozen=True)

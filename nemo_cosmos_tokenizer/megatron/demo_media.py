@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .demo import DemoClip, clip_specs, render_clip
+from . import demo
 
 __all__ = ["contact_sheet", "other_look", "read_clip_set", "read_video", "write_clip_set"]
 
@@ -33,39 +32,17 @@ def other_look(frames: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _write(job: tuple[DemoClip, str, int, int, float, bool]) -> None:
-    from ..data.samples import write_video
-
-    spec, directory, frames, size, fps, other = job
-    pixels = render_clip(spec, frames, size)
-    write_video(other_look(pixels) if other else pixels, Path(directory) / spec.name, fps)
-
-
 def write_clip_set(directory: str | os.PathLike, count: int, *, seed: int, frames: int = 17, size: int = 128,
                    fps: float = 12.0, other: bool = False, workers: int | None = None) -> dict:
     """Write ``count`` clips of ``clip_specs(count, seed)`` (through :func:`other_look` if ``other``) and
     ``captions.jsonl`` into ``directory``; returns ``{"manifest", "captions", "specs"}``."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    specs = clip_specs(count, seed, size)
-    jobs = [(s, str(out), frames, size, fps, other) for s in specs]
-    workers = min(workers or os.cpu_count() or 1, 16, max(count, 1))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write, jobs, chunksize=8))
-    else:
-        for job in jobs:
-            _write(job)
-    manifest = out / "captions.jsonl"
-    tmp = manifest.with_name(manifest.name + ".tmp")
-    tmp.write_text("".join(json.dumps({"path": s.name, "text": s.caption}) + "\n" for s in specs), encoding="utf-8")
-    tmp.replace(manifest)
-    return {"manifest": str(manifest), "captions": [s.caption for s in specs], "specs": specs}
+    return demo.write_clip_set(directory, count, seed=seed, frames=frames, size=size, fps=fps,
+                               look=other_look if other else None, workers=workers)
 
 
 def read_video(path: str | os.PathLike) -> np.ndarray:
     """Every frame of a video file, uint8 ``[T, H, W, 3]`` (PyAV, as the builder reads it)."""
-    from ..data.video import open_video
+    from ..media.decode import open_video
 
     source = open_video(str(path), backend="pyav")
     return source.get_frames(range(source.num_frames))

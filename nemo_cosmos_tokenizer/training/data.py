@@ -29,12 +29,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-# The builder's readers (the one import block to change if they move).
-from ..data.failures import MediaError
+# The builder's inputs and readers: the same code reads what a build reads.
 from ..data.manifest import ManifestError, Sample
 from ..data.sources.media import load_media
 from ..data.sources.plan import InputPlan, InputSpec, plan_inputs
-from ..data.video import ClipSpec, frame_range, load_image, open_video, plan_clips, read_sample, resize_clip
+from ..data.video import read_sample
+from ..media.clips import ClipSpec, frame_range, plan_clips
+from ..media.decode import open_video
+from ..media.failures import MediaError
+from ..media.images import load_image
+from ..media.resize import resize_clip
 
 log = logging.getLogger(__name__)
 

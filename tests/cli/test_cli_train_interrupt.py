@@ -22,17 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def tiny_prefix(tmp_path_factory):
     """The demo inputs built at 32x32, 9 frames with the built-in tokenizer (6 documents)."""
-    from nemo_cosmos_tokenizer.data import BuildConfig
-    from nemo_cosmos_tokenizer.data.build import run_build
-    from nemo_cosmos_tokenizer.data.samples import make_sample_inputs
-    from nemo_cosmos_tokenizer.distributed import DistEnv
+    from build_helpers import build_tiny_demo
 
-    root = tmp_path_factory.mktemp("train_interrupt")
-    inputs = make_sample_inputs(root / "inputs")
-    config = BuildConfig(input=str(inputs.manifest), output_prefix=str(root / "tokens"),
-                         text_tokenizer=str(inputs.text_tokenizer), tokenizer="tiny-random-dv8x16x16",
-                         resolution=[32, 32], num_frames=9, device="cpu", progress=False)
-    run_build(config, env=DistEnv())
+    config, _ = build_tiny_demo(tmp_path_factory.mktemp("train_interrupt"))
     return config.output_prefix
 
 

@@ -10,17 +10,9 @@ pytest.importorskip("megatron.core")
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory):
     """The demo inputs (5 clips + 1 image, 6 documents) built at 32x32, 9 frames: grids of 2 x 2 x 2."""
-    from nemo_cosmos_tokenizer.data import BuildConfig
-    from nemo_cosmos_tokenizer.data.build import run_build
-    from nemo_cosmos_tokenizer.distributed import DistEnv
-    from nemo_cosmos_tokenizer.data.samples import make_sample_inputs
+    from build_helpers import build_tiny_demo
 
-    root = tmp_path_factory.mktemp("megatron_build")
-    inputs = make_sample_inputs(root / "inputs")
-    config = BuildConfig(input=str(inputs.manifest), output_prefix=str(root / "tokens"),
-                         text_tokenizer=str(inputs.text_tokenizer), tokenizer="tiny-random-dv8x16x16",
-                         resolution=[32, 32], num_frames=9, device="cpu", progress=False)
-    run_build(config, env=DistEnv())
+    config, _ = build_tiny_demo(tmp_path_factory.mktemp("megatron_build"))
     return config.output_prefix
 
 

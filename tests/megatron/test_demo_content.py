@@ -89,7 +89,7 @@ def test_survives_blur_and_noise():
 def test_survives_h264_round_trip(tmp_path):
     pytest.importorskip("av")
     from nemo_cosmos_tokenizer.data.samples import write_video
-    from nemo_cosmos_tokenizer.data.video import open_video
+    from nemo_cosmos_tokenizer.media.decode import open_video
 
     specs = _every_kind()[:8]
     contents = []

@@ -24,17 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def no_merge_build(tmp_path_factory):
     """The demo inputs (6 documents of 39-53 tokens) in chunks of 2, not merged: 3 shards of 92 tokens each."""
-    from nemo_cosmos_tokenizer.data import BuildConfig
-    from nemo_cosmos_tokenizer.data.build import run_build
-    from nemo_cosmos_tokenizer.data.samples import make_sample_inputs
-    from nemo_cosmos_tokenizer.distributed import DistEnv
+    from build_helpers import build_tiny_demo
 
-    root = tmp_path_factory.mktemp("no_merge")
-    inputs = make_sample_inputs(root / "inputs")
-    config = BuildConfig(input=str(inputs.manifest), output_prefix=str(root / "tokens"),
-                         text_tokenizer=str(inputs.text_tokenizer), tokenizer="tiny-random-dv8x16x16",
-                         resolution=[32, 32], num_frames=9, device="cpu", progress=False, chunk_size=2)
-    summary = run_build(config, merge=False, env=DistEnv())
+    config, summary = build_tiny_demo(tmp_path_factory.mktemp("no_merge"), merge=False, chunk_size=2)
     return config.output_prefix, summary
 
 
