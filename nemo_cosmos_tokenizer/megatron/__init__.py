@@ -18,11 +18,12 @@ use its split arithmetic, build datasets or models.
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .settings import MegatronSettings, SplitProblem, check_split, megatron_settings, suggest_split
+    from .settings import MegatronSettings, megatron_settings
+    from .splits import SplitProblem, check_split, suggest_split
     from .tokenizer import SidecarTokenizer
 
-_EXPORTS = {"MegatronSettings": "settings", "SplitProblem": "settings", "check_split": "settings",
-            "megatron_settings": "settings", "suggest_split": "settings", "SidecarTokenizer": "tokenizer"}
+_EXPORTS = {"MegatronSettings": "settings", "SplitProblem": "splits", "check_split": "splits",
+            "megatron_settings": "settings", "suggest_split": "splits", "SidecarTokenizer": "tokenizer"}
 
 
 def __getattr__(name: str):

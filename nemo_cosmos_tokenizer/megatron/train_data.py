@@ -12,7 +12,8 @@ import torch
 
 from .blend import blend_weights
 from .config import TrainConfig
-from .settings import check_split, data_paths, document_lengths, suggest_split
+from .settings import data_paths, document_lengths
+from .splits import check_split, suggest_split
 from .tokenizer import SidecarTokenizer
 
 

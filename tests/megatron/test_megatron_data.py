@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("megatron.core")
 
 from nemo_cosmos_tokenizer.megatron import SidecarTokenizer, check_split, megatron_settings, suggest_split  # noqa: E402
-from nemo_cosmos_tokenizer.megatron.settings import split_ranges  # noqa: E402
+from nemo_cosmos_tokenizer.megatron.splits import split_ranges  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
