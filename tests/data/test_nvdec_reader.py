@@ -170,6 +170,7 @@ def _host(clip) -> np.ndarray:
     return clip.cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
 def test_real_nvdec_equals_pyav(media_dir):
     pytest.importorskip("PyNvVideoCodec")
@@ -201,6 +202,7 @@ def test_real_nvdec_equals_pyav(media_dir):
     assert all(backends[n][1] for n in cpu_ok if backends[n][0] == "pyav"), backends
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
 def test_real_nvdec_failure_gives_the_clips_nvdec_would(media_dir, monkeypatch):
     """Where NVDEC fails on a stream it takes, PyAV decodes it at its size and the GPU resizes it: bit for bit the
@@ -244,6 +246,7 @@ def test_builder_refuses_nvdec_off_the_gpu(tmp_path, media_dir):
     assert not (root / "ds.chunks").exists()  # refused before any work was recorded
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
 @pytest.mark.parametrize("temporal_mode", ["windows", "whole"])
 def test_real_nvdec_build_writes_the_pyav_bytes(tmp_path, media_dir, temporal_mode):
