@@ -151,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-shard", type=int, default=32)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--backend", default="nvdec")
-    p.add_argument("--workers", type=int, default=14, help="nvdec decoder threads (or DataLoader processes; runs 7-10 "
-                   "used 8)")
+    p.add_argument("--workers", type=int, default=8, help="nvdec decoder threads (or DataLoader processes)")
     p.add_argument("--inputs", default="files,tar,s3", help="comma list of files, tar, s3")
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", default="bfloat16")
@@ -164,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="kernels chosen without timing (BuildConfig.deterministic, the default); --no-deterministic "
                         "times them (cudnn.benchmark, Inductor autotuning), which made builds of separate processes differ")
     p.add_argument("--decode-slots", type=int, default=None,
-                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 7: an H100 has 7 NVDEC "
-                        "engines; runs 7-10 used 4)")
+                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 4; 7, one per engine of an "
+                        "H100, met NVDEC error 208 in a build of run 11)")
     p.add_argument("--frame-access", default="runs", choices=("runs", "index"),
                    help="--stages only: how the reader's NVDEC sessions fetch frames (runs: sequential runs of "
                         "frames; index: get_batch_frames_by_index, the reader of runs 7-10)")

@@ -124,9 +124,9 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--batch-size", "batch_size", dict(type=int, help="clips per encoder call (default 8; 1 with --layout cosmos_ar)")),
     ("--temporal-mode", "temporal_mode", dict(choices=("windows", "whole"), help="windows (default): each clip in "
      "one encoder call; whole: each clip streamed as one causal sequence in bounded memory (long --num-frames)")),
-    ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0); nvdec: decoder threads (default 14)")),
+    ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0); nvdec: decoder threads (default 8)")),
     ("--nvdec-decodes", "nvdec_decodes", dict(type=int, metavar="N", help="nvdec: NVDEC decodes in flight at once "
-     "(default 7: one per decode engine of an H100; fewer on GPUs with fewer engines)")),
+     "(default 4; 7, one per decode engine of an H100, met NVDEC error 208 beside the encoder)")),
     ("--nvdec-resize", "nvdec_resize", dict(choices=("exact", "fused"), help="nvdec: exact (default): YUV->RGB then "
      "torch's antialiased resize; fused: one Triton kernel from NV12 to the target size (own config hash)")),
     ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512; 250 "

@@ -71,11 +71,13 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_THREADS", "INSTALL_HINT", "MAX_CONCURRENT_DECODES", "NVDEC_CODECS", "NvdecReader", "StreamInfo",
            "probe_stream", "require_nvdec", "stream_info"]
 
-#: Decoder threads: about two per NVDEC engine of an H100, so that some probe files while others decode.
-DEFAULT_THREADS = 14
-#: NVDEC calls in flight at once: one per engine of an H100 (7). Run 7 found 4 best for 34-frame 720p files decoded
-#: by random access with a new decoder per file; ``benchmark_corpus_e2e.py --ceiling`` measures it per source kind.
-MAX_CONCURRENT_DECODES = 7
+#: Decoder threads, two per decode in flight, so that some probe files while others decode. 8 threads with 4 decodes
+#: ran every build of runs 9-11 on an H100; 14 threads with 7 decodes ended a build in PyNvVideoCodec's C++ abort
+#: (``cuvidMapVideoFrame`` error 208) in run 11, as a per-thread cache of 4 decoders had in run 10.
+DEFAULT_THREADS = 8
+#: NVDEC calls in flight at once. An H100 has 7 decode engines and NVDEC alone scales to 7 sessions
+#: (``benchmark_corpus_e2e.py --ceiling``, BENCHMARKS.md run 11), but beside the encoder 7 met error 208 (above).
+MAX_CONCURRENT_DECODES = 4
 
 
 class NvdecReader:
@@ -133,7 +135,21 @@ class NvdecReader:
 
     # ------------------------------------------------------------------ one sample
     def read(self, sample: Sample) -> SampleClips:
-        """Clips of one sample, or a failure (never raises for bad media)."""
+        """Clips of one sample, or a failure (never raises for bad media), ready for use on the consumer's stream
+        (the CUDA stream that was current when the reader was made)."""
+        item = self._read(sample)
+        self._ready_for_consumer(item)
+        return item
+
+    def _ready_for_consumer(self, item: SampleClips) -> None:
+        """The consumer's stream waits (on the GPU, not the host) until the thread's stream has made the clips: a
+        caller that used them at once would otherwise read them half converted (seen on an H100: clips compared
+        straight after the read differed from the same clips made again)."""
+        if item.ready is not None and self.consumer_stream is not None:
+            self.consumer_stream.wait_event(item.ready)
+
+    def _read(self, sample: Sample) -> SampleClips:
+        """:meth:`read` without the hand-over to the consumer's stream (decode threads; :meth:`_hand_over` waits)."""
         spec = self.spec
         try:
             if sample.text is None or sample.failure_reason is not None or sample.is_image:
@@ -248,7 +264,7 @@ class NvdecReader:
             pending: deque = deque()
             queue = iter(samples)
             for sample in queue:
-                pending.append(pool.submit(self.read, sample))
+                pending.append(pool.submit(self._read, sample))
                 if len(pending) >= 2 * self.threads:
                     yield self._hand_over(pending)
             while pending:
@@ -267,8 +283,7 @@ class NvdecReader:
         ahead = sum(_clip_bytes(f.result()) for f in pending if f.done())
         self.peak_ahead_bytes = max(self.peak_ahead_bytes, ahead)
         item = pending.popleft().result()
-        if item.ready is not None and self.consumer_stream is not None:
-            self.consumer_stream.wait_event(item.ready)
+        self._ready_for_consumer(item)
         return item
 
 

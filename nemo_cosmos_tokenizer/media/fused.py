@@ -44,14 +44,15 @@ def aa_axis_formula(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Te
     support = scale if scale >= 1 else torch.tensor(1.0, dtype=f32)  # (filter size 2 * 0.5) * scale
     # invscale is computed as a double (1.0 / scale) and stored as float
     invscale = torch.tensor(1.0 / float(scale), dtype=f32) if scale >= 1 else torch.tensor(1.0, dtype=f32)
-    i = torch.arange(out_size, dtype=f32)
-    center = scale * (i + 0.5)  # [out]
-    xmin = torch.clamp((center - support + 0.5).to(torch.int64), min=0)  # float -> int truncates, as the C cast
-    xmax = torch.clamp((center + support + 0.5).to(torch.int64), max=in_size)
+    half_i = torch.arange(out_size, dtype=f32) + 0.5  # [out]; the center is scale * half_i, never rounded on its
+    # own: nvcc contracts `center - support`, `center + support` and `xmin - center` into one fused multiply-add each
+    # (seen on an H100: rounding the center first gave other spans for 1920 -> 2276 and 426 -> 416).
+    xmin = torch.clamp((_fma(half_i, scale, -support) + 0.5).to(torch.int64), min=0)  # float -> int truncates (C cast)
+    xmax = torch.clamp((_fma(half_i, scale, support) + 0.5).to(torch.int64), max=in_size)
     size = xmax - xmin
     taps = int(math.ceil(float(support))) * 2 + 1
     j = torch.arange(taps, dtype=f32)[None, :]  # [1, taps]
-    xmin_m_center = xmin.to(f32) - center  # [out]
+    xmin_m_center = _fma(-half_i, scale, xmin.to(f32))  # [out]
     x = ((j + xmin_m_center[:, None]) + 0.5) * invscale  # [out, taps]
     w = torch.clamp(1 - x.abs(), min=0)  # bilinear filter: 1 - |x| inside (-1, 1)
     w = torch.where(torch.arange(taps)[None, :] < size[:, None], w, torch.zeros((), dtype=f32))

@@ -149,11 +149,12 @@ class BuildConfig:
 
     num_workers: int = 0
     """DataLoader worker processes decoding videos while the model encodes (0: decode inline); with
-    ``video_backend="nvdec"``, decoder threads (0: 14)."""
+    ``video_backend="nvdec"``, decoder threads (0: 8)."""
 
-    nvdec_decodes: int = 7
+    nvdec_decodes: int = 4
     """With ``video_backend="nvdec"``: NVDEC decodes in flight at once (the other decoder threads probe files
-    meanwhile): one per NVDEC engine of an H100 or H200 (7; A100 5, L4 4, L40S 3 may want fewer; ``python
+    meanwhile). An H100 or H200 has 7 NVDEC engines and NVDEC alone scales to 7 sessions, but 7 beside the encoder
+    ended a build in NVDEC error 208 on an H100 (BENCHMARKS.md, run 11); 4 ran every build of runs 9-11 (``python
     scripts/benchmark_corpus_e2e.py --ceiling`` measures the rate per session count). Speed only: the frames, and
     so the output, do not depend on it."""
 
