@@ -43,18 +43,11 @@ def _fields():
 
 
 def _field_docs() -> dict[str, str]:
-    """The docstring under each TrainConfig field (the --help text of its flag)."""
-    import ast
-    import inspect
-
     from ..megatron.config import TrainConfig
 
-    body = ast.parse(inspect.getsource(TrainConfig)).body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(after.value.value).split()).replace("%", "%%")
-    return docs
+    from ._field_docs import field_docs
+
+    return field_docs(TrainConfig)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

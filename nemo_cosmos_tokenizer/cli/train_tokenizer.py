@@ -51,18 +51,11 @@ def _fields():
 
 
 def _field_docs() -> dict[str, str]:
-    """The docstring under each TokenizerTrainConfig field (the --help text of its flag)."""
-    import ast
-    import inspect
-
     from ..training.config import TokenizerTrainConfig
 
-    body = ast.parse(inspect.getsource(TokenizerTrainConfig)).body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(after.value.value).split()).replace("%", "%%")
-    return docs
+    from ._field_docs import field_docs
+
+    return field_docs(TokenizerTrainConfig)
 
 
 def _comma_list(item: type):
