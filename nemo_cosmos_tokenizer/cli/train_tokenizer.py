@@ -32,10 +32,10 @@ examples:
   nemo-cosmos-tokenizer train-tokenizer --config recipes/train_tokenizer_demo.yaml --input clips/ --output-dir runs/dv
   # fine-tune only the decoder of a released model (ids unchanged), 8 GPUs
   torchrun --nproc-per-node 8 scripts/train_tokenizer.py --init Cosmos-1.0-Tokenizer-DV8x16x16 --mode decoder \\
-      --input shards/{000000..000099}.tar --output-dir runs/dv-decoder --resolution 256,256 --num-frames 49
+      --input 'shards/{000000..000099}.tar' --output-dir runs/dv-decoder --resolution 256,256 --num-frames 49
   # any setting as key=value
   nemo-cosmos-tokenizer train-tokenizer --config recipes/train_tokenizer_demo.yaml --input clips/ \\
-      --output-dir runs/dv lr=2e-4 levels=[8,8,8,5,5,5] perceptual_weight=0.1
+      --output-dir runs/dv lr=2e-4 'levels=[8,8,8,5,5,5]' perceptual_weight=0.1
 """
 
 
