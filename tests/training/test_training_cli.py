@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training_helpers import TINY, tiny_network
+from training_helpers import TINY, cli_flags, tiny_network
 
 from nemo_cosmos_tokenizer.cli.main import main
 from nemo_cosmos_tokenizer.cli.train_tokenizer import build_parser, load_config
@@ -16,19 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _args(clips, out, **changes) -> list[str]:
-    settings = dict(TINY, **changes)
-    argv = ["train-tokenizer", "--input", str(clips), "--output-dir", str(out)]
-    for key, value in settings.items():
-        if value is None:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(flag if value else "--no-" + key.replace("_", "-"))
-        elif isinstance(value, list):
-            argv += [flag, ",".join(map(str, value))]
-        else:
-            argv += [flag, str(value)]
-    return argv
+    return ["train-tokenizer", "--input", str(clips), "--output-dir", str(out), *cli_flags(dict(TINY, **changes))]
 
 
 def _error(capsys, argv, hint: bool = True) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training_helpers import TINY, tiny_config
+from training_helpers import TINY, cli_flags, tiny_config
 
 from nemo_cosmos_tokenizer.hub.convert import load_pretrained
 from nemo_cosmos_tokenizer.training import train_tokenizer
@@ -22,18 +22,8 @@ EPS32 = torch.finfo(torch.float32).eps
 
 
 def _flags(config) -> list[str]:
-    args = []
-    for key, value in config.to_dict().items():
-        if value is None or key in ("progress",):
-            continue
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            args.append(flag if value else "--no-" + key.replace("_", "-"))
-        elif isinstance(value, list):
-            args += [flag, ",".join(map(str, value))]
-        else:
-            args += [flag, str(value)]
-    return args + ["--no-progress", "--log-level", "WARNING"]
+    settings = {k: v for k, v in config.to_dict().items() if k != "progress"}
+    return cli_flags(settings) + ["--no-progress", "--log-level", "WARNING"]
 
 
 @pytest.mark.slow  # torchrun starts two interpreters that import torch: ~30-60 s on a busy machine

@@ -30,3 +30,20 @@ def tiny_network(seed: int = 0):
                              channels_mult=(1, 2), num_res_blocks=1, z_channels=4, levels=(4, 4, 4))
     torch.manual_seed(seed)
     return build_tokenizer(config)
+
+
+def cli_flags(settings: dict) -> list[str]:
+    """``train-tokenizer`` flags for config fields: ``--name value``, ``--[no-]name`` for booleans, comma-joined
+    lists; ``None`` values are left out (the field's default)."""
+    argv: list[str] = []
+    for key, value in settings.items():
+        if value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + key.replace("_", "-"))
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, ",".join(map(str, value))]
+        else:
+            argv += [flag, str(value)]
+    return argv
