@@ -186,6 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail-nvdec-every", type=int, default=0, metavar="K",
                    help="make every K-th NVDEC decode of the builds fail (fault injection): such samples are decoded by "
                         "PyAV and resized on the GPU, and the build must still write the same bytes")
+    p.add_argument("--contention", action="store_true",
+                   help="before the builds: whether the reader's GPU steps wait for other queued work "
+                        "(scripts/decode_contention.py)")
+    p.add_argument("--consumer-streams", default="side",
+                   help="comma list: where the builds encode, 'side' (a stream of their own) and/or 'current' (the "
+                        "default stream); each value is built (see chunk.CONSUMER_STREAM)")
+    p.add_argument("--reader-priorities", default="-1",
+                   help="comma list of CUDA priorities of the decode threads' streams, each built (-1 high, 0 normal)")
+    p.add_argument("--memory-inputs", default="file",
+                   help="comma list for tar/s3 inputs: how members reach NVDEC, 'file' (/dev/shm) and/or 'bytes'")
     p.add_argument("--log-level", default="WARNING", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
@@ -196,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(name)s: %(message)s")
     logging.getLogger("megatron").setLevel(logging.WARNING)
 
-    from nemo_cosmos_tokenizer.data.build import BuildConfig, run_build
+    from nemo_cosmos_tokenizer.data import nvdec as nvdec_module
+    from nemo_cosmos_tokenizer.data.build import BuildConfig, chunk as chunk_module, run_build
     from nemo_cosmos_tokenizer.data.video_tokenizer import wrap_network
     from nemo_cosmos_tokenizer.data.writer import require_megatron
     from nemo_cosmos_tokenizer.distributed import DistEnv
@@ -238,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     server = None
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if args.contention:
+        results["contention"] = run_contention(root, src["rows"], vt, args, device)
     if args.stages:
         results["stages"] = time_stages(root, src["rows"], vt, args, device, sync)
     if args.diagnose:
@@ -246,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         _inject_nvdec_failures(args.fail_nvdec_every)
     try:
         kinds = [k for k in args.inputs.split(",") if k]
-        for kind in kinds:
+        for kind, (stream, priority, memory) in _variants(kinds, args):
+            chunk_module.CONSUMER_STREAM, nvdec_module.STREAM_PRIORITY, nvdec_module.MEMORY_INPUT = stream, priority, memory
+            variant = f"stream={stream} priority={priority}" + (f" memory={memory}" if kind != "files" else "")
             # A fresh folder per build, also across runs with the same --dir (a finished build would only be resumed,
             # in no time); the digests and differing documents then compare every build ever made there.
             name = next(c for c in (kind, *(f"{kind}-{k}" for k in range(2, 10_000))) if not (root / "builds" / c).exists())
@@ -277,12 +292,12 @@ def main(argv: list[str] | None = None) -> int:
             chunk_s = sum(r["seconds"] for r in records)
             # Whole build: index the input, read, decode, encode, write, merge (what a user waits for).
             fps = summary.frames / summary.seconds
-            r = {"input": name, "seconds": summary.seconds, "clips": summary.clips, "frames": summary.frames,
+            r = {"input": name, "variant": variant, "seconds": summary.seconds, "clips": summary.clips, "frames": summary.frames,
                  "clips_per_s": summary.clips / summary.seconds, "frames_per_s": fps, "of_encoder_only": fps / enc_fps,
                  "failed": summary.failed_samples, "chunk_frames_per_s": summary.frames / chunk_s,
                  "chunk_of_encoder_only": summary.frames / chunk_s / enc_fps}
             results["runs"].append(r)
-            print(f"{name:6s} {args.backend}:{args.workers}: {r['clips']} clips {r['frames']} frames in {r['seconds']:.1f} s: "
+            print(f"{name:6s} {args.backend}:{args.workers} {variant}: {r['clips']} clips {r['frames']} frames in {r['seconds']:.1f} s: "
                   f"{r['clips_per_s']:.1f} clips/s {r['frames_per_s']:.1f} frames/s = {r['of_encoder_only']:.0%} of "
                   f"encoder-only (chunk loop: {r['chunk_frames_per_s']:.1f} frames/s = {r['chunk_of_encoder_only']:.0%}), "
                   f"failed {r['failed']}", flush=True)
@@ -299,6 +314,31 @@ def main(argv: list[str] | None = None) -> int:
         Path(out).write_text(json.dumps(results, indent=1, default=str))
         print(f"# wrote {out}")
     return 0
+
+
+def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str]]]:
+    """(input kind, (consumer stream, reader priority, memory input)) for each build: every combination of the listed
+    values, the memory inputs only for inputs held in memory (tar, s3)."""
+    streams = [v for v in args.consumer_streams.split(",") if v]
+    priorities = [int(v) for v in args.reader_priorities.split(",") if v]
+    memories = [v for v in args.memory_inputs.split(",") if v]
+    return [(kind, (stream, priority, memory)) for kind in kinds for stream in streams for priority in priorities
+            for memory in (memories if kind != "files" else memories[:1])]
+
+
+def run_contention(root: Path, rows: list[dict], vt, args, device: torch.device) -> list[dict[str, Any]]:
+    """``--contention``: :func:`decode_contention.probe` on a 1080p H.264 file, reconfigured for a 4K one."""
+    from decode_contention import probe
+
+    from nemo_cosmos_tokenizer.media.decode import pyav_open
+    from nemo_cosmos_tokenizer.media.nvdec import nv12_to_clip, stream_info
+
+    paths = {Path(r["path"]).stem.split("-", 1)[1]: str(root / "videos" / r["path"]) for r in rows}
+    order = [paths[k] for k in ("1080p", "4k", "hevc") if k in paths]
+    infos = {p: stream_info(pyav_open(p, describe=True)) for p in order}
+    height, width = args.resolution
+    return probe(order[:2], lambda nv12, path: nv12_to_clip(nv12, infos[path], height, width, "crop", args.nvdec_resize),
+                 device.index or 0)
 
 
 def run_ceiling(root: Path, rows: list[dict], args, device: torch.device) -> int:

@@ -40,6 +40,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
@@ -75,6 +76,13 @@ __all__ = ["DEFAULT_THREADS", "INSTALL_HINT", "MAX_CONCURRENT_DECODES", "NVDEC_C
 #: ran every build of runs 9-11 on an H100; 14 threads with 7 decodes ended a build in PyNvVideoCodec's C++ abort
 #: (``cuvidMapVideoFrame`` error 208) in run 11, as a per-thread cache of 4 decoders had in run 10.
 DEFAULT_THREADS = 8
+#: CUDA priority of the decode threads' streams (lower is sooner; torch maps it into the device's range). Their work
+#: (NVDEC's surface copies, the conversion and resize) is small next to the encoder's convolutions, but a decode
+#: thread waits for it before it decodes its next sample; at the default priority it queued behind the encoder's
+#: kernels, and the decode engines sat idle while the encoder ran (see BENCHMARKS.md, issue 22).
+STREAM_PRIORITY = -1
+#: How media held in memory reach the decoder (:data:`nemo_cosmos_tokenizer.media.nvdec.MEMORY_INPUTS`).
+MEMORY_INPUT = "file"
 #: NVDEC calls in flight at once. An H100 has 7 decode engines and NVDEC alone scales to 7 sessions
 #: (``benchmark_corpus_e2e.py --ceiling``, BENCHMARKS.md run 11), but beside the encoder 7 met error 208 (above).
 MAX_CONCURRENT_DECODES = 4
@@ -92,6 +100,7 @@ class NvdecReader:
     def __init__(
         self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None,
         storage=None, max_decodes: int | None = None, resize: str = "exact", frame_access: str = "runs",
+        memory_input: str | None = None, stream_priority: int | None = None,
     ) -> None:
         device = torch.device(device)
         if device.type != "cuda" and decoder_module is None:
@@ -107,6 +116,10 @@ class NvdecReader:
         self.frame_access = frame_access
         """How sessions fetch frames (:data:`nemo_cosmos_tokenizer.media.nvdec.FRAME_ACCESS`; the same frames either
         way, ``runs`` decodes each frame once, in order)."""
+        self.memory_input = MEMORY_INPUT if memory_input is None else memory_input
+        """How tar members and objects reach the decoder (:data:`nemo_cosmos_tokenizer.media.nvdec.MEMORY_INPUTS`;
+        default :data:`MEMORY_INPUT`)."""
+        self.stream_priority = STREAM_PRIORITY if stream_priority is None else stream_priority
         self.cuda = device.type == "cuda"
         if self.cuda and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -120,9 +133,15 @@ class NvdecReader:
         self._sessions: list[NvdecSession] = []
         self.counts = {"nvdec": 0, "cpu": 0}
         """Samples decoded on the GPU / read on the CPU."""
+        self.seconds = {"probe": 0.0, "wait": 0.0, "decode": 0.0, "convert": 0.0, "cpu": 0.0}
+        """Thread time summed over the decode threads, by step: opening and planning (``probe``), waiting for the
+        previous sample's conversion and for a decode slot (``wait``), NVDEC (``decode``), launching the conversion
+        (``convert``), samples read on the CPU (``cpu``); logged by :meth:`iter_samples`."""
         self.refused: dict[str, str] = {}
         """Samples (by id) NVDEC failed on, with the error: decoded by PyAV instead (counted as read on the CPU)."""
         self.peak_ahead_bytes = 0
+        self.consumer_wait = 0.0
+        """Seconds the consumer (the encoder's thread) waited for the next sample in :meth:`iter_samples`."""
         """Most bytes of clips decoded but not yet handed to the consumer at once (:meth:`iter_samples`)."""
         self._count_lock = threading.Lock()
 
@@ -151,6 +170,7 @@ class NvdecReader:
     def _read(self, sample: Sample) -> SampleClips:
         """:meth:`read` without the hand-over to the consumer's stream (decode threads; :meth:`_hand_over` waits)."""
         spec = self.spec
+        clock = time.perf_counter()
         try:
             if sample.text is None or sample.failure_reason is not None or sample.is_image:
                 return self._on_cpu(sample)  # the CPU reader reports these failures with their reasons
@@ -170,10 +190,13 @@ class NvdecReader:
             return self._on_cpu(sample)
         wanted = sorted(set(np.concatenate(plans).tolist()))
         backend = "nvdec"
+        clock = self._add("probe", clock)
         self._wait_for_previous()
         try:
             with self._decode_slots:
+                clock = self._add("wait", clock)
                 nv12 = self._decode(media, wanted, info)  # [len(wanted), 3H/2, W] on the device
+                clock = self._add("decode", clock)
         except Exception as err:  # noqa: BLE001 - NVDEC refused the stream, or failed on it
             log.debug("nvdec could not decode %s (%s); decoding it with PyAV", sample.id, err)
             self._drop_session()  # a decoder that failed is not trusted with the next file
@@ -197,21 +220,33 @@ class NvdecReader:
                 ready = torch.cuda.Event()
                 ready.record(self._stream())
                 self._local.previous = ready
+        self._add("convert", clock)
         self._count("nvdec" if backend == "nvdec" else "cpu")
         return SampleClips(sample, clips, [p.tolist() for p in plans], backend=backend, ready=ready)
 
     def _on_cpu(self, sample: Sample) -> SampleClips:
         self._count("cpu")
-        return read_sample(sample, self.spec, "pyav", self.storage)
+        clock = time.perf_counter()
+        try:
+            return read_sample(sample, self.spec, "pyav", self.storage)
+        finally:
+            self._add("cpu", clock)
 
     def _count(self, key: str) -> None:
         with self._count_lock:
             self.counts[key] += 1
 
+    def _add(self, step: str, since: float) -> float:
+        """Add the time since ``since`` to ``step`` (:attr:`seconds`); returns now."""
+        now = time.perf_counter()
+        with self._count_lock:
+            self.seconds[step] += now - since
+        return now
+
     def _stream(self) -> torch.cuda.Stream | None:
         """This thread's CUDA stream (the decoder's and the conversion's); ``None`` off CUDA."""
         if self.cuda and getattr(self._local, "stream", None) is None:
-            self._local.stream = torch.cuda.Stream(self.device)
+            self._local.stream = torch.cuda.Stream(self.device, priority=self.stream_priority)
         return getattr(self._local, "stream", None)
 
     def _on_stream(self):
@@ -227,7 +262,8 @@ class NvdecReader:
     def _session(self) -> NvdecSession:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = NvdecSession(self.nvc, self.device, self._stream(), access=self.frame_access)
+            session = NvdecSession(self.nvc, self.device, self._stream(), access=self.frame_access,
+                                   memory_input=self.memory_input)
             self._local.session = session
             with self._count_lock:
                 self._sessions.append(session)
@@ -277,12 +313,16 @@ class NvdecReader:
             f", e.g. {next(iter(self.refused))}" if self.refused else "",
             counts["decoders_created"], counts["decoders_reconfigured"], self.peak_ahead_bytes / 2**20,
         )
+        log.info("nvdec threads' time: %s; the consumer waited %.2f s for samples",
+                 ", ".join(f"{step} {seconds:.2f} s" for step, seconds in self.seconds.items()), self.consumer_wait)
 
     def _hand_over(self, pending: deque) -> SampleClips:
         """The oldest sample, ready for the consumer's stream (a GPU-side wait, no host synchronization)."""
         ahead = sum(_clip_bytes(f.result()) for f in pending if f.done())
         self.peak_ahead_bytes = max(self.peak_ahead_bytes, ahead)
+        clock = time.perf_counter()
         item = pending.popleft().result()
+        self.consumer_wait += time.perf_counter() - clock
         self._ready_for_consumer(item)
         return item
 

@@ -8,7 +8,9 @@ WebM, in the colour matrices of :data:`.yuv.COLOURSPACES` (:meth:`StreamInfo.nvd
 is; PyNvVideoCodec's frame indices for H.264 in Matroska were found not to be PyAV's).
 
 How a session reads (:class:`NvdecSession`): one PyNvVideoCodec ``SimpleDecoder`` per session, pointed at the next
-file with ``reconfigure_decoder`` (from the file's bytes where the media are in memory: no ``/dev/shm`` copy), and
+file with ``reconfigure_decoder`` (media in memory - tar members, objects - go through a ``/dev/shm`` file by default:
+PyNvVideoCodec 2.2's ``reconfigure_decoder`` takes paths only, so bytes made a new decoder per sample, see
+:data:`MEMORY_INPUTS`), and
 the wanted frames decoded as runs of consecutive frames (``seek_to_index`` to a run's first frame unless the decoder
 is already there, then ``get_batch_frames``): no per-frame seek inside a run, small gaps decoded through. NVDEC's
 engines (7 on an H100) work in parallel only for concurrent sessions, so a reader runs several.
@@ -39,6 +41,11 @@ RESIZE_KINDS = ("exact", "fused")
 #: How a session fetches frames: ``runs`` (seek to a run's first frame, then decode it sequentially) or ``index``
 #: (``get_batch_frames_by_index``, the reader of runs 7-10, whose frames were checked against PyAV on an H100).
 FRAME_ACCESS = ("runs", "index")
+#: How a session hands media held in memory to the decoder: ``file`` (a ``/dev/shm`` file, so that the session's
+#: decoder is reconfigured for it like for any file) or ``bytes`` (``SimpleDecoder(bytes)``: no copy to a file, but
+#: PyNvVideoCodec 2.2.4 cannot reconfigure a decoder from bytes, so each sample made a new decoder: 128 for 128 tar
+#: members in BENCHMARKS.md run 11, where the tar build ran at half the files build's rate).
+MEMORY_INPUTS = ("file", "bytes")
 
 
 def require_nvdec():
@@ -125,9 +132,11 @@ class NvdecSession:
     """
 
     def __init__(self, nvc, device: torch.device, stream: torch.cuda.Stream | None, max_gap: int = MAX_GAP,
-                 access: str = "runs") -> None:
+                 access: str = "runs", memory_input: str = "file") -> None:
         if access not in FRAME_ACCESS:
             raise ValueError(f"frame access must be one of {FRAME_ACCESS}, got {access!r}")
+        if memory_input not in MEMORY_INPUTS:
+            raise ValueError(f"memory input must be one of {MEMORY_INPUTS}, got {memory_input!r}")
         self.nvc = nvc
         self.access = access
         self.device = device
@@ -136,9 +145,9 @@ class NvdecSession:
         self.decoder = None
         self.created = 0
         self.reconfigured = 0
-        self.from_memory = True
-        """Whether this session hands in-memory media to the decoder as bytes (it switches to a file in ``/dev/shm``
-        for good, retrying the sample, when the decoder refuses bytes with a ``TypeError``)."""
+        self.from_memory = memory_input == "bytes"
+        """Whether this session hands in-memory media to the decoder as bytes (:data:`MEMORY_INPUTS`; it switches to a
+        file in ``/dev/shm`` for good, retrying the sample, when the decoder refuses bytes with a ``TypeError``)."""
 
     def decode(self, media: str | bytes, wanted: Sequence[int], suffix: str = ".mp4") -> torch.Tensor:
         """uint8 ``[len(wanted), 3H/2, W]`` NV12 on the device for sorted distinct frame indices ``wanted``, in that

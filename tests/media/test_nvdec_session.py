@@ -100,7 +100,7 @@ def test_session_decodes_runs_sequentially_and_seeks_only_between_runs(media_dir
             super().__init__(*args, **kwargs)
 
     nvc = types.SimpleNamespace(SimpleDecoder=Counting, OutputColorType=FAKE_NVC.OutputColorType)
-    session = NvdecSession(nvc, torch.device("cpu"), None, max_gap=4)
+    session = NvdecSession(nvc, torch.device("cpu"), None, max_gap=4, memory_input="bytes")
     wanted = [0, 1, 2, 4, 6, 20, 21, 29]
     nv12 = session.decode(str(path), wanted)  # [N, 3H/2, W]
     assert torch.equal(nv12, torch.stack([every[i] for i in wanted]))
@@ -126,7 +126,7 @@ def test_session_switches_to_a_file_when_the_decoder_takes_paths_only(media_dir)
     path = media_dir / "plant_tiny_64x48.mp4"
     every = _all_surfaces(path)
     session = NvdecSession(types.SimpleNamespace(SimpleDecoder=PathsOnly, OutputColorType=FAKE_NVC.OutputColorType),
-                           torch.device("cpu"), None)
+                           torch.device("cpu"), None, memory_input="bytes")
     before = set(glob.glob("/dev/shm/nct-nvdec-*") + glob.glob(os.path.join("/tmp", "nct-nvdec-*")))
     for _ in range(3):  # made from bytes, then reconfigured: refused once, then files
         assert torch.equal(session.decode(path.read_bytes(), [0, 1]), torch.stack(every[:2]))

@@ -13,6 +13,7 @@ batch size. Per-sample problems (unreadable or too short videos) are recorded as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -33,6 +34,27 @@ from .plan import DATASET_FORMAT, FORMAT_VERSION, BuildContext, chunk_record
 log = logging.getLogger(__name__)
 
 __all__ = ["process_chunk", "run_chunks"]
+
+#: Which CUDA stream a chunk's encoding runs on: ``side`` (a stream of its own) or ``current`` (the caller's, usually
+#: the legacy default stream). Work queued on the legacy default stream is waited for by every operation any library
+#: issues on it (an implicit synchronization), e.g. inside a video decoder; on a stream of its own the encoder's
+#: queue holds up only what waits for it explicitly (see BENCHMARKS.md, issue 22).
+CONSUMER_STREAM = "side"
+_side_streams: dict = {}
+
+
+def consumer_stream(device: torch.device):
+    """A context that runs a chunk's GPU work on the stream :data:`CONSUMER_STREAM` names (nothing off CUDA)."""
+    if device.type != "cuda" or CONSUMER_STREAM == "current":
+        return contextlib.nullcontext()
+    if CONSUMER_STREAM != "side":
+        raise ValueError(f"CONSUMER_STREAM must be 'side' or 'current', got {CONSUMER_STREAM!r}")
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _side_streams:
+        _side_streams[index] = torch.cuda.Stream(torch.device("cuda", index))
+    stream = _side_streams[index]
+    stream.wait_stream(torch.cuda.current_stream(stream.device))  # after whatever the caller queued before
+    return torch.cuda.stream(stream)
 
 
 def _clips_as_tensors(item: SampleClips) -> SampleClips:
@@ -143,21 +165,22 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
     encoder = _Encoder(context.video_tokenizer, config.batch_size, config.temporal_mode)
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
-    items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers,
-                          context.video_tokenizer.device, context.read_sample, config.storage(), config.nvdec_decodes,
-                          config.nvdec_resize)
-    for item in items:
-        raise_if_interrupted()  # a Ctrl-C the runtime swallowed (in a reader's __del__) stops the chunk here
-        if item.failure is not None:
-            failures.append(_failure_entry(item))
-            log.debug("skip %s: %s (%s)", item.sample.id, item.failure.reason, item.failure.message)
-        else:
-            clip_counts[item.sample.index] = len(item.clips)
-            for c, clip in enumerate(item.clips):
-                encoder.add((item.sample.index, c), clip)
-        if progress is not None:
-            progress.update(1)
-    encoder.flush()
+    device = context.video_tokenizer.device
+    with consumer_stream(device):
+        items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers, device,
+                              context.read_sample, config.storage(), config.nvdec_decodes, config.nvdec_resize)
+        for item in items:
+            raise_if_interrupted()  # a Ctrl-C the runtime swallowed (in a reader's __del__) stops the chunk here
+            if item.failure is not None:
+                failures.append(_failure_entry(item))
+                log.debug("skip %s: %s (%s)", item.sample.id, item.failure.reason, item.failure.message)
+            else:
+                clip_counts[item.sample.index] = len(item.clips)
+                for c, clip in enumerate(item.clips):
+                    encoder.add((item.sample.index, c), clip)
+            if progress is not None:
+                progress.update(1)
+        encoder.flush()  # reads the indices back: the chunk's stream is done after this
 
     prefix = config.chunk_prefix(chunk_id)
     written: list[dict[str, Any]] = []
