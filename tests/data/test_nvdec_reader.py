@@ -318,3 +318,42 @@ def test_real_reader_fused_resize_equals_exact(media_dir):
         assert a.backend == b.backend and a.frame_indices == b.frame_indices, a.sample.id
         for x, y in zip(a.clips, b.clips):
             assert torch.equal(torch.as_tensor(x).cpu(), torch.as_tensor(y).cpu()), a.sample.id
+
+
+def test_one_reader_reads_across_chunks_and_logs_its_threads(media_dir, monkeypatch, caplog):
+    """A build's chunks share one nvdec reader (its threads read the next chunk while this one is encoded and
+    written): each chunk gets exactly its own samples, in order, as the pyav backend reads them; the reader is made
+    once, and its pass ends with the log of what it read and where its threads' time went."""
+    import functools
+
+    from nemo_cosmos_tokenizer.data import nvdec as nvdec_module
+    from nemo_cosmos_tokenizer.data.build import chunk as chunk_module
+
+    made = []
+
+    def reader(*args, **kwargs):
+        made.append(NvdecReader(*args, decoder_module=FAKE_NVC, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(nvdec_module, "NvdecReader", reader)
+    samples = read_manifest(media_dir / "captions.jsonl").samples[:9]
+    chunks = {0: samples[:3], 1: samples[3:5], 2: samples[5:]}
+    spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=32, width=48,
+                    temporal_compression=8, spatial_compression=2)
+    config = types.SimpleNamespace(video_backend="nvdec", num_workers=2, nvdec_decodes=None, nvdec_resize="exact",
+                                   storage=lambda: None)
+    context = types.SimpleNamespace(config=config, clip_spec=spec, chunk_samples=chunks.__getitem__,
+                                    video_tokenizer=types.SimpleNamespace(device=torch.device("cpu")))
+    shared = chunk_module._ChunkReader(context, [0, 1, 2])
+    with caplog.at_level("INFO", logger="nemo_cosmos_tokenizer.data.nvdec"):
+        for chunk_id, chunk_samples in chunks.items():
+            items = shared.items(chunk_samples)
+            for sample in chunk_samples:
+                item, want = next(items), read_sample(sample, spec, "pyav")
+                assert item.sample.index == sample.index
+                assert (item.failure and item.failure.reason) == (want.failure and want.failure.reason), sample.id
+                assert all(np.array_equal(np.asarray(a), b) for a, b in zip(item.clips, want.clips)), sample.id
+        shared.finish()
+    assert len(made) == 1 and sum(made[0].counts.values()) == len(samples)
+    assert "nvdec threads' time: probe" in caplog.text and "the consumer waited" in caplog.text
+    assert made[0].seconds["decode"] > 0 and made[0].consumer_wait >= 0

@@ -3,7 +3,9 @@
 A chunk is a fixed run of ``chunk_size`` manifest samples. :func:`run_chunks` turns each into its own shard
 ``<prefix>.chunks/chunk-<i:06d>.{bin,idx}`` (written under a temporary name, renamed when complete) and then its
 record ``chunk-<i:06d>.json`` (sample ids, counts, failures, config hash), written last: the record marks the chunk
-complete, so a killed writer leaves a chunk that the next run redoes.
+complete, so a killed writer leaves a chunk that the next run redoes. Reading, encoding and writing overlap: the
+``nvdec`` reader reads ahead across chunk boundaries, and a chunk's shard is written by a thread of its own while the
+next chunk is read and encoded, on a CUDA stream of its own (:func:`consumer_stream`).
 
 The bytes do not depend on who processed which chunk, on restarts, or on the chunk size: batches are formed inside
 a chunk, group clips of equal shape in manifest order, and always hold ``batch_size`` clips (a short last batch is
@@ -14,9 +16,11 @@ batch size. Per-sample problems (unreadable or too short videos) are recorded as
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -33,7 +37,7 @@ from .plan import DATASET_FORMAT, FORMAT_VERSION, BuildContext, chunk_record
 
 log = logging.getLogger(__name__)
 
-__all__ = ["process_chunk", "run_chunks"]
+__all__ = ["run_chunks"]
 
 #: Which CUDA stream a chunk's encoding runs on: ``side`` (a stream of its own) or ``current`` (the caller's, usually
 #: the legacy default stream). Work queued on the legacy default stream is waited for by every operation any library
@@ -158,30 +162,46 @@ def _failure_entry(item: SampleClips) -> dict[str, Any]:
     return entry
 
 
-def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, Any]:
-    config, layout, text = context.config, context.layout, context.text_tokenizer
-    samples = context.chunk_samples(chunk_id)
+class _ChunkTokens:
+    """What reading and encoding one chunk gave, for :func:`_write_chunk`."""
+
+    def __init__(self, chunk_id: int, samples: Sequence[Sample], encoder: _Encoder, clip_counts: dict[int, int],
+                 failures: list[dict[str, Any]], started: float) -> None:
+        self.chunk_id, self.samples, self.encoder = chunk_id, samples, encoder
+        self.clip_counts, self.failures, self.started = clip_counts, failures, started
+
+
+def _encode_chunk(context: BuildContext, chunk_id: int, samples: Sequence[Sample], items: Iterator[SampleClips],
+                  progress) -> _ChunkTokens:
+    """Take the chunk's ``len(samples)`` items from ``items`` (in sample order) and encode their clips; the indices
+    are read back to the host at the end (the chunk's one wait for the GPU)."""
+    config = context.config
     started = time.perf_counter()
     encoder = _Encoder(context.video_tokenizer, config.batch_size, config.temporal_mode)
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
-    device = context.video_tokenizer.device
-    with consumer_stream(device):
-        items = _iter_samples(samples, context.clip_spec, config.video_backend, config.num_workers, device,
-                              context.read_sample, config.storage(), config.nvdec_decodes, config.nvdec_resize)
-        for item in items:
-            raise_if_interrupted()  # a Ctrl-C the runtime swallowed (in a reader's __del__) stops the chunk here
-            if item.failure is not None:
-                failures.append(_failure_entry(item))
-                log.debug("skip %s: %s (%s)", item.sample.id, item.failure.reason, item.failure.message)
-            else:
-                clip_counts[item.sample.index] = len(item.clips)
-                for c, clip in enumerate(item.clips):
-                    encoder.add((item.sample.index, c), clip)
-            if progress is not None:
-                progress.update(1)
-        encoder.flush()  # reads the indices back: the chunk's stream is done after this
+    for sample in samples:
+        item = next(items)
+        raise_if_interrupted()  # a Ctrl-C the runtime swallowed (in a reader's __del__) stops the chunk here
+        if item.sample.index != sample.index:
+            raise RuntimeError(f"chunk {chunk_id}: the reader gave sample {item.sample.index} for {sample.index}")
+        if item.failure is not None:
+            failures.append(_failure_entry(item))
+            log.debug("skip %s: %s (%s)", item.sample.id, item.failure.reason, item.failure.message)
+        else:
+            clip_counts[item.sample.index] = len(item.clips)
+            for c, clip in enumerate(item.clips):
+                encoder.add((item.sample.index, c), clip)
+        if progress is not None:
+            progress.update(1)
+    encoder.flush()
+    return _ChunkTokens(chunk_id, samples, encoder, clip_counts, failures, started)
 
+
+def _write_chunk(context: BuildContext, tokens: _ChunkTokens) -> dict[str, Any]:
+    """Write the chunk's shard (temporary name, renamed when complete), then its record (which marks it complete)."""
+    config, layout, text = context.config, context.layout, context.text_tokenizer
+    chunk_id, samples, encoder, clip_counts = tokens.chunk_id, tokens.samples, tokens.encoder, tokens.clip_counts
     prefix = config.chunk_prefix(chunk_id)
     written: list[dict[str, Any]] = []
     with ShardWriter(prefix, layout.dtype) as writer:
@@ -197,7 +217,8 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
             written.append({"index": sample.index, "id": sample.id, "clips": clip_counts[sample.index], "documents": docs})
         num_documents, num_tokens = writer.num_documents, writer.num_tokens
     bin_path, idx_path = shard_files(prefix)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - tokens.started
+    failures = tokens.failures
     record = {
         "format": DATASET_FORMAT + "/chunk",
         "version": FORMAT_VERSION,
@@ -226,8 +247,45 @@ def process_chunk(context: BuildContext, chunk_id: int, progress) -> dict[str, A
     return record
 
 
+class _ChunkReader:
+    """Each chunk's items in turn (:meth:`items`). The ``nvdec`` reader reads all the chunks' samples in one pass, so
+    it reads the next chunk's first samples while this one's indices come back and its shard is written (its threads
+    and decoders stay up); the CPU readers start anew per chunk."""
+
+    def __init__(self, context: BuildContext, chunk_ids: Sequence[int]) -> None:
+        self.context = context
+        config, device = context.config, context.video_tokenizer.device
+        self.shared = None
+        if config.video_backend == "nvdec":
+            samples = itertools.chain.from_iterable(context.chunk_samples(c) for c in chunk_ids)  # lazily, by chunk
+            self.shared = _iter_samples(samples, context.clip_spec, "nvdec", config.num_workers, device,
+                                        storage=config.storage(), nvdec_decodes=config.nvdec_decodes,
+                                        nvdec_resize=config.nvdec_resize)
+
+    def items(self, samples: Sequence[Sample]) -> Iterator[SampleClips]:
+        if self.shared is not None:
+            return self.shared
+        config = self.context.config
+        return iter(_iter_samples(samples, self.context.clip_spec, config.video_backend, config.num_workers,
+                                  self.context.video_tokenizer.device, self.context.read_sample, config.storage()))
+
+    def finish(self) -> None:
+        """After the last chunk: end the shared reader's pass (it logs what it read and how its threads spent time)."""
+        if self.shared is not None:
+            for extra in self.shared:
+                raise RuntimeError(f"the reader gave sample {extra.sample.index} beyond the chunks' samples")
+
+    def close(self) -> None:
+        """Stop the shared reader's threads (after an error: samples read ahead are dropped)."""
+        if self.shared is not None:
+            self.shared.close()
+
+
 def run_chunks(context: BuildContext, chunk_ids: Iterable[int], *, progress: Any = None) -> list[dict[str, Any]]:
     """Process ``chunk_ids`` (skipping complete ones); returns the record of each chunk, in the given order.
+
+    A chunk's shard is written in a thread of its own while the next chunk is read and encoded (at most one shard
+    waits to be written); the bytes are those of processing the chunks one after another.
 
     ``progress``: ``True``/``False`` for this process's own tqdm bar (default ``context.config.progress``), or an
     object whose ``update(n)`` is called once per sample read (the distributed runner's global bar; not closed here).
@@ -243,16 +301,33 @@ def run_chunks(context: BuildContext, chunk_ids: Iterable[int], *, progress: Any
         from tqdm.auto import tqdm
 
         bar = tqdm(total=sum(context.chunk_length(c) for c in todo), unit="sample", desc="tokenizing")
-    records = {}
+    records: dict[int, dict[str, Any]] = {}
+
+    def finish(write: Future) -> None:
+        record = write.result()  # raises what the writer raised
+        records[record["chunk"]] = record
+        if own_bar and bar is not None:
+            bar.set_postfix(chunk=record["chunk"], failed=record["num_failed_samples"], refresh=False)
+
+    writing: Future | None = None
+    reader: _ChunkReader | None = None
     try:
-        for chunk_id in todo:
-            records[chunk_id] = process_chunk(context, chunk_id, bar)
-            if own_bar and bar is not None:
-                rec = records[chunk_id]
-                bar.set_postfix(chunk=chunk_id, failed=rec["num_failed_samples"], refresh=False)
+        with ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as writer, \
+                consumer_stream(context.video_tokenizer.device):
+            reader = _ChunkReader(context, todo)
+            for chunk_id in todo:
+                samples = context.chunk_samples(chunk_id)
+                tokens = _encode_chunk(context, chunk_id, samples, reader.items(samples), bar)
+                if writing is not None:
+                    finish(writing)  # at most one shard waits to be written
+                writing = writer.submit(_write_chunk, context, tokens)
+            reader.finish()
+            if writing is not None:
+                finish(writing)
+                writing = None
     finally:
+        if reader is not None:
+            reader.close()
         if own_bar and bar is not None:
             bar.close()
     return [records[c] if c in records else chunk_record(context.config, c, context.config_hash) for c in chunk_ids]
-
-

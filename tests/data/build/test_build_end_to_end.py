@@ -204,6 +204,33 @@ def test_resume_redoes_only_incomplete_chunks(work, reference, tmp_path):
     assert Path(f"{copy.output_prefix}.bin").stat().st_mtime_ns == stamp
 
 
+def test_a_failed_shard_write_stops_the_build_and_the_rerun_completes_it(work, reference, tmp_path, monkeypatch):
+    """Shards are written by a thread of their own while the next chunk is encoded: an error there stops the build
+    with that error, the chunks written before it stay complete, the failed one has no record, and a rerun redoes
+    only what is missing and gives the same bytes."""
+    from nemo_cosmos_tokenizer.data.build import chunk as chunk_module
+
+    config, _ = reference
+    fresh = BuildConfig(**{**vars(config), "output_prefix": str(tmp_path / "fails" / "ds")})
+    write = chunk_module._write_chunk
+
+    def failing(context, tokens):
+        if tokens.chunk_id == 2:
+            raise OSError("disk full (injected)")
+        return write(context, tokens)
+
+    monkeypatch.setattr(chunk_module, "_write_chunk", failing)
+    context = prepare_build(fresh, video_tokenizer=work["tokenizer"])
+    total = len(context.pending_chunks())
+    with pytest.raises(OSError, match="disk full"):
+        run_chunks(context, context.pending_chunks())
+    # chunk 3 was encoded while chunk 2 was being written, and is not written once chunk 2's write has failed
+    assert context.pending_chunks() == list(range(2, total))
+    monkeypatch.setattr(chunk_module, "_write_chunk", write)
+    assert _build(fresh, video_tokenizer=work["tokenizer"]).chunks_run == total - 2
+    assert _bytes(fresh.output_prefix) == _bytes(config.output_prefix)
+
+
 def test_changed_configuration_is_refused(work, media_dir, reference, tmp_path):
     config, _ = reference
     copy = _copy_output(config, tmp_path / "out")
