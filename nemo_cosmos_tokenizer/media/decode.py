@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import mp4
 from .failures import MediaError
 from .images import as_file
 
@@ -113,6 +114,9 @@ def _is_attached_picture(stream) -> bool:
 
 #: Containers whose index (MP4/MOV ``stsz``: one entry per sample) gives the frame count without demuxing.
 INDEXED_CONTAINERS = ("mov", "mp4")
+#: Codecs whose frames are rotated only by a container's display matrix (PyAV also turns JPEG frames by their EXIF
+#: orientation, which no container header shows).
+VIDEO_CODECS = ("h264", "hevc", "vp9", "av1")
 
 
 def pyav_open(path: str | bytes, describe: bool = False, counting: str = "demux") -> VideoSource:
@@ -140,6 +144,10 @@ def pyav_open(path: str | bytes, describe: bool = False, counting: str = "demux"
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         promised = int(stream.frames or 0)
         description = _describe_stream(stream) if describe else None
+        if (description is not None and "rotation" not in description and description["codec"] in VIDEO_CODECS
+                and any(name in INDEXED_CONTAINERS for name in container.format.name.split(","))
+                and mp4.unrotated(path)):
+            description["rotation"] = 0  # no display matrix in the file: no frame to decode for it (see .mp4)
         need_frame = description is not None and "rotation" not in description  # see _describe_stream
         first = None
         from_index = (counting == "index" and promised > 0
@@ -209,7 +217,7 @@ def _describe_stream(stream) -> dict:
                    "colorspace": int(cc.colorspace), "color_range": int(cc.color_range)}
     side_data = getattr(cc, "coded_side_data", None)
     # Only for video codecs: PyAV also rotates JPEG frames by their EXIF orientation, which is no stream side data.
-    if (isinstance(side_data, dict) and description["codec"] in ("h264", "hevc", "vp9", "av1")
+    if (isinstance(side_data, dict) and description["codec"] in VIDEO_CODECS
             and not any("display" in str(key).lower() for key in side_data)):
         description["rotation"] = 0
     return description
