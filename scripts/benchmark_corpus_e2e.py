@@ -194,11 +194,20 @@ def main(argv: list[str] | None = None) -> int:
                         "default stream); each value is built (see chunk.CONSUMER_STREAM)")
     p.add_argument("--reader-priorities", default="-1",
                    help="comma list of CUDA priorities of the decode threads' streams, each built (-1 high, 0 normal)")
+    p.add_argument("--probe-threads", default=None,
+                   help="comma list of nvdec probe thread counts, each built (default: the reader's PROBE_THREADS)")
+    p.add_argument("--decode-slots-list", default=None,
+                   help="comma list of --decode-slots values, each built (the first one is used by --stages)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="list every source this many times in the files input (a longer build of the same mix, for "
+                        "its steady rate: start-up and the last batches weigh less)")
     p.add_argument("--memory-inputs", default="file",
                    help="comma list for tar/s3 inputs: how members reach NVDEC, 'file' (/dev/shm) and/or 'bytes'")
     p.add_argument("--log-level", default="WARNING", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
+    if args.decode_slots_list and not args.decode_slots:
+        args.decode_slots = int(args.decode_slots_list.split(",")[0])
     if args.ceiling and _session_counts(args.ceiling_sessions) is None:
         p.error(f"--ceiling-sessions takes a comma list of positive counts (e.g. 1,2,4,7,8,14), got {args.ceiling_sessions!r}")
     if args.fail_nvdec_every < 0:
@@ -257,17 +266,22 @@ def main(argv: list[str] | None = None) -> int:
         results["diagnose"] = diagnose_determinism(root, vt, args, device)
     if args.fail_nvdec_every:
         _inject_nvdec_failures(args.fail_nvdec_every)
+    builds = root / ("builds" if args.repeat == 1 else f"builds-x{args.repeat}")  # digests compare builds of one folder
     try:
         kinds = [k for k in args.inputs.split(",") if k]
-        for kind, (stream, priority, memory) in _variants(kinds, args):
+        if args.repeat > 1 and kinds != ["files"]:
+            raise SystemExit("--repeat applies to --inputs files only")
+        for kind, (stream, priority, memory, probes, slots) in _variants(kinds, args):
             chunk_module.CONSUMER_STREAM, nvdec_module.STREAM_PRIORITY, nvdec_module.MEMORY_INPUT = stream, priority, memory
-            variant = f"stream={stream} priority={priority}" + (f" memory={memory}" if kind != "files" else "")
+            nvdec_module.PROBE_THREADS = probes
+            variant = (f"stream={stream} priority={priority} probe_threads={probes} decode_slots={slots}"
+                       + (f" memory={memory}" if kind != "files" else ""))
             # A fresh folder per build, also across runs with the same --dir (a finished build would only be resumed,
             # in no time); the digests and differing documents then compare every build ever made there.
-            name = next(c for c in (kind, *(f"{kind}-{k}" for k in range(2, 10_000))) if not (root / "builds" / c).exists())
+            name = next(c for c in (kind, *(f"{kind}-{k}" for k in range(2, 10_000))) if not (builds / c).exists())
             options: dict[str, Any] = {}
             if kind == "files":
-                source = str(src["manifest"])
+                source = str(src["manifest"] if args.repeat == 1 else _repeated_manifest(src["manifest"], args.repeat))
             elif kind == "tar":
                 source = str(root / "shards")
             elif kind == "s3":
@@ -277,14 +291,14 @@ def main(argv: list[str] | None = None) -> int:
                 source = f"s3://corpus/shards/{{000000..{len(src['shards']) - 1:06d}}}.tar"
             else:
                 raise SystemExit(f"unknown input {kind!r}")
-            prefix = root / "builds" / name / "data"
+            prefix = builds / name / "data"
             cfg = BuildConfig(input=source, output_prefix=str(prefix), text_tokenizer=str(src["text_tokenizer"]),
                               tokenizer=args.model, video_backend=args.backend, num_frames=args.num_frames,
                               clips_per_video=args.clips_per_video, resolution=[height, width], device=str(device),
                               dtype=args.dtype, batch_size=args.batch, num_workers=args.workers, chunk_size=100000,
                               progress=False, fast=True, storage_options=options, deterministic=args.deterministic,
                               nvdec_resize=args.nvdec_resize,
-                              **({"nvdec_decodes": args.decode_slots} if args.decode_slots else {}))
+                              **({"nvdec_decodes": slots} if slots else {}))
             sync()
             summary = run_build(cfg, video_tokenizer=vt, env=DistEnv())
             sync()
@@ -304,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
-    digests = {b.parent.name: hashlib.sha256(b.read_bytes()).hexdigest()[:16] for b in sorted((root / "builds").glob("*/data.bin"))}
+    digests = {b.parent.name: hashlib.sha256(b.read_bytes()).hexdigest()[:16] for b in sorted(builds.glob("*/data.bin"))}
     results["bin_sha256"] = digests
     print(f"# shard digests (must be equal): {digests}", flush=True)
-    if len(set(digests.values())) > 1:
+    if len(set(digests.values())) > 1 and args.repeat == 1:
         results["differing_documents"] = _differing_documents(root, src["rows"], args.clips_per_video)
     out = args.out or (os.path.join(os.environ["OUT"], "benchmark-corpus-e2e.json") if os.environ.get("OUT") else None)
     if out:
@@ -316,14 +330,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str]]]:
-    """(input kind, (consumer stream, reader priority, memory input)) for each build: every combination of the listed
-    values, the memory inputs only for inputs held in memory (tar, s3)."""
+def _repeated_manifest(manifest: Path, repeat: int) -> Path:
+    """``manifest`` with its rows listed ``repeat`` times (each a sample of its own), beside it."""
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    path = manifest.with_name(f"captions-x{repeat}.jsonl")
+    path.write_text("".join(json.dumps({**row, "id": f"{k}/{row['path']}"}) + "\n" for k in range(repeat) for row in rows))
+    return path
+
+
+def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, int, int | None]]]:
+    """(input kind, (consumer stream, reader priority, memory input, probe threads, decode slots)) for each build:
+    every combination of the listed values, the memory inputs only for inputs held in memory (tar, s3)."""
+    from nemo_cosmos_tokenizer.data import nvdec
+
     streams = [v for v in args.consumer_streams.split(",") if v]
     priorities = [int(v) for v in args.reader_priorities.split(",") if v]
     memories = [v for v in args.memory_inputs.split(",") if v]
-    return [(kind, (stream, priority, memory)) for kind in kinds for stream in streams for priority in priorities
-            for memory in (memories if kind != "files" else memories[:1])]
+    probes = [int(v) for v in (args.probe_threads or str(nvdec.PROBE_THREADS)).split(",") if v]
+    slots = [int(v) for v in args.decode_slots_list.split(",") if v] if args.decode_slots_list else [args.decode_slots]
+    return [(kind, (stream, priority, memory, probe, slot)) for kind in kinds for stream in streams
+            for priority in priorities for memory in (memories if kind != "files" else memories[:1])
+            for probe in probes for slot in slots]
 
 
 def run_contention(root: Path, rows: list[dict], vt, args, device: torch.device) -> list[dict[str, Any]]:

@@ -4,23 +4,26 @@ Why: the fast encode path tokenizes 1,800+ frames/s of 720p video on one H100, w
 converts ~90 such H.264 frames/s; 16 cores cannot keep the GPU busy. NVDEC (the GPU's video decode engines, 7 on an
 H100, used in parallel only by concurrent decoder sessions) does, and its frames stay on the GPU.
 
-Per sample, in one of ``threads`` threads (PyNvVideoCodec and PyAV release the GIL):
+Per sample (PyNvVideoCodec and PyAV release the GIL):
 
-1. **Probe** with PyAV (:func:`nemo_cosmos_tokenizer.media.decode.pyav_open`, ``counting="index"``): codec, size,
-   colour matrix, rotation, and the frame count from the MP4/MOV index without demuxing the file (other containers
-   are demuxed to count, as the CPU reader does). The clip plans follow (the CPU reader's).
-2. **Decode** (:class:`nemo_cosmos_tokenizer.media.nvdec.NvdecSession`, the thread's one decoder; at most
-   ``max_decodes`` threads decode at once): only the frames the plans need, as runs of consecutive frames, NV12
-   surfaces copied out on the thread's CUDA stream. Media in memory (tar members, objects) go to the decoder as
-   bytes.
+1. **Probe**, in one of ``probe_threads`` threads, with PyAV (:func:`nemo_cosmos_tokenizer.media.decode.pyav_open`,
+   ``counting="index"``): codec, size, colour matrix, rotation (from the MP4/MOV box headers where the file has no
+   display matrix, :mod:`nemo_cosmos_tokenizer.media.mp4`), and the frame count from the MP4/MOV index without
+   demuxing the file (other containers are demuxed to count, as the CPU reader does). The clip plans follow (the
+   CPU reader's).
+2. **Decode**, in one of ``threads`` threads (:class:`nemo_cosmos_tokenizer.media.nvdec.NvdecSession`, the thread's
+   one decoder; at most ``max_decodes`` threads decode at once): only the frames the plans need, as runs of
+   consecutive frames, NV12 surfaces copied out on the thread's CUDA stream (of high priority,
+   :data:`STREAM_PRIORITY`). Media in memory (tar members, objects) go to the decoder through a ``/dev/shm`` file
+   (:data:`MEMORY_INPUT`).
 3. **Convert and resize** on the same stream (:func:`nemo_cosmos_tokenizer.media.nvdec.nv12_to_clip`): ``exact``
    (the default) is swscale's YUV->RGB arithmetic then torch's float32 antialiased resize, the frames of the
    ``pyav`` backend resized on the GPU; ``fused`` (``BuildConfig.nvdec_resize``) is one Triton kernel from NV12 to
    the target size.
 4. **Hand over without waiting**: a CUDA event marks the sample's clips ready; the consumer's stream waits for it
    on the GPU (no host synchronization per sample), and the clips are freed only after the consumer's work on them
-   (``record_stream``). At most ``2 x threads`` samples are decoded ahead of the consumer, which bounds the GPU
-   memory they hold (the peak is logged).
+   (``record_stream``). At most ``2 x threads + probe_threads`` samples are read ahead of the consumer, which bounds
+   the GPU memory they hold (the peak is logged).
 
 The decoder writes its surfaces on the thread's stream (PyNvVideoCodec maps and copies each frame on the stream it
 was given), so the copy of one run's surfaces, queued before the next decode call, is done before they are
@@ -28,7 +31,7 @@ refilled; a thread also waits for its previous sample's event before it decodes 
 
 Failures: everything NVDEC cannot give exactly (:meth:`~nemo_cosmos_tokenizer.media.nvdec.StreamInfo.nvdec_problem`:
 10-bit, 4:2:2/4:4:4, odd sizes, other codecs, H.264 in Matroska; images; broken files) is read by PyAV on the CPU in
-the same thread, with the CPU reader's failure reasons. A stream NVDEC should take but fails on
+the probe thread, with the CPU reader's failure reasons. A stream NVDEC should take but fails on
 (:attr:`NvdecReader.refused`) is decoded by PyAV into the same NV12 planes and converted and resized on the GPU like
 NVDEC's, so its tokens are the ones NVDEC would have given. The backend and the resize kind are part of a build's
 config hash, so two never mix in one dataset.
@@ -42,8 +45,9 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -83,9 +87,24 @@ DEFAULT_THREADS = 8
 STREAM_PRIORITY = -1
 #: How media held in memory reach the decoder (:data:`nemo_cosmos_tokenizer.media.nvdec.MEMORY_INPUTS`).
 MEMORY_INPUT = "file"
+#: Threads that open and plan samples with PyAV (CPU work: ``av.open`` decodes a few frames of an H.264 stream to
+#: guess its reordering delay) ahead of the decoder threads, which then only decode and convert. In one thread per
+#: sample with the decode, probing was 2/3 of the threads' time (BENCHMARKS.md, issue 22).
+PROBE_THREADS = 8
 #: NVDEC calls in flight at once. An H100 has 7 decode engines and NVDEC alone scales to 7 sessions
 #: (``benchmark_corpus_e2e.py --ceiling``, BENCHMARKS.md run 11), but beside the encoder 7 met error 208 (above).
 MAX_CONCURRENT_DECODES = 4
+
+
+@dataclass
+class _Probed:
+    """A sample opened and planned for NVDEC (what :meth:`NvdecReader._decode_sample` needs)."""
+
+    sample: Sample
+    media: str | bytes
+    source: Any
+    plans: list
+    info: StreamInfo
 
 
 class NvdecReader:
@@ -100,7 +119,7 @@ class NvdecReader:
     def __init__(
         self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None,
         storage=None, max_decodes: int | None = None, resize: str = "exact", frame_access: str = "runs",
-        memory_input: str | None = None, stream_priority: int | None = None,
+        memory_input: str | None = None, stream_priority: int | None = None, probe_threads: int | None = None,
     ) -> None:
         device = torch.device(device)
         if device.type != "cuda" and decoder_module is None:
@@ -125,6 +144,8 @@ class NvdecReader:
             device = torch.device("cuda", torch.cuda.current_device())
         self.device = device
         self.threads = max(1, threads)
+        self.probe_threads = max(1, PROBE_THREADS if probe_threads is None else probe_threads)
+        """Threads opening and planning samples ahead of the decoders (:meth:`iter_samples`)."""
         self.max_decodes = min(self.threads, max_decodes or MAX_CONCURRENT_DECODES)
         """NVDEC decodes in flight at once (``max_decodes``, default :data:`MAX_CONCURRENT_DECODES`)."""
         self._decode_slots = threading.BoundedSemaphore(self.max_decodes)
@@ -169,7 +190,12 @@ class NvdecReader:
 
     def _read(self, sample: Sample) -> SampleClips:
         """:meth:`read` without the hand-over to the consumer's stream (decode threads; :meth:`_hand_over` waits)."""
-        spec = self.spec
+        probed = self._probe(sample)
+        return probed if isinstance(probed, SampleClips) else self._decode_sample(probed)
+
+    def _probe(self, sample: Sample) -> SampleClips | _Probed:
+        """Open and plan a sample (PyAV on the CPU, no decoder session): what NVDEC should decode, or the finished
+        :class:`SampleClips` of a failure or of a sample read on the CPU."""
         clock = time.perf_counter()
         try:
             if sample.text is None or sample.failure_reason is not None or sample.is_image:
@@ -177,7 +203,7 @@ class NvdecReader:
             media = load_media(sample, self.storage)  # a local path, or the bytes of a tar member / remote object
             source = pyav_open(media, describe=True, counting="index")
             begin, end = frame_range(sample, source.num_frames, source.fps)
-            plans = plan_clips(begin, end, source.fps, spec)
+            plans = plan_clips(begin, end, source.fps, self.spec)
             info = stream_info(source)
         except MediaError as err:
             return SampleClips(sample, failure=err)
@@ -188,9 +214,23 @@ class NvdecReader:
         if problem is not None:
             log.debug("%s: %s, decoding on the CPU", sample.path, problem)
             return self._on_cpu(sample)
+        self._add("probe", clock)
+        return _Probed(sample, media, source, plans, info)
+
+    def _after_probe(self, probe: Future) -> SampleClips:
+        """Decode-thread task of :meth:`iter_samples`: wait for the sample's probe, then decode it."""
+        clock = time.perf_counter()
+        probed = probe.result()
+        self._add("wait", clock)
+        return probed if isinstance(probed, SampleClips) else self._decode_sample(probed)
+
+    def _decode_sample(self, probed: _Probed) -> SampleClips:
+        """NVDEC's frames of a probed sample, converted and resized into its clips on this thread's stream."""
+        sample, media, source, plans, info = probed.sample, probed.media, probed.source, probed.plans, probed.info
+        spec = self.spec
         wanted = sorted(set(np.concatenate(plans).tolist()))
         backend = "nvdec"
-        clock = self._add("probe", clock)
+        clock = time.perf_counter()
         self._wait_for_previous()
         try:
             with self._decode_slots:
@@ -294,14 +334,18 @@ class NvdecReader:
             self._local.session = None
 
     # ------------------------------------------------------------------ many samples
-    def iter_samples(self, samples: Sequence[Sample]) -> Iterator[SampleClips]:
-        """:meth:`read` of every sample in ``threads`` threads, yielded in order (at most 2 x threads ahead)."""
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="nvdec") as pool:
+    def iter_samples(self, samples: Iterable[Sample]) -> Iterator[SampleClips]:
+        """:meth:`read` of every sample, yielded in order: ``probe_threads`` threads open and plan samples (PyAV, on
+        the CPU), ``threads`` threads decode them (one NVDEC session each); at most ``2 x threads + probe_threads``
+        samples ahead of the consumer."""
+        ahead = 2 * self.threads + self.probe_threads
+        with ThreadPoolExecutor(self.probe_threads, thread_name_prefix="nvdec-probe") as probes, \
+                ThreadPoolExecutor(self.threads, thread_name_prefix="nvdec") as decodes:
             pending: deque = deque()
-            queue = iter(samples)
-            for sample in queue:
-                pending.append(pool.submit(self._read, sample))
-                if len(pending) >= 2 * self.threads:
+            for sample in samples:
+                # in submission order, so a decode thread waits only for a probe that is running or done
+                pending.append(decodes.submit(self._after_probe, probes.submit(self._probe, sample)))
+                if len(pending) >= ahead:
                     yield self._hand_over(pending)
             while pending:
                 yield self._hand_over(pending)

@@ -49,9 +49,9 @@ def test_reader_gives_the_pyav_backend_samples(media_dir, size, caplog):
     assert 1 <= created <= 3 + len(reader.refused)
     assert reader.counts["nvdec"] <= created + reconfigured <= reader.counts["nvdec"] + len(reader.refused)
     assert f"decoders: {created} created, {reconfigured} reconfigured" in caplog.text
-    # the GPU memory held by clips not yet handed over is bounded by 2 x threads samples, and logged
+    # the GPU memory held by clips not yet handed over is bounded by 2 x threads + probe_threads samples, and logged
     sizes = sorted((sum(c.numel() for c in item.clips if isinstance(c, torch.Tensor)) for item in got), reverse=True)
-    assert 0 < reader.peak_ahead_bytes <= sum(sizes[: 2 * reader.threads])
+    assert 0 < reader.peak_ahead_bytes <= sum(sizes[: 2 * reader.threads + reader.probe_threads])
     assert f"clips decoded ahead of the encoder: at most {reader.peak_ahead_bytes / 2**20:.0f} MiB" in caplog.text
     assert [item.sample.index for item in got] == [s.index for s in samples]
     for sample, item in zip(samples, got):
@@ -357,3 +357,36 @@ def test_one_reader_reads_across_chunks_and_logs_its_threads(media_dir, monkeypa
     assert len(made) == 1 and sum(made[0].counts.values()) == len(samples)
     assert "nvdec threads' time: probe" in caplog.text and "the consumer waited" in caplog.text
     assert made[0].seconds["decode"] > 0 and made[0].consumer_wait >= 0
+
+
+def test_probes_run_in_their_own_threads_ahead_of_the_decoders(media_dir, monkeypatch):
+    """PyAV's probe (CPU work) runs in the probe threads, the decoder sessions only in the decode threads, so a
+    decoder thread never waits on a probe of its own; the clips are those of reading one sample at a time."""
+    import threading
+
+    from nemo_cosmos_tokenizer.data import nvdec as nvdec_module
+
+    opened, decoded = [], []
+    real_open, real_decode = nvdec_module.pyav_open, NvdecReader._decode
+
+    def spy_open(*args, **kwargs):
+        opened.append(threading.current_thread().name)
+        return real_open(*args, **kwargs)
+
+    def spy_decode(self, *args, **kwargs):
+        decoded.append(threading.current_thread().name)
+        return real_decode(self, *args, **kwargs)
+
+    monkeypatch.setattr(nvdec_module, "pyav_open", spy_open)
+    monkeypatch.setattr(NvdecReader, "_decode", spy_decode)
+    samples = [s for s in read_manifest(media_dir / "captions.jsonl").samples if s.path.endswith(".mp4")][:6]
+    spec = ClipSpec(num_frames=1, height=32, width=48, temporal_compression=8, spatial_compression=2)
+    reader = NvdecReader(spec, "cpu", threads=2, probe_threads=3, decoder_module=FAKE_NVC)
+    got = list(reader.iter_samples(samples))
+    assert opened and all(name.startswith("nvdec-probe") for name in opened)
+    assert decoded and all(name.startswith("nvdec_") for name in decoded), decoded
+    one_by_one = NvdecReader(spec, "cpu", threads=1, decoder_module=FAKE_NVC)
+    for item, sample in zip(got, samples):
+        want = one_by_one.read(sample)
+        assert (item.failure and item.failure.reason) == (want.failure and want.failure.reason)
+        assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(item.clips, want.clips)), sample.id
