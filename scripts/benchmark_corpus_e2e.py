@@ -273,7 +273,6 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--repeat applies to --inputs files only")
         for kind, (stream, priority, memory, probes, slots) in _variants(kinds, args):
             chunk_module.CONSUMER_STREAM, nvdec_module.STREAM_PRIORITY, nvdec_module.MEMORY_INPUT = stream, priority, memory
-            nvdec_module.PROBE_THREADS = probes
             variant = (f"stream={stream} priority={priority} probe_threads={probes} decode_slots={slots}"
                        + (f" memory={memory}" if kind != "files" else ""))
             # A fresh folder per build, also across runs with the same --dir (a finished build would only be resumed,
@@ -298,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                               dtype=args.dtype, batch_size=args.batch, num_workers=args.workers, chunk_size=100000,
                               progress=False, fast=True, storage_options=options, deterministic=args.deterministic,
                               nvdec_resize=args.nvdec_resize,
-                              **({"nvdec_decodes": slots} if slots else {}))
+                              nvdec_probe_threads=probes, **({"nvdec_decodes": slots} if slots else {}))
             sync()
             summary = run_build(cfg, video_tokenizer=vt, env=DistEnv())
             sync()

@@ -341,6 +341,7 @@ def test_one_reader_reads_across_chunks_and_logs_its_threads(media_dir, monkeypa
     spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=32, width=48,
                     temporal_compression=8, spatial_compression=2)
     config = types.SimpleNamespace(video_backend="nvdec", num_workers=2, nvdec_decodes=None, nvdec_resize="exact",
+                                   nvdec_probe_threads=2,
                                    storage=lambda: None)
     context = types.SimpleNamespace(config=config, clip_spec=spec, chunk_samples=chunks.__getitem__,
                                     video_tokenizer=types.SimpleNamespace(device=torch.device("cpu")))
@@ -354,7 +355,7 @@ def test_one_reader_reads_across_chunks_and_logs_its_threads(media_dir, monkeypa
                 assert (item.failure and item.failure.reason) == (want.failure and want.failure.reason), sample.id
                 assert all(np.array_equal(np.asarray(a), b) for a, b in zip(item.clips, want.clips)), sample.id
         shared.finish()
-    assert len(made) == 1 and sum(made[0].counts.values()) == len(samples)
+    assert len(made) == 1 and sum(made[0].counts.values()) == len(samples) and made[0].probe_threads == 2
     assert "nvdec threads' time: probe" in caplog.text and "the consumer waited" in caplog.text
     assert made[0].seconds["decode"] > 0 and made[0].consumer_wait >= 0
 

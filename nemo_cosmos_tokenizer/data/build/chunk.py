@@ -90,12 +90,14 @@ class _SampleReader:
 def _iter_samples(
     samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device,
     read: Callable = read_sample, storage=None, nvdec_decodes: int | None = None, nvdec_resize: str = "exact",
+    nvdec_probe_threads: int | None = None,
 ) -> Iterator[SampleClips]:
     if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
         from ..nvdec import DEFAULT_THREADS, NvdecReader
 
         return NvdecReader(spec, device, num_workers or DEFAULT_THREADS, storage=storage,
-                           max_decodes=nvdec_decodes, resize=nvdec_resize).iter_samples(samples)
+                           max_decodes=nvdec_decodes, resize=nvdec_resize,
+                           probe_threads=nvdec_probe_threads).iter_samples(samples)
     reader = _SampleReader(samples, spec, backend, read, storage)
     if num_workers == 0:
         return (reader[i] for i in range(len(reader)))
@@ -260,7 +262,8 @@ class _ChunkReader:
             samples = itertools.chain.from_iterable(context.chunk_samples(c) for c in chunk_ids)  # lazily, by chunk
             self.shared = _iter_samples(samples, context.clip_spec, "nvdec", config.num_workers, device,
                                         storage=config.storage(), nvdec_decodes=config.nvdec_decodes,
-                                        nvdec_resize=config.nvdec_resize)
+                                        nvdec_resize=config.nvdec_resize,
+                                        nvdec_probe_threads=config.nvdec_probe_threads)
 
     def items(self, samples: Sequence[Sample]) -> Iterator[SampleClips]:
         if self.shared is not None:

@@ -152,11 +152,14 @@ class BuildConfig:
     ``video_backend="nvdec"``, decoder threads (0: 8)."""
 
     nvdec_decodes: int = 4
-    """With ``video_backend="nvdec"``: NVDEC decodes in flight at once (the other decoder threads probe files
-    meanwhile). An H100 or H200 has 7 NVDEC engines and NVDEC alone scales to 7 sessions, but 7 beside the encoder
+    """With ``video_backend="nvdec"``: NVDEC decodes in flight at once. An H100 or H200 has 7 NVDEC engines and NVDEC alone scales to 7 sessions, but 7 beside the encoder
     ended a build in NVDEC error 208 on an H100 (BENCHMARKS.md, run 11); 4 ran every build of runs 9-11 (``python
     scripts/benchmark_corpus_e2e.py --ceiling`` measures the rate per session count). Speed only: the frames, and
     so the output, do not depend on it."""
+
+    nvdec_probe_threads: int = 8
+    """With ``video_backend="nvdec"``: threads opening and planning samples with PyAV (CPU work) ahead of the decoder
+    threads. Speed only: the output does not depend on it."""
 
     nvdec_resize: str = "exact"
     """With ``video_backend="nvdec"``: how NV12 surfaces become clips at the target size. ``exact``: swscale's
@@ -229,6 +232,8 @@ class BuildConfig:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.nvdec_decodes < 1:
             raise ValueError(f"nvdec_decodes must be >= 1, got {self.nvdec_decodes}")
+        if self.nvdec_probe_threads < 1:
+            raise ValueError(f"nvdec_probe_threads must be >= 1, got {self.nvdec_probe_threads}")
         if self.io_retries < 1:
             raise ValueError(f"io_retries must be >= 1, got {self.io_retries}")
         # Combinations that cannot work: refused here, before any model is loaded (ClipSpec and prepare_build

@@ -72,6 +72,7 @@ def test_config_is_frozen_and_loads_from_yaml(tmp_path):
         (dict(layout="llava"), "layout must be one of"),
         (dict(batch_size=0), "batch_size must be >= 1"),
         (dict(nvdec_decodes=0), "nvdec_decodes must be >= 1"),
+        (dict(nvdec_probe_threads=0), "nvdec_probe_threads must be >= 1"),
     ],
 )
 def test_config_refuses_what_cannot_work(fields, fix):
