@@ -81,9 +81,9 @@ __all__ = ["DEFAULT_THREADS", "INSTALL_HINT", "MAX_CONCURRENT_DECODES", "NVDEC_C
 #: (``cuvidMapVideoFrame`` error 208) in run 11, as a per-thread cache of 4 decoders had in run 10.
 DEFAULT_THREADS = 8
 #: CUDA priority of the decode threads' streams (lower is sooner; torch maps it into the device's range). Their work
-#: (NVDEC's surface copies, the conversion and resize) is small next to the encoder's convolutions, but a decode
-#: thread waits for it before it decodes its next sample; at the default priority it queued behind the encoder's
-#: kernels, and the decode engines sat idle while the encoder ran (see BENCHMARKS.md, issue 22).
+#: (NVDEC's surface copies, the conversion and resize) is small next to the encoder's convolutions, and a decode
+#: thread waits for it before it decodes its next sample, so it goes first. Run 12 measured no difference in build
+#: rate between -1 and 0 (BENCHMARKS.md): what held the reader back was the CPU probe, not SM scheduling.
 STREAM_PRIORITY = -1
 #: How media held in memory reach the decoder (:data:`nemo_cosmos_tokenizer.media.nvdec.MEMORY_INPUTS`).
 MEMORY_INPUT = "file"
@@ -155,15 +155,15 @@ class NvdecReader:
         self.counts = {"nvdec": 0, "cpu": 0}
         """Samples decoded on the GPU / read on the CPU."""
         self.seconds = {"probe": 0.0, "wait": 0.0, "decode": 0.0, "convert": 0.0, "cpu": 0.0}
-        """Thread time summed over the decode threads, by step: opening and planning (``probe``), waiting for the
+        """Thread time summed over the reader's threads (probe and decode), by step: opening and planning (``probe``), waiting for the
         previous sample's conversion and for a decode slot (``wait``), NVDEC (``decode``), launching the conversion
         (``convert``), samples read on the CPU (``cpu``); logged by :meth:`iter_samples`."""
         self.refused: dict[str, str] = {}
         """Samples (by id) NVDEC failed on, with the error: decoded by PyAV instead (counted as read on the CPU)."""
         self.peak_ahead_bytes = 0
+        """Most bytes of clips decoded but not yet handed to the consumer at once (:meth:`iter_samples`)."""
         self.consumer_wait = 0.0
         """Seconds the consumer (the encoder's thread) waited for the next sample in :meth:`iter_samples`."""
-        """Most bytes of clips decoded but not yet handed to the consumer at once (:meth:`iter_samples`)."""
         self._count_lock = threading.Lock()
 
     @property

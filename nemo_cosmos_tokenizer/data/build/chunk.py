@@ -41,8 +41,9 @@ __all__ = ["run_chunks"]
 
 #: Which CUDA stream a chunk's encoding runs on: ``side`` (a stream of its own) or ``current`` (the caller's, usually
 #: the legacy default stream). Work queued on the legacy default stream is waited for by every operation any library
-#: issues on it (an implicit synchronization), e.g. inside a video decoder; on a stream of its own the encoder's
-#: queue holds up only what waits for it explicitly (see BENCHMARKS.md, issue 22).
+#: issues on it (an implicit synchronization), so the encoder keeps off it. Run 12 measured no difference in build
+#: rate (BENCHMARKS.md): a new NVDEC decoder's first decode waits for queued work on any stream, and the reader's
+#: CPU probe was what held the build back.
 CONSUMER_STREAM = "side"
 _side_streams: dict = {}
 
