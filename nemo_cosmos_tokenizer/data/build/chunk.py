@@ -184,7 +184,9 @@ def _encode_chunk(context: BuildContext, chunk_id: int, samples: Sequence[Sample
     clip_counts: dict[int, int] = {}
     failures: list[dict[str, Any]] = []
     for sample in samples:
-        item = next(items)
+        item = next(items, None)
+        if item is None:  # a reader that ended early would otherwise leak a StopIteration out of this function
+            raise RuntimeError(f"chunk {chunk_id}: the reader ended before sample {sample.index}")
         raise_if_interrupted()  # a Ctrl-C the runtime swallowed (in a reader's __del__) stops the chunk here
         if item.sample.index != sample.index:
             raise RuntimeError(f"chunk {chunk_id}: the reader gave sample {item.sample.index} for {sample.index}")
