@@ -37,20 +37,30 @@ from .layers import FastChain, FastDownsample, FastFactorizedConv, FastResBlock,
 from .networks import FastDecoder, FastDecoderBody, FastEncoder, FastEncoderBody
 from .options import FastOptions
 
-__all__ = ["FAST_MODULES", "Converter", "FastConversion", "UnsupportedModuleError", "convert_tokenizer"]
+__all__ = ["FAST_MODULES", "ConvHook", "Converter", "FastConversion", "UnsupportedModuleError", "convert_tokenizer"]
 
 
 class UnsupportedModuleError(TypeError):
     """The plain network holds a module the fast path has no conversion for (or would ignore)."""
 
 
+#: ``hook(plain_conv, fast_layer) -> layer``: what a precision option makes of each converted convolution (the FP8
+#: path's :class:`.fp8.Fp8Conversion`); without one every convolution keeps its fast layer.
+ConvHook = Callable[[nn.Module, nn.Module], nn.Module]
+
+
 class Converter:
     """Converts plain modules through :data:`FAST_MODULES` and records which ones were used."""
 
-    def __init__(self, options: FastOptions) -> None:
+    def __init__(self, options: FastOptions, conv_hook: ConvHook | None = None) -> None:
         self.options = options
+        self.conv_hook = conv_hook
         self._used: set[nn.Module] = set()
         self._path: list[str] = []
+
+    def conv(self, plain: nn.Module, fast: nn.Module) -> nn.Module:
+        """The fast layer ``fast`` of the plain convolution ``plain``, or what the precision hook makes of it."""
+        return fast if self.conv_hook is None else self.conv_hook(plain, fast)
 
     def __call__(self, module: nn.Module) -> nn.Module | None:
         rule = FAST_MODULES.get(type(module))
@@ -167,8 +177,9 @@ FAST_MODULES: dict[type[nn.Module], FastConversion] = {
     CausalTemporalAttnBlock3d: _attention(TemporalAttention),
     # primitives
     FactorizedCausalConv3d: FastConversion(lambda m, cv: FastFactorizedConv(cv(m[0]), cv(m[1]))),
-    CausalConv3d: FastConversion(lambda m, cv: conv_frames_or_temporal(m, cv.options.memory_format), True),
-    nn.Conv2d: FastConversion(lambda m, cv: ConvFrames.from_plain(m, cv.options.memory_format)),
+    CausalConv3d: FastConversion(
+        lambda m, cv: cv.conv(m, conv_frames_or_temporal(m, cv.options.memory_format)), True),
+    nn.Conv2d: FastConversion(lambda m, cv: cv.conv(m, ConvFrames.from_plain(m, cv.options.memory_format))),
     CausalGroupNorm: FastConversion(lambda m, cv: FrameNorm(m.norm), True),
     nn.GroupNorm: FastConversion(lambda m, cv: FrameNorm(m)),
     nn.Identity: FastConversion(lambda m, cv: None),
@@ -179,10 +190,12 @@ FAST_MODULES: dict[type[nn.Module], FastConversion] = {
 }
 
 
-def convert_tokenizer(model: CosmosTokenizer, options: FastOptions) -> tuple[FastEncoder | None, FastDecoder | None]:
+def convert_tokenizer(model: CosmosTokenizer, options: FastOptions,
+                      conv_hook: ConvHook | None = None) -> tuple[FastEncoder | None, FastDecoder | None]:
     """The fast encoder and decoder of ``model`` (``None`` for a side whose weights were dropped, as the inference
-    API does for encoder-only tokenizers). Raises :class:`UnsupportedModuleError` on a module it cannot convert."""
-    convert = Converter(options)
+    API does for encoder-only tokenizers). Raises :class:`UnsupportedModuleError` on a module it cannot convert.
+    ``conv_hook`` may replace the fast layer of each convolution (attention projections are not convolutions here)."""
+    convert = Converter(options, conv_hook)
     encoder = decoder = None
     if model.encoder is not None:
         encoder = FastEncoder(convert(model.encoder), convert(model.quant_conv))

@@ -16,6 +16,7 @@ from ..modules.cache import StreamCache
 from ..modules.conv import CausalConv3d
 
 __all__ = [
+    "CausalTimeConv",
     "ConvFrames",
     "FrameNorm",
     "TemporalConv",
@@ -98,7 +99,41 @@ class ConvFrames(nn.Module):
         return f"{i}, {o}, kernel=({kh}, {kw}), stride={self.stride}, padding={self.padding}"
 
 
-class TemporalConv(nn.Module):
+class CausalTimeConv(nn.Module):
+    """What every causal ``(k, 1, 1)`` convolution of the fast path shares: the replicate padding of the first frame,
+    the stream cache, and the sequence layout. Subclasses give :meth:`conv`, the ``(k, 1)`` 2D convolution itself
+    (:class:`TemporalConv` in the model dtype; :class:`.fp8.Fp8TemporalConv` in FP8), and set ``time_pad`` and
+    ``time_stride``."""
+
+    time_pad: int
+    time_stride: int
+
+    def conv(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, T + pad, H*W]`` (channels-last) -> ``[B, C_out, T', H*W]``."""
+        raise NotImplementedError
+
+    def forward_seq(self, s: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
+        """``[B, T, H*W, C]`` -> ``[B, T', H*W, C_out]``; with a ``cache`` as :meth:`CausalConv3d.forward`."""
+        b, _, hw, c = s.shape
+        past = None if cache is None else cache.get(self)
+        if past is None:
+            if self.time_pad:
+                s = torch.cat([s[:, :1].expand(b, self.time_pad, hw, c), s], dim=1)  # [B, pad + T, HW, C]
+        elif past.shape[1] > 0:
+            s = torch.cat([past, s], dim=1)  # [B, len(past) + n, HW, C]
+        y = self.conv(s.permute(0, 3, 1, 2))  # [B, O, T', HW]
+        if cache is not None:
+            consumed = y.shape[2] * self.time_stride  # the next output window starts at this input frame
+            cache.set(self, s[:, consumed:].detach().clone())
+        return y.permute(0, 2, 3, 1)  # [B, T', HW, O]
+
+    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
+        """``[B*T, C, H, W]`` -> ``[B*T', C_out, H, W]``."""
+        h, w = x.shape[2:]
+        return frames_from_seq(self.forward_seq(seq_from_frames(x, b), cache), h, w)
+
+
+class TemporalConv(CausalTimeConv):
     """Causal ``(k, 1, 1)`` convolution with ``time_pad`` replicated first frames and a time stride.
 
     Runs on the sequence view ``[B, T, H*W, C]`` as an ``F.conv2d`` with a ``(k, 1)`` kernel over
@@ -115,25 +150,8 @@ class TemporalConv(nn.Module):
         self.time_pad = conv.time_pad
         self.time_stride = c3.stride[0]
 
-    def forward_seq(self, s: torch.Tensor, cache: StreamCache | None = None) -> torch.Tensor:
-        """``[B, T, H*W, C]`` -> ``[B, T', H*W, C_out]``; with a ``cache`` as :meth:`CausalConv3d.forward`."""
-        b, _, hw, c = s.shape
-        past = None if cache is None else cache.get(self)
-        if past is None:
-            if self.time_pad:
-                s = torch.cat([s[:, :1].expand(b, self.time_pad, hw, c), s], dim=1)  # [B, pad + T, HW, C]
-        elif past.shape[1] > 0:
-            s = torch.cat([past, s], dim=1)  # [B, len(past) + n, HW, C]
-        y = F.conv2d(s.permute(0, 3, 1, 2), self.weight, self.bias, stride=(self.time_stride, 1))  # [B, O, T', HW]
-        if cache is not None:
-            consumed = y.shape[2] * self.time_stride  # the next output window starts at this input frame
-            cache.set(self, s[:, consumed:].detach().clone())
-        return y.permute(0, 2, 3, 1)  # [B, T', HW, O]
-
-    def forward(self, x: torch.Tensor, b: int, cache: StreamCache | None = None) -> torch.Tensor:
-        """``[B*T, C, H, W]`` -> ``[B*T', C_out, H, W]``."""
-        h, w = x.shape[2:]
-        return frames_from_seq(self.forward_seq(seq_from_frames(x, b), cache), h, w)
+    def conv(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias, stride=(self.time_stride, 1))  # [B, O, T', HW]
 
     def extra_repr(self) -> str:
         o, i, kt, _ = self.weight.shape

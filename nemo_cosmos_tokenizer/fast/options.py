@@ -9,8 +9,15 @@ from typing import Any, Callable
 import torch
 
 from .attention import ATTENTION, Attention
+from .fp8_numerics import FP8_KERNELS
 
-__all__ = ["FastOptions", "compile_options"]
+__all__ = ["DEFAULT_FP8_EXCLUDE", "FastOptions", "PRECISIONS", "compile_options"]
+
+#: ``FastOptions.precision`` values.
+PRECISIONS = ("bf16", "fp8")
+#: Convolutions that stay bf16 in ``precision="fp8"`` by default (name patterns, see :mod:`.fp8_plan`): the first
+#: and last convolutions of the encoder and decoder, and the quantizer's ``quant_conv`` / ``post_quant_conv``.
+DEFAULT_FP8_EXCLUDE = ("*conv_in*", "*conv_out*", "quant_conv", "post_quant_conv")
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,22 @@ class FastOptions:
     did, at ~4 % of encoder speed (BENCHMARKS.md, run 10). Deterministic builds turn it on."""
     cudnn_benchmark: bool = True
     """Turn on ``torch.backends.cudnn.benchmark`` (process-wide) on CUDA."""
+    precision: str = "bf16"
+    """Convolution precision. ``"bf16"`` (default): every layer in the tokenizer's dtype, as always. ``"fp8"``
+    (opt-in, issue 24): the convolutions that carry most FLOPs (see ``fp8_include`` / ``fp8_exclude`` and
+    :func:`.fp8_plan.fp8_layer_plan`) take E4M3 inputs and weights with calibrated scales, accumulate in float32 and
+    write the model dtype; everything else is unchanged. Needs calibration scales (``fp8_scales`` or
+    ``optimize(..., fp8_calibration=...)``, made by :func:`.fp8_calibration.calibrate_fp8`)."""
+    fp8_kernel: str = "cudnn"
+    """FP8 convolution kernel: ``"cudnn"`` (NVIDIA's cuDNN frontend, Hopper), ``"triton"`` (our implicit GEMM, Ada or
+    Hopper) or ``"emulated"`` (float32 emulation of the same numerics, any device; slow). See :mod:`.fp8_kernels`."""
+    fp8_scales: str | None = None
+    """``precision="fp8"``: the scales file written by :func:`.fp8_calibration.save_fp8_calibration` (or the folder
+    holding ``fp8_scales.safetensors``, beside the converted weights)."""
+    fp8_include: tuple[str, ...] = ("*",)
+    """``precision="fp8"``: name patterns of the convolutions that may go FP8 (plain module names)."""
+    fp8_exclude: tuple[str, ...] = DEFAULT_FP8_EXCLUDE
+    """``precision="fp8"``: name patterns of the convolutions that stay bf16 (checked before ``fp8_include``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.attention, str) and self.attention not in ATTENTION:
@@ -64,6 +87,16 @@ class FastOptions:
             raise ValueError("max_rel_error and noise_factor must be positive")
         if self.verify_windows < 1:
             raise ValueError(f"verify_windows must be >= 1, got {self.verify_windows}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be 'bf16' (the default) or 'fp8', got {self.precision!r}; the model "
+                             "dtype is optimize()'s dtype argument, precision only chooses FP8 convolutions")
+        if self.fp8_kernel not in FP8_KERNELS:
+            raise ValueError(f"fp8_kernel must be one of {FP8_KERNELS}, got {self.fp8_kernel!r}")
+        for field_name in ("fp8_include", "fp8_exclude"):
+            patterns = getattr(self, field_name)
+            if isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns):
+                raise TypeError(f"{field_name} must be a sequence of name patterns (str), got {patterns!r}")
+            object.__setattr__(self, field_name, tuple(patterns))  # a YAML list arrives as a list: keep it hashable
 
     @property
     def memory_format(self) -> torch.memory_format:

@@ -40,11 +40,17 @@ from torch import nn
 from ..modules.cache import StreamCache
 from ..networks.tokenizer import CosmosTokenizer
 from .convert import convert_tokenizer
+from .fp8 import Fp8Conversion
+from .fp8_calibration import Fp8Calibration, load_fp8_calibration
+from .fp8_numerics import check_fp8_support
 from .options import FastOptions, compile_options
 from .verify import VerifyReport, compare_with_eager, relative_error
 
 # VerifyReport, compile_options and relative_error live in .verify / .options; importable from here as before.
-__all__ = ["FastCosmosTokenizer", "VerifyReport", "compile_options", "optimize", "relative_error"]
+__all__ = ["FP8_ERROR_RATIO", "FastCosmosTokenizer", "VerifyReport", "compile_options", "optimize", "relative_error"]
+
+#: How much larger an E4M3 rounding error is than a bf16 one: 2^-4 vs 2^-8 relative (3 vs 7 stored mantissa bits).
+FP8_ERROR_RATIO = 16.0
 
 
 class FastCosmosTokenizer(nn.Module):
@@ -56,13 +62,32 @@ class FastCosmosTokenizer(nn.Module):
     Every new input shape is compiled once (``dynamic=False``); keep the batch shape fixed in long jobs.
     """
 
-    def __init__(self, model: CosmosTokenizer, options: FastOptions = FastOptions()) -> None:
+    def __init__(self, model: CosmosTokenizer, options: FastOptions = FastOptions(),
+                 fp8_calibration: Fp8Calibration | None = None) -> None:
         super().__init__()
         self.config = model.config
         self.reference = model
         self.options = options
+        self.fp8_layers: list[str] = []
+        hook = None
+        if options.precision == "fp8":
+            param = next(model.parameters())
+            check_fp8_support(options.fp8_kernel, param.device)  # refuses with the way out
+            if options.auto_verify and param.dtype not in (torch.bfloat16, torch.float16):
+                raise ValueError("precision='fp8' is checked against eager bf16 (its bar: no further from float32 "
+                                 f"than eager bf16), and a {param.dtype} model has no such baseline: use "
+                                 "dtype=torch.bfloat16, or auto_verify=False (e.g. to study FP8 numerics on a CPU)")
+            if fp8_calibration is None:
+                if options.fp8_scales is None:
+                    raise ValueError("precision='fp8' needs calibration scales: FastOptions.fp8_scales (a file from "
+                                     "save_fp8_calibration) or optimize(..., fp8_calibration=calibrate_fp8(model, "
+                                     "windows))")
+                fp8_calibration = load_fp8_calibration(options.fp8_scales)
+            hook = Fp8Conversion(model, fp8_calibration, options.fp8_kernel)
         # A side whose weights were dropped (the inference API's encoder-only tokenizers) gets no fast module.
-        self.encoder, self.decoder = convert_tokenizer(model, options)
+        self.encoder, self.decoder = convert_tokenizer(model, options, hook)
+        if hook is not None:
+            self.fp8_layers = hook.converted
         self.quantizer = model.quantizer
         self.compiled = options.compile
         self.use_fast = True
@@ -149,10 +174,14 @@ class FastCosmosTokenizer(nn.Module):
             ref_all = self._eager(part, self.reference, x, cache)
             ref = ref_all[:n]
         discrete = part == "encode" and self.quantizer is not None
-        low_precision = self.dtype in (torch.bfloat16, torch.float16)
+        fp8 = self.options.precision == "fp8"
+        low_precision = fp8 or self.dtype in (torch.bfloat16, torch.float16)
         report = compare_with_eager(
             part, out[:n], ref, self.options, indices=self._indices if discrete else None,
             float32_reference=(lambda: self._float32_reference(part, x[:n])) if low_precision else None,
+            # E4M3 rounds to 4 significant bits where bf16 keeps 8: each rounding error is 2^4 times larger, so the
+            # FP8 path's error against float32 is judged against 16x eager bf16's; the index bar stays as it is.
+            noise_factor=self.options.noise_factor * (FP8_ERROR_RATIO if fp8 else 1.0),
         )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -297,7 +326,8 @@ class FastCosmosTokenizer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"family={self.config.family}, dtype={self.dtype}, device={self.device}, compiled={self.compiled}, "
-                f"use_fast={self.use_fast}")
+                f"use_fast={self.use_fast}, precision={self.options.precision}"
+                + (f" ({len(self.fp8_layers)} FP8 convolutions, {self.options.fp8_kernel})" if self.fp8_layers else ""))
 
 
 def optimize(
@@ -306,6 +336,7 @@ def optimize(
     *,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
+    fp8_calibration: Fp8Calibration | None = None,
     **overrides: Any,
 ) -> FastCosmosTokenizer:
     """A :class:`FastCosmosTokenizer` with the weights of ``model``.
@@ -315,7 +346,10 @@ def optimize(
     ``device`` default to the model's; ``model`` itself is left untouched (a converted copy is made when they differ)
     and kept as the eager ``reference``. Raises
     :class:`~nemo_cosmos_tokenizer.fast.convert.UnsupportedModuleError` when the model holds a module type the fast
-    path has no conversion for. On CPU use ``compile=False``.
+    path has no conversion for. On CPU use ``compile=False``. ``precision="fp8"`` needs scales: ``fp8_calibration``
+    (from :func:`~nemo_cosmos_tokenizer.fast.fp8_calibration.calibrate_fp8`) or the ``fp8_scales`` file; it raises
+    :class:`~nemo_cosmos_tokenizer.fast.fp8_numerics.Fp8UnsupportedError` where the GPU or the kernel library cannot
+    run FP8.
 
     Example::
 
@@ -339,4 +373,4 @@ def optimize(
     model = model.eval().requires_grad_(False)
     if options.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    return FastCosmosTokenizer(model, options)
+    return FastCosmosTokenizer(model, options, fp8_calibration)
