@@ -254,7 +254,8 @@ def test_refusals_name_the_way_out(monkeypatch) -> None:
     with pytest.raises(ValueError, match="needs calibration scales: FastOptions.fp8_scales"):
         optimize(model, EMULATED)
     with pytest.raises(ValueError, match="auto_verify=False"):
-        optimize(model, replace(EMULATED, auto_verify=True), fp8_calibration=calibrate_fp8(model, _windows(model, 1, 0)))
+        optimize(model, replace(EMULATED, auto_verify=True),
+                 fp8_calibration=calibrate_fp8(model, _windows(model, 1, seed=0)))
 
 
 def test_scales_of_other_weights_are_refused() -> None:
