@@ -12,9 +12,10 @@ Which real library runs an E4M3 convolution with float32 accumulation on Hopper,
   ``data_type.FP8_E4M3`` in ``python/cudnn/datatypes.py``; ``build([heur_mode.A, heur_mode.FALLBACK])``,
   ``execute({tensor: buffer}, workspace, handle=...)``; checked in the 1.32.0 wheel). NVIDIA's TensorRT runs
   kernels named ``sm90_xmma_fprop_implicit_gemm_e4m3f16_e4m3f32_f32_nhwckrsc_nhwc_..._bias_f16`` (NVIDIA/cutlass
-  issue 1750), i.e. Hopper has dedicated FP8 implicit-GEMM fprop kernels with a bias epilogue; CUTLASS builds FP8
-  convolutions for sm90 (same thread) but only from C++. Known problem: FP8 *wgrad* on H100 through the frontend
-  ran 50-100x slower than FP16 (NVIDIA/cudnn-frontend issue 103, open); nothing is reported about fprop speed.
+  issue 1750), i.e. Hopper has dedicated FP8 implicit-GEMM fprop kernels with a bias epilogue; CUTLASS's C++
+  convolution templates take FP8 element types on sm90 (same thread). Known problem: FP8 *wgrad* on H100 through
+  the frontend ran 50-100x slower than FP16 (NVIDIA/cudnn-frontend issue 103, open); nothing is reported about
+  fprop speed.
   The frontend's newer "frost" FP8 convolution engines (``test/python/conv/frost``) require sm100 (Blackwell).
 * **Triton**: ``tl.dot`` takes ``float8e4nv`` (E4M3) operands with a float32 accumulator on sm89+; on sm90 its
   default lets the tensor core accumulate all of K in reduced precision (``max_num_imprecise_acc_default = 2**30``
