@@ -205,6 +205,18 @@ def resolve_name(name: str) -> str:
     )
 
 
+def resolve_suffix(name: str) -> str:
+    """:func:`resolve_name`, or for a suffix such as ``DV8x16x16`` (what benchmarks take) the newest release whose
+    name ends in ``-<suffix>``; raises :class:`UnknownModelError` when neither matches."""
+    try:
+        return resolve_name(name)
+    except UnknownModelError:
+        matches = [m for m in MODELS if m.lower().endswith("-" + name.strip().lower())]
+        if not matches:
+            raise
+        return matches[-1]  # MODELS is in release order
+
+
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of a released name or alias."""
     return MODELS[resolve_name(name)]

@@ -40,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nemo_cosmos_tokenizer as nct  # noqa: E402
+from nemo_cosmos_tokenizer.registry import resolve_suffix  # noqa: E402
 from nemo_cosmos_tokenizer.fast import optimize, relative_error  # noqa: E402
 from nemo_cosmos_tokenizer.fast.profiling import (  # noqa: E402
     H100_BF16_DENSE_TFLOPS,
@@ -58,15 +59,6 @@ MODE_HELP = {
 }
 
 
-def resolve_model(name: str) -> str:
-    """A released name, or a short one (``DV8x16x16``): the newest release with that suffix."""
-    try:
-        return nct.resolve_name(name)
-    except Exception:
-        matches = [m for m in nct.list_models() if m.lower().endswith("-" + name.lower())]
-        if not matches:
-            raise
-        return matches[-1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -165,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = getattr(torch, args.dtype)
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(args.seed)
-    name = resolve_model(args.model)
+    name = resolve_suffix(args.model)
     config = nct.get_config(name)
     if args.channels:
         config = config.replace(channels=args.channels)

@@ -75,17 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def resolve_model(name: str) -> str:
-    """A released name, or a short one (``DV8x16x16``): the newest release with that suffix."""
-    import nemo_cosmos_tokenizer as nct
-
-    try:
-        return nct.resolve_name(name)
-    except Exception:
-        matches = [m for m in nct.list_models() if m.lower().endswith("-" + name.lower())]
-        if not matches:
-            raise
-        return matches[-1]
 
 
 def time_part(fn, device, warmup: int, reps: int) -> dict[str, Any]:
@@ -116,9 +105,10 @@ def bench_model(short: str, args: argparse.Namespace) -> dict[str, Any]:
     from nemo_cosmos_tokenizer.fast import (FastOptions, calibrate_fp8, format_fp8_plan, fp8_layer_plan,
                                             measure_fp8_quality, optimize)
     from nemo_cosmos_tokenizer.fast.profiling import latent_input_shape
+    from nemo_cosmos_tokenizer.registry import resolve_suffix
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    name = resolve_model(short)
+    name = resolve_suffix(short)
     config = nct.get_config(name)
     if args.channels:
         config = config.replace(channels=args.channels)

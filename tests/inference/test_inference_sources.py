@@ -126,3 +126,14 @@ def test_hub_sources_and_inference_from_source_do_not_import_each_other():
     sources = _imports(PACKAGE / "hub" / "sources.py")
     assert not [m for m in sources if "inference" in m], sources
     assert "..hub.sources" in _imports(PACKAGE / "inference" / "from_source.py")
+
+
+def test_resolve_suffix_takes_the_newest_release_of_a_suffix():
+    from nemo_cosmos_tokenizer.registry import list_models, resolve_suffix
+
+    newest = [m for m in list_models() if m.lower().endswith("-dv8x16x16")][-1]
+    assert resolve_suffix("DV8x16x16") == newest
+    assert resolve_suffix("dv8x16x16") == newest
+    assert resolve_suffix("Cosmos-0.1-Tokenizer-DV8x16x16") == "Cosmos-0.1-Tokenizer-DV8x16x16"  # full names as given
+    with pytest.raises(UnknownModelError):
+        resolve_suffix("DV3x3x3")
