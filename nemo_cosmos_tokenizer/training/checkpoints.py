@@ -33,7 +33,7 @@ __all__ = ["RESUME_KEYS", "export_jit_dir", "latest_checkpoint", "load_state", "
 RESUME_KEYS = ("input", "architecture", "family", "spatial_compression", "temporal_compression", "patch_size",
                "channels", "channels_mult", "num_res_blocks", "z_channels", "latent_channels", "levels", "init", "mode",
                "num_frames", "resolution", "fps", "image_every", "batch_size", "seed", "adversarial_weight",
-               "ema_decay")
+               "ema_decay", "ema_warmup")
 
 
 def rng_state() -> dict[str, Any]:
@@ -90,7 +90,8 @@ def load_state(folder: Path, config: TokenizerTrainConfig) -> dict[str, Any]:
     from .config import TrainConfigError
 
     state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
-    saved, now = state["config"], config.to_dict()
+    # Checkpoints from before ``ema_warmup`` existed used a constant decay: --no-ema-warmup resumes them.
+    saved, now = {"ema_warmup": False, **state["config"]}, config.to_dict()
     changed = [k for k in RESUME_KEYS if saved.get(k) != now.get(k)]
     if changed:
         raise TrainConfigError(

@@ -104,6 +104,11 @@ class TokenizerTrainConfig:
     """Global gradient-norm clip (0 = off)."""
     ema_decay: float = 0.0
     """EMA of the trained weights (0 = off; 0.9999 in NVIDIA's recipe); ``final/`` then holds the EMA weights."""
+    ema_warmup: bool = True
+    """The EMA's decay at update ``n`` (0-based) is ``min(ema_decay, (1 + n) / (10 + n))`` (TensorFlow's
+    ``ExponentialMovingAverage`` with ``num_updates``), so a run of a few thousand steps does not keep most of its
+    starting weights in the EMA: with a constant 0.999, ``0.999^1200 = 30 %`` of the EMA after 1,200 steps is the
+    random initialisation. ``False``: the constant decay from the first step."""
 
     # --------------------------------------------------------------------------------------------- losses
     l1_weight: float = 1.0

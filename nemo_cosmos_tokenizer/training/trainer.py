@@ -30,7 +30,7 @@ from .validation import evaluate_clips
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TERMS", "Trainer", "lr_at", "mean_over_processes"]
+__all__ = ["TERMS", "Trainer", "ema_decay_at", "lr_at", "mean_over_processes"]
 
 TERMS = ("loss", "l1", "perceptual", "adversarial", "discriminator")
 
@@ -43,6 +43,13 @@ def lr_at(config: TokenizerTrainConfig, step: int) -> float:
         progress = min(1.0, (step - config.warmup_steps) / span)
         return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
     return config.lr
+
+
+def ema_decay_at(config: TokenizerTrainConfig, step: int) -> float:
+    """The EMA decay of the update after step ``step`` (0-based: ``step`` updates came before it)."""
+    if not config.ema_warmup:
+        return config.ema_decay
+    return min(config.ema_decay, (1.0 + step) / (10.0 + step))
 
 
 def _sync_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:
@@ -199,7 +206,7 @@ class Trainer:
         self.opt.step()
         if self.ema_net is not None:
             with torch.no_grad():
-                torch._foreach_lerp_(self.ema_params, self.params, 1.0 - config.ema_decay)
+                torch._foreach_lerp_(self.ema_params, self.params, 1.0 - ema_decay_at(config, step))
         if adversarial:
             with self._autocast():
                 d_loss = hinge_discriminator_loss(self.disc(x), self.disc(recon.detach()))

@@ -178,3 +178,47 @@ def test_init_from_an_nvidia_layout_jit_file(clips_dir, tmp_path):
     weights = {name for name, _ in result.network.named_parameters()}
     compared = [k for k in exported if k in weights]
     assert len(compared) > 10 and all(torch.equal(exported[k].float(), trained[k].float()) for k in compared)
+
+
+def test_ema_warms_up_so_a_short_run_is_not_its_initial_weights(clips_dir, tmp_path, monkeypatch):
+    from nemo_cosmos_tokenizer.training.model import trainable_parameters
+    from nemo_cosmos_tokenizer.training.trainer import Trainer, ema_decay_at
+
+    # The decay ramps from 0.1 towards ema_decay, and is the constant ema_decay without the warm-up.
+    ramp = tiny_config(clips_dir, tmp_path / "c", ema_decay=0.999)
+    assert [ema_decay_at(ramp, n) for n in (0, 1, 10)] == [0.1, 2 / 11, 11 / 20]
+    assert ema_decay_at(ramp, 10**6) == 0.999
+    assert ema_decay_at(tiny_config(clips_dir, tmp_path / "c", ema_decay=0.999, ema_warmup=False), 0) == 0.999
+
+    trajectory: list[dict[str, torch.Tensor]] = []  # the trained weights before the first step, then after each
+    original = Trainer.step
+
+    def step(self, x, n):
+        snapshot = lambda: {k: p.detach().double().clone() for k, p in trainable_parameters(self.net)}  # noqa: E731
+        if not trajectory:
+            trajectory.append(snapshot())
+        out = original(self, x, n)
+        trajectory.append(snapshot())
+        return out
+
+    monkeypatch.setattr(Trainer, "step", step)
+    config = tiny_config(clips_dir, tmp_path / "run", max_steps=4, ema_decay=0.999)
+    ema = load_pretrained(train_tokenizer(config).final_dir).state_dict()
+
+    def expected(decays):
+        e = dict(trajectory[0])
+        for d, after in zip(decays, trajectory[1:]):
+            e = {k: v + (1 - d) * (after[k] - v) for k, v in e.items()}
+        return e
+
+    warm = expected([ema_decay_at(config, n) for n in range(4)])
+    constant = expected([0.999] * 4)
+    # float32 lerp vs this float64 recurrence: a few roundings per step, each within 2^-24 of the largest weight
+    # magnitude involved; 16 such units per step is a wide margin on any CPU.
+    scale = max(float(t.abs().max()) for w in trajectory for t in w.values())
+    tol = 16 * 4 * 2.0**-24 * scale
+    worst = max(float((ema[k].double() - v).abs().max()) for k, v in warm.items())
+    assert worst <= tol, (worst, tol)
+    # The check tells the two apart: the constant-decay EMA is essentially the initial weights.
+    gap = max(float((constant[k] - v).abs().max()) for k, v in warm.items())
+    assert gap > 100 * tol, (gap, tol)
