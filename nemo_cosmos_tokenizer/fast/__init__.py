@@ -17,7 +17,7 @@ FP8 convolutions (opt-in, Ada / Hopper; issue 24)::
 
     calib = calibrate_fp8(model, windows)                      # scales of the mapped convs, from a few windows
     save_fp8_calibration(calib, checkpoint_dir)                # fp8_scales.safetensors beside the weights
-    print(format_fp8_plan(fp8_layer_plan(model, exclude=FastOptions().fp8_exclude)))   # which convs go FP8
+    print(format_fp8_plan(fp8_layer_plan(model)))               # which convs go FP8 (FastOptions defaults)
     fast = optimize(model, precision="fp8", fp8_scales=checkpoint_dir, dtype=torch.bfloat16, device="cuda")
 
 The kernels and what was found about them: :mod:`.fp8_kernels`; numerics: :mod:`.fp8_numerics`; quality against

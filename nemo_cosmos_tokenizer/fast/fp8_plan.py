@@ -26,6 +26,7 @@ from torch import nn
 from ..modules.attention import AttnBlock2d, CausalSpatialAttnBlock3d, CausalTemporalAttnBlock3d
 from ..modules.conv import CausalConv3d
 from ..networks.tokenizer import CosmosTokenizer
+from .options import DEFAULT_FP8_EXCLUDE
 from .profiling import latent_input_shape
 
 __all__ = ["CHANNEL_MULTIPLE", "Fp8LayerPlan", "conv_modules", "format_fp8_plan", "fp8_layer_plan"]
@@ -106,12 +107,13 @@ def _layer_flops(config, input_shape: tuple[int, ...]) -> dict[str, int]:
     return flops
 
 
-def fp8_layer_plan(model: CosmosTokenizer, include: tuple[str, ...] = ("*",), exclude: tuple[str, ...] = (),
+def fp8_layer_plan(model: CosmosTokenizer, include: tuple[str, ...] = ("*",),
+                   exclude: tuple[str, ...] = DEFAULT_FP8_EXCLUDE,
                    input_shape: tuple[int, ...] | None = None) -> list[Fp8LayerPlan]:
     """Every convolution of ``model`` with its precision under the rules of the module docstring, in module order.
 
-    ``include`` / ``exclude`` are name patterns (``FastOptions.fp8_include`` / ``fp8_exclude``). With
-    ``input_shape`` (an encoder input, e.g. ``(1, 3, 17, 720, 1280)``) each entry carries its FLOPs.
+    ``include`` / ``exclude`` are name patterns (``FastOptions.fp8_include`` / ``fp8_exclude``, whose defaults they
+    share). With ``input_shape`` (an encoder input, e.g. ``(1, 3, 17, 720, 1280)``) each entry carries its FLOPs.
     """
     attention = [name for name, m in model.named_modules() if isinstance(m, _ATTENTION)]
     flops = _layer_flops(model.config, tuple(input_shape)) if input_shape is not None else {}
