@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contention", action="store_true",
                    help="before the builds: whether the reader's GPU steps wait for other queued work "
                         "(scripts/decode_contention.py)")
+    p.add_argument("--gil", action="store_true",
+                   help="only probe which of the reader's library calls (new SimpleDecoder, reconfigure_decoder, "
+                        "get_batch_frames[_by_index], the PyAV probe, the conversion launch) hold the GIL, beside a "
+                        "Python ticker and a CUDA launch loop, on the first 1080p and 4K sources; no model, no builds "
+                        "(scripts/decode_contention.py run_gil; with --backend pyav: without PyNvVideoCodec, a dry run)")
     p.add_argument("--consumer-streams", default="side",
                    help="comma list: where the builds encode, 'side' (a stream of their own) and/or 'current' (the "
                         "default stream); each value is built (see chunk.CONSUMER_STREAM)")
@@ -232,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     if args.ceiling:
         return run_ceiling(root, src["rows"], args, device)
+    if args.gil:
+        from decode_contention import run_gil
+
+        return run_gil(root, src["rows"], args, device)
     if args.deterministic:
         from nemo_cosmos_tokenizer.devices import deterministic_kernels
 
