@@ -17,7 +17,7 @@ Each row gives milliseconds per step; a step that waited for the background show
 **Host side** (``benchmark_corpus_e2e.py --gil``, :func:`run_gil`; run 13 found reading and encoding still taking
 turns on the host): does each of the reader's library calls hold the GIL while it works in C/C++ (a new
 ``SimpleDecoder``, ``reconfigure_decoder``, ``get_batch_frames``, ``get_batch_frames_by_index``, the PyAV probe, the
-conversion launch)? Each runs in a worker thread beside a pure-Python ticker and beside a loop of tiny CUDA
+conversion launch; and ``ThreadedDecoder``, a candidate fix)? Each runs in a worker thread beside a pure-Python ticker and beside a loop of tiny CUDA
 launches on a side stream (the encoder's thread, in small), with reference calls of known behaviour first
 (:mod:`gil_probe`).
 """
@@ -116,8 +116,9 @@ def reader_operations(nvc, path_1080p: str, path_4k: str, device: torch.device, 
     """The reader's library calls as ``(name, op, settle)`` for :func:`gil_probe.probe`: with ``nvc`` (PyNvVideoCodec
     or a stand-in with its ``SimpleDecoder`` interface) the decoder's calls as :class:`~nemo_cosmos_tokenizer.media.
     nvdec.NvdecSession` makes them, then the PyAV probe and the NV12->RGB conversion + resize of
-    :class:`~nemo_cosmos_tokenizer.data.nvdec.NvdecReader` (its two clips of a sample). ``settle`` (untimed) waits
-    for the call's GPU work on its stream and drops what it made."""
+    :class:`~nemo_cosmos_tokenizer.data.nvdec.NvdecReader` (its two clips of a sample), and last, where ``nvc`` has
+    one, PyNvVideoCodec's ``ThreadedDecoder`` (decoding in a C++ thread) in the session's step. ``settle`` (untimed)
+    waits for the call's GPU work on its stream and drops what it made."""
     import av
 
     from nemo_cosmos_tokenizer.media.decode import pyav_open
