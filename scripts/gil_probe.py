@@ -84,20 +84,12 @@ def run_beside(op: Callable[[], Any], loop: str = "ticker", body: Callable[[], A
     go.set()
     if loop == "alone":
         thread.join(timeout)
-    elif loop == "ticker":
+    elif loop in ("ticker", "launcher"):
+        launch = body if loop == "launcher" else None  # the ticker only reads the clock
         last = perf()
         while not done[0]:
-            now = perf()
-            if now - last > _RECORD_S:
-                gaps.append((last, now))
-            if now > deadline:
-                break
-            during += busy[0]
-            last = now
-    elif loop == "launcher":
-        last = perf()
-        while not done[0]:
-            body()
+            if launch is not None:
+                launch()
             now = perf()
             if now - last > _RECORD_S:
                 gaps.append((last, now))

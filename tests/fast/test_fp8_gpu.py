@@ -7,6 +7,7 @@ for the ``cudnn`` cases; Triton ships with CUDA torch).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import replace
@@ -103,14 +104,21 @@ def _model_and_windows() -> tuple[nct.CosmosTokenizer, torch.Tensor, torch.Tenso
     return model, x_cal, x
 
 
-def _float32(model: nct.CosmosTokenizer, x: torch.Tensor) -> torch.Tensor:
+@contextlib.contextmanager
+def _exact_float32():
+    """No TF32 in convolutions or matmuls: the float32 reference is float32 arithmetic."""
     flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
         with torch.no_grad():
-            return copy.deepcopy(model).float().encode_pre_quant(x.float())
+            yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
+def _float32(model: nct.CosmosTokenizer, x: torch.Tensor) -> torch.Tensor:
+    with _exact_float32():
+        return copy.deepcopy(model).float().encode_pre_quant(x.float())
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -139,13 +147,8 @@ def test_kernel_network_matches_the_emulated_network(kernel: str) -> None:
 
 
 def _decode32(model: nct.CosmosTokenizer, codes: torch.Tensor) -> torch.Tensor:
-    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.no_grad():
-            return copy.deepcopy(model).float().decode_latent(codes.float())
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+    with _exact_float32():
+        return copy.deepcopy(model).float().decode_latent(codes.float())
 
 
 def test_compiled_fp8_network_matches_eager() -> None:
