@@ -203,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma list of nvdec probe thread counts, each built (default: the reader's PROBE_THREADS)")
     p.add_argument("--decode-slots-list", default=None,
                    help="comma list of --decode-slots values, each built (the first one is used by --stages)")
+    p.add_argument("--switch-intervals", default=None,
+                   help="comma list of Python switch intervals in ms (sys.setswitchinterval), each built; default "
+                        "Python's 5 ms. A smaller one lets the encoder's thread take the GIL back sooner from the "
+                        "reader's threads (the convoy effect --gil measures)")
     p.add_argument("--repeat", type=int, default=1,
                    help="list every source this many times in the files input (a longer build of the same mix, for "
                         "its steady rate: start-up and the last batches weigh less)")
@@ -211,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="WARNING", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="INFO prints how many samples NVDEC decoded and refused")
     args = p.parse_args(argv)
+    if args.switch_intervals:
+        try:
+            bad = [v for v in args.switch_intervals.split(",") if v and not float(v) > 0]
+        except ValueError:
+            bad = [args.switch_intervals]
+        if bad:
+            p.error(f"--switch-intervals takes positive milliseconds, e.g. 5,0.5; got {bad}")
     if args.decode_slots_list and not args.decode_slots:
         args.decode_slots = int(args.decode_slots_list.split(",")[0])
     if args.ceiling and _session_counts(args.ceiling_sessions) is None:
@@ -280,9 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         kinds = [k for k in args.inputs.split(",") if k]
         if args.repeat > 1 and kinds != ["files"]:
             raise SystemExit("--repeat applies to --inputs files only")
-        for kind, (stream, priority, memory, probes, slots) in _variants(kinds, args):
+        default_switch = sys.getswitchinterval()
+        for kind, (stream, priority, memory, probes, slots, switch_ms) in _variants(kinds, args):
             chunk_module.CONSUMER_STREAM, nvdec_module.STREAM_PRIORITY, nvdec_module.MEMORY_INPUT = stream, priority, memory
+            # How often a thread that wants the GIL takes it from one that holds it: the encoder's thread gives it up
+            # at every kernel launch, and with 20 reader threads busy may wait up to one interval to get it back.
+            sys.setswitchinterval(switch_ms / 1e3 if switch_ms else default_switch)
             variant = (f"stream={stream} priority={priority} probe_threads={probes} decode_slots={slots}"
+                       + (f" switch={switch_ms:g}ms" if switch_ms else "")
                        + (f" memory={memory}" if kind != "files" else ""))
             # A fresh folder per build, also across runs with the same --dir (a finished build would only be resumed,
             # in no time); the digests and differing documents then compare every build ever made there.
@@ -324,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"encoder-only (chunk loop: {r['chunk_frames_per_s']:.1f} frames/s = {r['chunk_of_encoder_only']:.0%}), "
                   f"failed {r['failed']}", flush=True)
     finally:
+        sys.setswitchinterval(default_switch)
         if server is not None:
             server.stop()
     digests = {b.parent.name: hashlib.sha256(b.read_bytes()).hexdigest()[:16] for b in sorted(builds.glob("*/data.bin"))}
@@ -346,9 +363,10 @@ def _repeated_manifest(manifest: Path, repeat: int) -> Path:
     return path
 
 
-def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, int, int | None]]]:
-    """(input kind, (consumer stream, reader priority, memory input, probe threads, decode slots)) for each build:
-    every combination of the listed values, the memory inputs only for inputs held in memory (tar, s3)."""
+def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, int, int | None, float | None]]]:
+    """(input kind, (consumer stream, reader priority, memory input, probe threads, decode slots, switch interval in
+    ms or None for Python's)) for each build: every combination of the listed values, the memory inputs only for
+    inputs held in memory (tar, s3)."""
     from nemo_cosmos_tokenizer.data import nvdec
 
     streams = [v for v in args.consumer_streams.split(",") if v]
@@ -356,9 +374,10 @@ def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, in
     memories = [v for v in args.memory_inputs.split(",") if v]
     probes = [int(v) for v in (args.probe_threads or str(nvdec.PROBE_THREADS)).split(",") if v]
     slots = [int(v) for v in args.decode_slots_list.split(",") if v] if args.decode_slots_list else [args.decode_slots]
-    return [(kind, (stream, priority, memory, probe, slot)) for kind in kinds for stream in streams
+    switches = [float(v) for v in args.switch_intervals.split(",") if v] if args.switch_intervals else [None]
+    return [(kind, (stream, priority, memory, probe, slot, switch)) for kind in kinds for stream in streams
             for priority in priorities for memory in (memories if kind != "files" else memories[:1])
-            for probe in probes for slot in slots]
+            for probe in probes for slot in slots for switch in switches]
 
 
 def run_contention(root: Path, rows: list[dict], vt, args, device: torch.device) -> list[dict[str, Any]]:

@@ -78,3 +78,24 @@ def test_ceiling_refuses_bad_session_counts(tmp_path):
     proc = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "error: --ceiling-sessions takes a comma list" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "corpus").exists()  # refused before any work
+
+
+def test_switch_intervals_build_once_each_with_the_same_bytes(tmp_path):
+    base = [sys.executable, str(REPO / "scripts" / "benchmark_corpus_e2e.py"), "--dir", str(tmp_path / "corpus"),
+            "--device", "cpu", "--dtype", "float32", "--channels", "8", "--backend", "pyav", "--num-1080p", "1",
+            "--num-4k", "0", "--num-hevc", "0", "--num-portrait", "1", "--frames", "9", "--num-frames", "9",
+            "--clips-per-video", "1", "--inputs", "files", "--resolution", "64", "64", "--batch", "2", "--no-compile",
+            "--scale", "0.125", "--workers", "0", "--make-procs", "1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    refused = subprocess.run(base + ["--switch-intervals", "5,0"], env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "--switch-intervals takes positive milliseconds" in refused.stderr
+    assert not (tmp_path / "corpus").exists()  # refused before any work
+
+    out = tmp_path / "result.json"
+    proc = subprocess.run(base + ["--switch-intervals", "5,0.5", "--out", str(out)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [r["variant"].split()[-1] for r in result["runs"]] == ["switch=5ms", "switch=0.5ms"]
+    digests = result["bin_sha256"]
+    assert len(digests) == 2 and len(set(digests.values())) == 1, digests  # how threads take turns changes no byte
