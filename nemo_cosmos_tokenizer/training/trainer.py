@@ -99,6 +99,11 @@ class Trainer:
         self.arch = self.net.config
         self._check_clip_shape()
         self.params = [p for _, p in trainable_parameters(self.net)]
+        # The step's two passes; compiled wrappers of the same bound methods (same parameters) with ``compile``.
+        self._encode, self._decode = self.net.encode_pre_quant, self.net.decode_latent
+        if config.compile:
+            self._encode = torch.compile(self.net.encode_pre_quant, dynamic=False)
+            self._decode = torch.compile(self.net.decode_latent, dynamic=False)
         self.opt = torch.optim.AdamW(self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
         self.ema_net = None
         if config.ema_decay > 0:
@@ -171,13 +176,26 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` -> encoder -> FSQ (straight-through) or the latent -> decoder, under the step's autocast."""
+        net = self.net
+        with self._autocast():
+            with torch.no_grad() if not self.config.trains_encoder else nullcontext():
+                h = self._encode(x)
+            z = net.quantizer.quantize(h) if net.quantizer is not None else h  # float32 codes, straight-through
+            return self._decode(z)
+
     def step(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, float]:
         config, net = self.config, self.net
-        with self._autocast():
-            with torch.no_grad() if not config.trains_encoder else nullcontext():
-                h = net.encode_pre_quant(x)
-            z = net.quantizer.quantize(h) if net.quantizer is not None else h  # float32 codes, straight-through
-            recon = net.decode_latent(z)
+        try:
+            recon = self._reconstruct(x)
+        except Exception as err:  # noqa: BLE001 - any compiler failure: the eager passes are the same network
+            if self._encode == net.encode_pre_quant:
+                raise
+            log.warning("torch.compile failed (%s: %s); training on without compiling", type(err).__name__,
+                        str(err).splitlines()[0] if str(err) else "")
+            self._encode, self._decode = net.encode_pre_quant, net.decode_latent
+            recon = self._reconstruct(x)
         terms = torch.zeros(len(TERMS), device=self.device)
         l1 = l1_loss(recon, x)
         loss = config.l1_weight * l1

@@ -222,3 +222,49 @@ def test_ema_warms_up_so_a_short_run_is_not_its_initial_weights(clips_dir, tmp_p
     # The check tells the two apart: the constant-decay EMA is essentially the initial weights.
     gap = max(float((constant[k] - v).abs().max()) for k, v in warm.items())
     assert gap > 100 * tol, (gap, tol)
+
+
+def test_compiled_steps_train_the_same_network(clips_dir, tmp_path, monkeypatch):
+    # Inductor's CPU code generation takes minutes on two cores; "aot_eager" traces the same two passes through
+    # Dynamo and AOTAutograd (what decides which parameters the compiled step trains) and runs ATen's kernels. The
+    # Inductor path itself runs in the GPU demo.
+    compiled = []
+    real_compile = torch.compile
+
+    def aot_eager(fn, **kwargs):
+        compiled.append(fn.__name__)
+        return real_compile(fn, backend="aot_eager", **kwargs)
+
+    settings = dict(max_steps=3, ema_decay=0.9)
+    eager = train_tokenizer(tiny_config(clips_dir, tmp_path / "eager", **settings))
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    fast = train_tokenizer(tiny_config(clips_dir, tmp_path / "compiled", compile=True, **settings))
+    assert compiled == ["encode_pre_quant", "decode_latent"]
+    # Same ATen kernels in another order of the autograd graph: float32 sums may round differently by a few ulps of
+    # the loss (~1e-7 relative), which three Adam steps at lr 1e-3 do not grow past 1e-4.
+    for a, b in zip(eager.history, fast.history, strict=True):
+        assert a["step"] == b["step"] and a["loss"] == pytest.approx(b["loss"], rel=1e-4), (a, b)
+    # The compiled passes trained the network's own parameters: its weights moved, and stayed where eager's went.
+    # An Adam step moves a weight by at most about lr (m / sqrt(v) is ~1 at most), so runs whose gradients differ by
+    # rounding (even in sign, for gradients near zero) end at most 2 x lr x steps apart.
+    e, c = load_pretrained(eager.final_dir).state_dict(), load_pretrained(fast.final_dir).state_dict()
+    start = tiny_network().state_dict()
+    assert any(not torch.equal(c[k], start[k]) for k in c if k in start)
+    bound = 2 * 1e-3 * 3
+    assert max(float((c[k] - e[k]).abs().max()) for k in c) <= bound
+
+
+def test_a_compile_failure_trains_on_eagerly(clips_dir, tmp_path, monkeypatch, caplog):
+    def broken(fn, **kwargs):
+        def fails(*args, **kw):
+            raise RuntimeError("no compiler for this\nsecond line")
+        return fails
+
+    settings = dict(max_steps=2)
+    eager = train_tokenizer(tiny_config(clips_dir, tmp_path / "eager", **settings))
+    monkeypatch.setattr(torch, "compile", broken)
+    with caplog.at_level("WARNING", logger="nemo_cosmos_tokenizer.training.trainer"):
+        fallen = train_tokenizer(tiny_config(clips_dir, tmp_path / "fallen", compile=True, **settings))
+    assert "torch.compile failed (RuntimeError: no compiler for this); training on without compiling" in caplog.text
+    keys = ("step", "loss", "grad_norm")
+    assert [{k: e[k] for k in keys} for e in fallen.history] == [{k: e[k] for k in keys} for e in eager.history]
