@@ -101,6 +101,7 @@ class Trainer:
         self.params = [p for _, p in trainable_parameters(self.net)]
         # The step's two passes; compiled wrappers of the same bound methods (same parameters) with ``compile``.
         self._encode, self._decode = self.net.encode_pre_quant, self.net.decode_latent
+        self._compile_unproven = config.compile  # until a compiled step has run: a failure then falls back to eager
         if config.compile:
             self._encode = torch.compile(self.net.encode_pre_quant, dynamic=False)
             self._decode = torch.compile(self.net.decode_latent, dynamic=False)
@@ -190,12 +191,13 @@ class Trainer:
         try:
             recon = self._reconstruct(x)
         except Exception as err:  # noqa: BLE001 - any compiler failure: the eager passes are the same network
-            if self._encode == net.encode_pre_quant:
+            if not self._compile_unproven:  # eager, or compiled steps already ran: a real error of this step
                 raise
             log.warning("torch.compile failed (%s: %s); training on without compiling", type(err).__name__,
                         str(err).splitlines()[0] if str(err) else "")
             self._encode, self._decode = net.encode_pre_quant, net.decode_latent
             recon = self._reconstruct(x)
+        self._compile_unproven = False
         terms = torch.zeros(len(TERMS), device=self.device)
         l1 = l1_loss(recon, x)
         loss = config.l1_weight * l1

@@ -268,3 +268,19 @@ def test_a_compile_failure_trains_on_eagerly(clips_dir, tmp_path, monkeypatch, c
     assert "torch.compile failed (RuntimeError: no compiler for this); training on without compiling" in caplog.text
     keys = ("step", "loss", "grad_norm")
     assert [{k: e[k] for k in keys} for e in fallen.history] == [{k: e[k] for k in keys} for e in eager.history]
+
+
+def test_an_error_after_compiled_steps_is_not_hidden(clips_dir, tmp_path, monkeypatch):
+    calls = []
+
+    def fails_on_second_step(fn, **kwargs):
+        def run(*args, **kw):
+            calls.append(fn.__name__)
+            if len(calls) > 2:  # encode + decode of step 0 ran compiled; step 1 meets a real error
+                raise RuntimeError("CUDA out of memory")
+            return fn(*args, **kw)
+        return run
+
+    monkeypatch.setattr(torch, "compile", fails_on_second_step)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        train_tokenizer(tiny_config(clips_dir, tmp_path / "run", max_steps=3, compile=True))
