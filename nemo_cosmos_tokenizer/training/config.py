@@ -145,7 +145,8 @@ class TokenizerTrainConfig:
     a resumed run may change it."""
     seed: int = 0
     num_workers: int = 2
-    """Data-loading processes per training process (0: read in the training process)."""
+    """Data-loading processes per training process (0: read in the training process; at most one per CPU the process
+    may use)."""
     progress: bool = True
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,16 @@ def _write_log(path: Path, entries: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
+def data_workers(asked: int) -> int:
+    """``asked`` data-loading processes, at most one per CPU this process may run on: a recipe sized for a GPU host
+    (the demo's 12) only thrashes a small machine. Batches do not depend on the number of workers."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if asked > cpus:
+        log.info("num_workers %d > the %d CPU(s) this process may use: %d data workers", asked, cpus, cpus)
+        return cpus
+    return asked
+
+
 def _progress(config: TokenizerTrainConfig, main: bool, start: int):
     from tqdm.auto import tqdm
 
@@ -113,7 +124,8 @@ def _run(trainer: Trainer) -> TrainResult:
         temporal_compression=arch.temporal_compression, spatial_compression=arch.spatial_compression,
         fps=config.fps, image_every=config.image_every, is_video_model=arch.is_video, seed=config.seed)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, config.max_steps),
-                                         num_workers=config.num_workers, pin_memory=device.type == "cuda")
+                                         num_workers=data_workers(config.num_workers),
+                                         pin_memory=device.type == "cuda")
     log.info("training %s (%s, mode %s, from %s): %d trained parameters, %d training samples, %d held-out clips, "
              "global batch %d on %d process(es), steps %d..%d", f"{arch.family}{arch.compression_label}",
              config.dtype, config.mode, trainer.source, sum(p.numel() for p in trainer.params), len(train_samples),

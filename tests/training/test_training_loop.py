@@ -284,3 +284,12 @@ def test_an_error_after_compiled_steps_is_not_hidden(clips_dir, tmp_path, monkey
     monkeypatch.setattr(torch, "compile", fails_on_second_step)
     with pytest.raises(RuntimeError, match="CUDA out of memory"):
         train_tokenizer(tiny_config(clips_dir, tmp_path / "run", max_steps=3, compile=True))
+
+
+def test_data_workers_are_capped_at_the_usable_cpus(monkeypatch):
+    import os
+
+    from nemo_cosmos_tokenizer.training.loop import data_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert [data_workers(n) for n in (0, 1, 2, 12)] == [0, 1, 2, 2]
