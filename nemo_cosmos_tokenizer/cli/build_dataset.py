@@ -129,6 +129,9 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      "(default 4; 7, one per decode engine of an H100, met NVDEC error 208 beside the encoder)")),
     ("--nvdec-probe-threads", "nvdec_probe_threads", dict(type=int, metavar="N", help="nvdec: threads opening and "
      "planning samples with PyAV ahead of the decoders (default 8)")),
+    ("--nvdec-processes", "nvdec_processes", dict(type=int, metavar="N", help="nvdec: read in N processes of their "
+     "own (clips handed over on the GPU), dividing --num-workers, --nvdec-decodes and --nvdec-probe-threads among "
+     "them; 0 (default): threads of this process")),
     ("--nvdec-resize", "nvdec_resize", dict(choices=("exact", "fused"), help="nvdec: exact (default): YUV->RGB then "
      "torch's antialiased resize; fused: one Triton kernel from NV12 to the target size (own config hash)")),
     ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512; 250 "

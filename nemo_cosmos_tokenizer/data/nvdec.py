@@ -96,6 +96,10 @@ PROBE_THREADS = 8
 MAX_CONCURRENT_DECODES = 4
 
 
+class _Avoided(Exception):
+    """A sample kept from NVDEC (:attr:`NvdecReader.avoid_nvdec`)."""
+
+
 @dataclass
 class _Probed:
     """A sample opened and planned for NVDEC (what :meth:`NvdecReader._decode_sample` needs)."""
@@ -160,6 +164,9 @@ class NvdecReader:
         (``convert``), samples read on the CPU (``cpu``); logged by :meth:`iter_samples`."""
         self.refused: dict[str, str] = {}
         """Samples (by id) NVDEC failed on, with the error: decoded by PyAV instead (counted as read on the CPU)."""
+        self.avoid_nvdec: dict[str, str] = {}
+        """Samples (by id) not to give NVDEC, with the reason (:mod:`.nvdec_processes`: their reader process died
+        while reading them): decoded by PyAV into the same planes, like the ones NVDEC refused."""
         self.peak_ahead_bytes = 0
         """Most bytes of clips decoded but not yet handed to the consumer at once (:meth:`iter_samples`)."""
         self.consumer_wait = 0.0
@@ -233,13 +240,16 @@ class NvdecReader:
         clock = time.perf_counter()
         self._wait_for_previous()
         try:
+            if sample.id in self.avoid_nvdec:
+                raise _Avoided(self.avoid_nvdec[sample.id])
             with self._decode_slots:
                 clock = self._add("wait", clock)
                 nv12 = self._decode(media, wanted, info)  # [len(wanted), 3H/2, W] on the device
                 clock = self._add("decode", clock)
         except Exception as err:  # noqa: BLE001 - NVDEC refused the stream, or failed on it
             log.debug("nvdec could not decode %s (%s); decoding it with PyAV", sample.id, err)
-            self._drop_session()  # a decoder that failed is not trusted with the next file
+            if not isinstance(err, _Avoided):
+                self._drop_session()  # a decoder that failed is not trusted with the next file
             self.refused[sample.id] = f"{type(err).__name__}: {err}"
             try:
                 nv12 = self._pyav_nv12(source, wanted)

@@ -341,7 +341,7 @@ def test_one_reader_reads_across_chunks_and_logs_its_threads(media_dir, monkeypa
     spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=32, width=48,
                     temporal_compression=8, spatial_compression=2)
     config = types.SimpleNamespace(video_backend="nvdec", num_workers=2, nvdec_decodes=None, nvdec_resize="exact",
-                                   nvdec_probe_threads=2,
+                                   nvdec_probe_threads=2, nvdec_processes=0,
                                    storage=lambda: None)
     context = types.SimpleNamespace(config=config, clip_spec=spec, chunk_samples=chunks.__getitem__,
                                     video_tokenizer=types.SimpleNamespace(device=torch.device("cpu")))

@@ -91,8 +91,15 @@ class _SampleReader:
 def _iter_samples(
     samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device,
     read: Callable = read_sample, storage=None, nvdec_decodes: int | None = None, nvdec_resize: str = "exact",
-    nvdec_probe_threads: int | None = None,
+    nvdec_probe_threads: int | None = None, nvdec_processes: int = 0,
 ) -> Iterator[SampleClips]:
+    if backend == "nvdec" and nvdec_processes:  # reader processes; clips arrive as CUDA tensors of this process
+        from ..nvdec import DEFAULT_THREADS
+        from ..nvdec_processes import NvdecProcessReader
+
+        return NvdecProcessReader(spec, device, nvdec_processes, num_workers or DEFAULT_THREADS, storage=storage,
+                                  max_decodes=nvdec_decodes, resize=nvdec_resize,
+                                  probe_threads=nvdec_probe_threads).iter_samples(samples)
     if backend == "nvdec":  # threads of this process; clips arrive as CUDA tensors
         from ..nvdec import DEFAULT_THREADS, NvdecReader
 
@@ -266,7 +273,8 @@ class _ChunkReader:
             self.shared = _iter_samples(samples, context.clip_spec, "nvdec", config.num_workers, device,
                                         storage=config.storage(), nvdec_decodes=config.nvdec_decodes,
                                         nvdec_resize=config.nvdec_resize,
-                                        nvdec_probe_threads=config.nvdec_probe_threads)
+                                        nvdec_probe_threads=config.nvdec_probe_threads,
+                                        nvdec_processes=config.nvdec_processes)
 
     def items(self, samples: Sequence[Sample]) -> Iterator[SampleClips]:
         if self.shared is not None:

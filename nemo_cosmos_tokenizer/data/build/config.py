@@ -161,6 +161,12 @@ class BuildConfig:
     """With ``video_backend="nvdec"``: threads opening and planning samples with PyAV (CPU work) ahead of the decoder
     threads. Speed only: the output does not depend on it."""
 
+    nvdec_processes: int = 0
+    """With ``video_backend="nvdec"``: read in this many processes of their own (:mod:`..nvdec_processes`; clips
+    handed over on the GPU by CUDA IPC), so that the reader's threads and the encoder's do not share one interpreter
+    lock; ``num_workers``, ``nvdec_decodes`` and ``nvdec_probe_threads`` are then divided among them. 0: threads of
+    the builder's process. Speed only: the output does not depend on it."""
+
     nvdec_resize: str = "exact"
     """With ``video_backend="nvdec"``: how NV12 surfaces become clips at the target size. ``exact``: swscale's
     YUV->RGB arithmetic, then torch's float32 antialiased bilinear resize on the GPU (the tokens of earlier nvdec
@@ -234,6 +240,9 @@ class BuildConfig:
             raise ValueError(f"nvdec_decodes must be >= 1, got {self.nvdec_decodes}")
         if self.nvdec_probe_threads < 1:
             raise ValueError(f"nvdec_probe_threads must be >= 1, got {self.nvdec_probe_threads}")
+        if self.nvdec_processes < 0:
+            raise ValueError(f"nvdec_processes must be >= 0 (0: threads of the builder's process), got "
+                             f"{self.nvdec_processes}")
         if self.io_retries < 1:
             raise ValueError(f"io_retries must be >= 1, got {self.io_retries}")
         # Combinations that cannot work: refused here, before any model is loaded (ClipSpec and prepare_build
