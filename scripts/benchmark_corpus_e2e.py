@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                         "concurrent decoder sessions (NV12 only, no conversion), with nvidia-smi dmon's dec %%; no "
                         "model, no builds (with --backend pyav: the same on the CPU, a dry run)")
     p.add_argument("--ceiling-sessions", default="1,2,4,7,8,14", help="session counts for --ceiling")
+    p.add_argument("--ceiling-processes", type=int, default=0,
+                   help="--ceiling: spread each measurement's sessions over this many processes (0: threads of one "
+                        "process), to tell the engines' limit from one interpreter's")
     p.add_argument("--ceiling-seconds", type=float, default=3.0,
                    help="each --ceiling measurement decodes (cycling over the kind's files) for at least this long")
     p.add_argument("--stages", action="store_true",
@@ -207,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma list of Python switch intervals in ms (sys.setswitchinterval), each built; default "
                         "Python's 5 ms. A smaller one lets the encoder's thread take the GIL back sooner from the "
                         "reader's threads (the convoy effect --gil measures)")
+    p.add_argument("--reader-processes", default="0",
+                   help="comma list of BuildConfig.nvdec_processes values, each built: the reader in N processes of "
+                        "its own (clips handed over by CUDA IPC), 0 threads of the builder's process; the first one "
+                        "is used by --stages (its processes started before the timing)")
     p.add_argument("--repeat", type=int, default=1,
                    help="list every source this many times in the files input (a longer build of the same mix, for "
                         "its steady rate: start-up and the last batches weigh less)")
@@ -292,13 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.repeat > 1 and kinds != ["files"]:
             raise SystemExit("--repeat applies to --inputs files only")
         default_switch = sys.getswitchinterval()
-        for kind, (stream, priority, memory, probes, slots, switch_ms) in _variants(kinds, args):
+        for kind, (stream, priority, memory, probes, slots, switch_ms, procs) in _variants(kinds, args):
             chunk_module.CONSUMER_STREAM, nvdec_module.STREAM_PRIORITY, nvdec_module.MEMORY_INPUT = stream, priority, memory
             # How often a thread that wants the GIL takes it from one that holds it: the encoder's thread gives it up
             # at every kernel launch, and with 20 reader threads busy may wait up to one interval to get it back.
             sys.setswitchinterval(switch_ms / 1e3 if switch_ms else default_switch)
             variant = (f"stream={stream} priority={priority} probe_threads={probes} decode_slots={slots}"
                        + (f" switch={switch_ms:g}ms" if switch_ms else "")
+                       + (f" processes={procs}" if procs else "")
                        + (f" memory={memory}" if kind != "files" else ""))
             # A fresh folder per build, also across runs with the same --dir (a finished build would only be resumed,
             # in no time); the digests and differing documents then compare every build ever made there.
@@ -322,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                               dtype=args.dtype, batch_size=args.batch, num_workers=args.workers, chunk_size=100000,
                               progress=False, fast=True, storage_options=options, deterministic=args.deterministic,
                               nvdec_resize=args.nvdec_resize,
-                              nvdec_probe_threads=probes, **({"nvdec_decodes": slots} if slots else {}))
+                              nvdec_probe_threads=probes, nvdec_processes=procs,
+                              **({"nvdec_decodes": slots} if slots else {}))
             sync()
             summary = run_build(cfg, video_tokenizer=vt, env=DistEnv())
             sync()
@@ -363,10 +372,10 @@ def _repeated_manifest(manifest: Path, repeat: int) -> Path:
     return path
 
 
-def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, int, int | None, float | None]]]:
+def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, int, int | None, float | None, int]]]:
     """(input kind, (consumer stream, reader priority, memory input, probe threads, decode slots, switch interval in
-    ms or None for Python's)) for each build: every combination of the listed values, the memory inputs only for
-    inputs held in memory (tar, s3)."""
+    ms or None for Python's, reader processes)) for each build: every combination of the listed values, the memory
+    inputs only for inputs held in memory (tar, s3)."""
     from nemo_cosmos_tokenizer.data import nvdec
 
     streams = [v for v in args.consumer_streams.split(",") if v]
@@ -375,9 +384,14 @@ def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, in
     probes = [int(v) for v in (args.probe_threads or str(nvdec.PROBE_THREADS)).split(",") if v]
     slots = [int(v) for v in args.decode_slots_list.split(",") if v] if args.decode_slots_list else [args.decode_slots]
     switches = [float(v) for v in args.switch_intervals.split(",") if v] if args.switch_intervals else [None]
-    return [(kind, (stream, priority, memory, probe, slot, switch)) for kind in kinds for stream in streams
+    processes = _reader_processes(args)
+    return [(kind, (stream, priority, memory, probe, slot, switch, procs)) for kind in kinds for stream in streams
             for priority in priorities for memory in (memories if kind != "files" else memories[:1])
-            for probe in probes for slot in slots for switch in switches]
+            for probe in probes for slot in slots for switch in switches for procs in processes]
+
+
+def _reader_processes(args) -> list[int]:
+    return [int(v) for v in args.reader_processes.split(",") if v] or [0]
 
 
 def run_contention(root: Path, rows: list[dict], vt, args, device: torch.device) -> list[dict[str, Any]]:
@@ -406,7 +420,7 @@ def run_ceiling(root: Path, rows: list[dict], args, device: torch.device) -> int
     sessions = _session_counts(args.ceiling_sessions)
     result = {"args": vars(args), "ceiling": measure_ceiling(
         by_kind, lambda path: _source_pixels(path, args.scale), backend=args.backend, sessions=sessions,
-        min_seconds=args.ceiling_seconds, device_index=device.index or 0)}
+        min_seconds=args.ceiling_seconds, device_index=device.index or 0, processes=args.ceiling_processes)}
     out = args.out or (os.path.join(os.environ["OUT"], "benchmark-corpus-ceiling.json") if os.environ.get("OUT") else None)
     if out:
         Path(out).write_text(json.dumps(result, indent=1, default=str))
@@ -520,12 +534,25 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
         by_kind.setdefault(Path(row["path"]).stem.split("-", 1)[1], []).append(sample)
     by_kind["all"] = list(samples)
     out = []
+    processes = _reader_processes(args)[0]
+    process_reader = None
+    if args.backend == "nvdec" and processes:
+        from nemo_cosmos_tokenizer.data.nvdec_processes import NvdecProcessReader
+
+        t0 = time.perf_counter()
+        process_reader = NvdecProcessReader(spec, device, processes, args.workers, max_decodes=args.decode_slots,
+                                            resize=args.nvdec_resize, frame_access=args.frame_access).start()
+        first = list(process_reader.iter_samples(by_kind["all"][:processes]))  # each process up, CUDA ready
+        print(f"# {processes} reader processes started and warm in {time.perf_counter() - t0:.1f} s "
+              f"({len(first)} samples)", flush=True)
     for kind, group in by_kind.items():
         pixels = 0
         sync()
         t0 = time.perf_counter()
         frames = 0
-        if args.backend == "nvdec":  # the builder's reader, with the frame access asked for
+        if process_reader is not None:
+            items = process_reader.iter_samples(group)
+        elif args.backend == "nvdec":  # the builder's reader, with the frame access asked for
             from nemo_cosmos_tokenizer.data.nvdec import NvdecReader
 
             items = NvdecReader(spec, device, args.workers, max_decodes=args.decode_slots, resize=args.nvdec_resize,
@@ -564,10 +591,13 @@ def time_stages(root: Path, rows: list[dict], vt, args, device: torch.device, sy
             decode_s = time.perf_counter() - t0
             row.update(decode_fps=float(decoded) / decode_s, decode_gpx_s=float(decoded_pixels) / decode_s / 1e9)
         out.append(row)
-        print(f"stage {kind:8s} {len(group):4d} samples: reader {row['read_fps']:8.1f} frames/s "
+        print(f"stage {kind:8s} {len(group):4d} samples: reader{f' ({processes} processes)' if processes else ''} "
+              f"{row['read_fps']:8.1f} frames/s "
               f"({row['read_gpx_s']:.2f} Gpx/s of sources)"
               + (f", NVDEC alone {row['decode_fps']:8.1f} frames/s ({row['decode_gpx_s']:.2f} Gpx/s)"
                  if "decode_fps" in row else ""), flush=True)
+    if process_reader is not None:
+        process_reader.close()
     return out
 
 

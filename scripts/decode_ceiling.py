@@ -143,11 +143,51 @@ def measure(paths: Sequence[str], sessions: int, session_factory: Callable[[], C
             "dec_percent": dmon.mean_between(started, started + seconds) if dmon is not None else None}
 
 
+_PART: dict[str, Any] = {}
+
+
+def _start_part(backend: str, device_index: int, pixel_table: dict[str, int]) -> None:
+    """Initializer of a ``--ceiling-processes`` process: its session factory, made once (library, CUDA context)."""
+    if backend == "nvdec":
+        from nemo_cosmos_tokenizer.media.nvdec import require_nvdec
+
+        nvc = require_nvdec()
+        _PART["factory"] = lambda: _nvdec_session(nvc, device_index)  # noqa: E731
+    else:
+        _PART["factory"] = _pyav_session
+    _PART["pixels"] = pixel_table.__getitem__
+    measure(list(pixel_table)[:1], 1, _PART["factory"], 0.0, _PART["pixels"], None)  # warm-up
+
+
+def _measure_part(job: tuple[list[str], int, float]) -> dict[str, Any]:
+    paths, sessions, min_seconds = job
+    return measure(paths, sessions, _PART["factory"], min_seconds, _PART["pixels"], None)
+
+
+def _measure_in_processes(pool, processes: int, paths: Sequence[str], sessions: int, min_seconds: float,
+                          dmon: DmonSampler | None) -> dict[str, Any]:
+    """:func:`measure` with the sessions spread over ``processes`` warm processes (each its own interpreter), each
+    starting on another file; frames/s over the longest process's time."""
+    per = [sessions // processes + (k < sessions % processes) for k in range(processes)]
+    jobs = [(list(paths[k % len(paths):]) + list(paths[:k % len(paths)]), n, min_seconds) for k, n in enumerate(per) if n]
+    started = time.monotonic()
+    parts = pool.map(_measure_part, jobs, chunksize=1)
+    seconds = max(p["seconds"] for p in parts)
+    frames, px = sum(p["frames"] for p in parts), sum(p["gpx_per_s"] * p["seconds"] * 1e9 for p in parts)
+    return {"sessions": sessions, "processes": len(jobs), "files": sum(p["files"] for p in parts), "frames": frames,
+            "seconds": seconds, "frames_per_s": frames / seconds, "gpx_per_s": px / seconds / 1e9,
+            "dec_percent": dmon.mean_between(started, started + seconds) if dmon is not None else None}
+
+
 def measure_ceiling(paths_by_kind: dict[str, list[str]], pixels: Callable[[str], int], *, backend: str = "nvdec",
                     sessions: Sequence[int] = DEFAULT_SESSIONS, min_seconds: float = 3.0, device_index: int = 0,
-                    ) -> list[dict[str, Any]]:
+                    processes: int = 0) -> list[dict[str, Any]]:
     """Rows ``{kind, sessions, frames_per_s, gpx_per_s, dec_percent, ...}`` for every kind and session count,
-    printed as a table while they are measured."""
+    printed as a table while they are measured. ``processes`` > 0: the sessions of each measurement are spread over
+    that many processes (threads of this process otherwise), which tells a ceiling of the decode engines from one of
+    a single interpreter."""
+    if processes:
+        return _ceiling_in_processes(paths_by_kind, pixels, backend, sessions, min_seconds, device_index, processes)
     if backend == "nvdec":
         from nemo_cosmos_tokenizer.media.nvdec import require_nvdec
 
@@ -170,6 +210,32 @@ def measure_ceiling(paths_by_kind: dict[str, list[str]], pixels: Callable[[str],
                 rows.append(row)
                 dec = "-" if row["dec_percent"] is None else f"{row['dec_percent']:.0f}"
                 print(f"{kind:9s} {n:8d} {row['frames_per_s']:10.1f} {row['gpx_per_s']:7.2f} {dec:>6s}", flush=True)
+    finally:
+        if dmon is not None:
+            dmon.stop()
+    return rows
+
+
+def _ceiling_in_processes(paths_by_kind: dict[str, list[str]], pixels: Callable[[str], int], backend: str,
+                          sessions: Sequence[int], min_seconds: float, device_index: int,
+                          processes: int) -> list[dict[str, Any]]:
+    from multiprocessing import get_context
+
+    if backend not in ("nvdec", "pyav"):
+        raise ValueError(f"--ceiling decodes with nvdec or pyav, got {backend!r}")
+    table = {p: pixels(p) for paths in paths_by_kind.values() for p in paths}
+    dmon = DmonSampler(device_index) if backend == "nvdec" else None
+    rows = []
+    print(f"{'kind':9s} {'sessions':>8s} {'procs':>5s} {'frames/s':>10s} {'Gpx/s':>7s} {'dec %':>6s}", flush=True)
+    try:
+        with get_context("spawn").Pool(processes, initializer=_start_part, initargs=(backend, device_index, table)) as pool:
+            for kind, paths in paths_by_kind.items():
+                for n in (n for n in sessions if paths):
+                    row = {"kind": kind, **_measure_in_processes(pool, min(processes, n), paths, n, min_seconds, dmon)}
+                    rows.append(row)
+                    dec = "-" if row["dec_percent"] is None else f"{row['dec_percent']:.0f}"
+                    print(f"{kind:9s} {n:8d} {row['processes']:5d} {row['frames_per_s']:10.1f} {row['gpx_per_s']:7.2f} "
+                          f"{dec:>6s}", flush=True)
     finally:
         if dmon is not None:
             dmon.stop()
