@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame-access", default="runs", choices=("runs", "index"),
                    help="--stages only: how the reader's NVDEC sessions fetch frames (runs: sequential runs of "
                         "frames; index: get_batch_frames_by_index, the reader of runs 7-10)")
-    p.add_argument("--nvdec-resize", default="exact", choices=("exact", "fused"),
-                   help="BuildConfig.nvdec_resize: exact (YUV->RGB, then torch's resize) or fused (one Triton kernel)")
+    p.add_argument("--nvdec-resize", default="auto", choices=("auto", "exact", "fused"),
+                   help="BuildConfig.nvdec_resize: auto (fused where Triton is installed), exact (YUV->RGB, then "
+                        "torch's resize) or fused (one Triton kernel); the same bytes")
     p.add_argument("--ceiling", action="store_true",
                    help="only measure the decode ceiling: every source kind decoded sequentially by 1, 2, 4, 7, 8, 14 "
                         "concurrent decoder sessions (NV12 only, no conversion), with nvidia-smi dmon's dec %%; no "

@@ -4,6 +4,8 @@ what NVDEC returns (checked on the GPU by the CUDA tests of tests/data/test_nvde
 from __future__ import annotations
 
 import io
+import os
+import time
 import types
 
 import numpy as np
@@ -44,3 +46,52 @@ class FakeSimpleDecoder:
 
 
 FAKE_NVC = types.SimpleNamespace(SimpleDecoder=FakeSimpleDecoder, OutputColorType=types.SimpleNamespace(NATIVE=0))
+
+
+#: Environment variables of :data:`CRASHING_NVC` (read when a decoder is pointed at a file, so spawned reader
+#: processes, which inherit the environment, see what the test set).
+CRASH_ON = "NCT_FAKE_NVDEC_CRASH_ON"
+"""The process dies when the decoder is pointed at a file whose name contains this text (unset: never)."""
+CRASH_COUNT = "NCT_FAKE_NVDEC_CRASH_COUNT"
+"""A file holding the number of deaths so far (missing or empty: 0); incremented before each death."""
+CRASH_TIMES = "NCT_FAKE_NVDEC_CRASH_TIMES"
+"""The most deaths, counted in :data:`CRASH_COUNT`'s file (unset: every time)."""
+CRASH_GATE = "NCT_FAKE_NVDEC_CRASH_GATE"
+"""A file whose appearance the doomed decoder waits for before it dies (unset: it dies at once): lets a test put the
+process's state (results it already sent, say) where it wants it first."""
+CRASH_EXIT_CODE = 3
+
+
+def _crash_here(source) -> bool:
+    target = os.environ.get(CRASH_ON)
+    if not target or isinstance(source, bytes) or target not in os.path.basename(str(source)):
+        return False
+    limit, count_file = os.environ.get(CRASH_TIMES), os.environ.get(CRASH_COUNT)
+    deaths = 0
+    if count_file and os.path.exists(count_file):
+        with open(count_file) as f:
+            deaths = int(f.read().strip() or 0)
+    if limit is not None and deaths >= int(limit):
+        return False
+    if count_file:
+        with open(count_file, "w") as f:
+            f.write(str(deaths + 1))
+    return True
+
+
+class CrashingSimpleDecoder(FakeSimpleDecoder):
+    """:class:`FakeSimpleDecoder` whose process dies at once (``os._exit``, as PyNvVideoCodec's C++ abort on NVDEC
+    error 208 kills it) when pointed at a file named as :data:`CRASH_ON` says, at most :data:`CRASH_TIMES` times."""
+
+    def reconfigure_decoder(self, source):  # SimpleDecoder(...) comes here too
+        if _crash_here(source):
+            gate, deadline = os.environ.get(CRASH_GATE), time.monotonic() + 120
+            while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os._exit(CRASH_EXIT_CODE)
+        super().reconfigure_decoder(source)
+
+
+CRASHING_NVC = types.SimpleNamespace(SimpleDecoder=CrashingSimpleDecoder, OutputColorType=FAKE_NVC.OutputColorType)
+"""A stand-in for PyNvVideoCodec whose process dies on chosen files (:class:`CrashingSimpleDecoder`): for the reader
+processes' restarts (tests/data/test_nvdec_processes.py)."""

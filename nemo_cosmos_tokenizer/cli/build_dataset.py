@@ -131,9 +131,10 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      "planning samples with PyAV ahead of the decoders (default 8)")),
     ("--nvdec-processes", "nvdec_processes", dict(type=int, metavar="N", help="nvdec: read in N processes of their "
      "own (clips handed over on the GPU), dividing --num-workers, --nvdec-decodes and --nvdec-probe-threads among "
-     "them; 0 (default): threads of this process")),
-    ("--nvdec-resize", "nvdec_resize", dict(choices=("exact", "fused"), help="nvdec: exact (default): YUV->RGB then "
-     "torch's antialiased resize; fused: one Triton kernel from NV12 to the target size (own config hash)")),
+     "them; slower than threads on an H100 but survives an NVDEC abort; 0 (default): threads of this process")),
+    ("--nvdec-resize", "nvdec_resize", dict(choices=("auto", "exact", "fused"), help="nvdec: how NV12 becomes clips; "
+     "auto (default): fused where Triton is installed, else exact; exact: YUV->RGB then torch's antialiased resize; "
+     "fused: one Triton kernel, the same bytes, faster")),
     ("--chunk-size", "chunk_size", dict(type=int, help="samples per chunk shard: unit of resume (default 512; 250 "
      "with --layout cosmos_ar, NVIDIA's videos per folder)")),
 )

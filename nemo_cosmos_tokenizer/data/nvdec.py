@@ -17,9 +17,12 @@ Per sample (PyNvVideoCodec and PyAV release the GIL):
    :data:`STREAM_PRIORITY`). Media in memory (tar members, objects) go to the decoder through a ``/dev/shm`` file
    (:data:`MEMORY_INPUT`).
 3. **Convert and resize** on the same stream (:func:`nemo_cosmos_tokenizer.media.nvdec.nv12_to_clip`): ``exact``
-   (the default) is swscale's YUV->RGB arithmetic then torch's float32 antialiased resize, the frames of the
-   ``pyav`` backend resized on the GPU; ``fused`` (``BuildConfig.nvdec_resize``) is one Triton kernel from NV12 to
-   the target size.
+   is swscale's YUV->RGB arithmetic then torch's float32 antialiased resize, the frames of the ``pyav`` backend
+   resized on the GPU; ``fused`` is one Triton kernel from NV12 to the target size, written to repeat that
+   arithmetic (the same bytes, checked bit for bit on the GPU); ``auto`` (the default, ``BuildConfig.nvdec_resize``)
+   takes ``fused`` where Triton is installed. ``fused`` launches one kernel where ``exact`` launches dozens and
+   passes over the source-size frame several times in float32: a build ran at 61 % of encoder-only instead of 47 %
+   (BENCHMARKS.md, run 14).
 4. **Hand over without waiting**: a CUDA event marks the sample's clips ready; the consumer's stream waits for it
    on the GPU (no host synchronization per sample), and the clips are freed only after the consumer's work on them
    (``record_stream``). At most ``2 x threads + probe_threads`` samples are read ahead of the consumer, which bounds
@@ -33,8 +36,8 @@ Failures: everything NVDEC cannot give exactly (:meth:`~nemo_cosmos_tokenizer.me
 10-bit, 4:2:2/4:4:4, odd sizes, other codecs, H.264 in Matroska; images; broken files) is read by PyAV on the CPU in
 the probe thread, with the CPU reader's failure reasons. A stream NVDEC should take but fails on
 (:attr:`NvdecReader.refused`) is decoded by PyAV into the same NV12 planes and converted and resized on the GPU like
-NVDEC's, so its tokens are the ones NVDEC would have given. The backend and the resize kind are part of a build's
-config hash, so two never mix in one dataset.
+NVDEC's, so its tokens are the ones NVDEC would have given. The backend is part of a build's config hash, so two
+never mix in one dataset; the resize kind is not (both kinds give the same bytes).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from ..media.nvdec import (
     INSTALL_HINT,
     NVDEC_CODECS,
     RESIZE_KINDS,
+    resolve_resize,
     NvdecSession,
     StreamInfo,
     nv12_to_clip,
@@ -116,26 +120,25 @@ class NvdecReader:
 
     ``read(sample)`` runs in any thread (one decoder session and CUDA stream per thread); :meth:`iter_samples` reads
     a sequence in ``threads`` threads and yields :class:`SampleClips` in order, ready for use on the CUDA stream
-    that was current when the reader was made (the consumer's). ``resize``: ``exact`` or ``fused`` (see the module
+    that was current when the reader was made (the consumer's). ``resize``: ``auto``, ``exact`` or ``fused`` (see the module
     docstring).
     """
 
     def __init__(
         self, spec: ClipSpec, device: torch.device | str = "cuda", threads: int = DEFAULT_THREADS, *, decoder_module=None,
-        storage=None, max_decodes: int | None = None, resize: str = "exact", frame_access: str = "runs",
+        storage=None, max_decodes: int | None = None, resize: str = "auto", frame_access: str = "runs",
         memory_input: str | None = None, stream_priority: int | None = None, probe_threads: int | None = None,
     ) -> None:
         device = torch.device(device)
         if device.type != "cuda" and decoder_module is None:
             raise ValueError(f"the nvdec backend decodes on the GPU the tokenizer runs on; got device {device}")
-        if resize not in RESIZE_KINDS:
-            raise ValueError(f"resize must be one of {RESIZE_KINDS}, got {resize!r}")
         # decoder_module: a stand-in for PyNvVideoCodec (tests on machines without NVDEC); then CPU is allowed.
         self.nvc = decoder_module if decoder_module is not None else require_nvdec()
         self.spec = spec
         self.storage = storage
         """How tar shards and remote objects are reached (:class:`.sources.storage.Storage`; default options)."""
-        self.resize = resize
+        self.resize = resolve_resize(resize, device)
+        """``exact`` or ``fused`` (``auto`` resolved for the device, :func:`~..media.nvdec.resolve_resize`)."""
         self.frame_access = frame_access
         """How sessions fetch frames (:data:`nemo_cosmos_tokenizer.media.nvdec.FRAME_ACCESS`; the same frames either
         way, ``runs`` decodes each frame once, in order)."""

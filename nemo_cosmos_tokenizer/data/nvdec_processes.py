@@ -1,10 +1,13 @@
 """The ``nvdec`` backend's samples read in processes of their own: :class:`NvdecProcessReader`.
 
-Why: in one process the reader's threads (PyAV probes, PyNvVideoCodec calls, the conversion's launches) and the
-encoder's thread share one interpreter lock. BENCHMARKS.md run 13 measured the cost: the reader alone gave 1,075
-frames/s, the encoder alone 1,767, and a build 649-687 - what the two give when they take turns
-(1 / (1/1,075 + 1/1,767) = 668), not when they overlap. Readers in processes of their own have their own
-interpreters, and the builder's process is left with the encoder and the shard writer.
+Why it was built: in one process the reader's threads (PyAV probes, PyNvVideoCodec calls, the conversion's launches)
+and the encoder's thread share one interpreter lock, and BENCHMARKS.md run 13 found reading and encoding taking
+turns (reader alone 1,075 frames/s, encoder alone 1,767, builds 649-687 = 1 / (1/1,075 + 1/1,767)). What it gave
+(run 14, H100): slower builds than threads (33-41 % of encoder-only against 47-62 %, the same bytes). Without MPS
+the GPU time-slices between the processes' CUDA contexts, so the readers' small kernels cost the encoder whole time
+slices; the GIL was not what held the build (run 14's GIL probe: the decode calls release it). It stays as an
+option (``BuildConfig.nvdec_processes``, default 0) for what threads cannot do: a process that NVDEC aborts (error
+208 ended a whole build in run 11) is restarted, and the build goes on.
 
 How (``processes`` = P):
 
@@ -35,6 +38,7 @@ import dataclasses
 import importlib
 import logging
 import math
+import os
 import queue as queue_module
 import signal
 import traceback
@@ -107,15 +111,35 @@ def _serve(options: _ProcessOptions, avoid_nvdec: dict[str, str], tasks, results
                     yield sample
                     sample = tasks.get()
 
+            decoders = reader.decoder_counts
             for item in reader.iter_samples(sent()):
                 # The reader made this process's current stream wait for the clips; torch records the IPC event that
                 # the receiver waits for on that stream when the queue's feeder thread pickles them (its current
                 # stream is the default one, as here). The CUDA event itself does not cross processes.
                 results.put(("item", dataclasses.replace(item, ready=None)))
-            results.put(("done", {"counts": reader.counts, "seconds": reader.seconds, "refused": reader.refused,
-                                  "decoders": reader.decoder_counts, "peak_ahead_bytes": reader.peak_ahead_bytes}))
+            results.put(("done", _pass_stats(reader, decoders)))
     except BaseException:  # noqa: BLE001 - the consumer raises it with the traceback
         results.put(("error", traceback.format_exc()))
+        return
+    # Told to exit, everything sent was taken. Leave without the interpreter's teardown: torch's bookkeeping of
+    # tensors sent by CUDA IPC is destroyed after the CUDA driver is unloaded there, which aborted these processes
+    # with "CUDA error: driver shutting down" on an H100 (harmless, but a crash in the log).
+    if torch.cuda.is_available() and torch.device(options.device).type == "cuda":
+        torch.cuda.synchronize()
+    results.close()
+    results.join_thread()
+    os._exit(0)
+
+
+def _pass_stats(reader, decoders_before: dict[str, int]) -> dict[str, Any]:
+    """What ``reader`` did in the pass that just ended (its counters are reset for the next pass)."""
+    stats = {"counts": dict(reader.counts), "seconds": dict(reader.seconds), "refused": dict(reader.refused),
+             "decoders": {k: v - decoders_before.get(k, 0) for k, v in reader.decoder_counts.items()},
+             "peak_ahead_bytes": reader.peak_ahead_bytes}
+    reader.counts = dict.fromkeys(reader.counts, 0)
+    reader.seconds = dict.fromkeys(reader.seconds, 0.0)
+    reader.refused, reader.peak_ahead_bytes = {}, 0
+    return stats
 
 
 class _Process:
@@ -131,8 +155,6 @@ class _Process:
         self.owed: deque[Sample] = deque()
         self.ended = False
         """Whether the end of this pass's samples (``None``) was sent."""
-        self.stats: dict[str, Any] | None = None
-        """Its reader's statistics after its last pass (since it started)."""
 
     def send(self, sample: Sample | None) -> None:
         self.ended = sample is None
@@ -141,11 +163,11 @@ class _Process:
         self.tasks.put(sample)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.is_alive() and self.ended:  # between passes, it waits for the next task
+        if self.process.is_alive() and self.ended and not self.owed:  # between passes, waiting for the next task
             self.tasks.put(_EXIT)
             self.process.join(timeout)
-        if self.process.is_alive():  # mid-pass (an error, an early stop) or stuck: what it would still send is not wanted
-            self.process.terminate()
+        if self.process.is_alive():  # mid-pass (an error, an early stop) or stuck: what it would still send is not
+            self.process.terminate()  # wanted, and a result bigger than the pipe would keep it from exiting
             self.process.join(timeout)
         for q in (self.tasks, self.results):
             q.cancel_join_thread()  # items no one will read must not keep this process from exiting
@@ -162,7 +184,7 @@ class NvdecProcessReader:
 
     def __init__(
         self, spec: ClipSpec, device: torch.device | str = "cuda", processes: int = 2, threads: int = 8, *,
-        max_decodes: int | None = None, probe_threads: int | None = None, resize: str = "exact",
+        max_decodes: int | None = None, probe_threads: int | None = None, resize: str = "auto",
         frame_access: str = "runs", storage=None, decoder_module: str | None = None, max_restarts: int = 4,
     ) -> None:
         from .nvdec import MAX_CONCURRENT_DECODES, PROBE_THREADS
@@ -198,7 +220,8 @@ class NvdecProcessReader:
         self._kept = False
         self._context = None
         self.counts = {"nvdec": 0, "cpu": 0}
-        """Samples decoded on the GPU / read on the CPU, summed over the processes (after each pass)."""
+        """Samples decoded on the GPU / read on the CPU, summed over the processes and passes (added at the end of
+        each pass; a process that dies takes its counts of the pass with it)."""
         self.seconds: dict[str, float] = {}
         self.refused: dict[str, str] = {}
         self.decoder_counts = {"decoders_created": 0, "decoders_reconfigured": 0}
@@ -215,6 +238,11 @@ class NvdecProcessReader:
 
     def _spawn(self) -> list[_Process]:
         if self._procs is None:
+            if self.cuda:
+                # Memory this process's allocator keeps cached (a verify batch, an earlier pass) would leave the new
+                # processes none for their CUDA contexts: on an H100 a build after another one in the same process
+                # failed to start its readers with "CUDA error: out of memory" in set_device.
+                torch.cuda.empty_cache()
             self._context = torch.multiprocessing.get_context("spawn")
             self._procs = [_Process(self._context, n, self.options, {}) for n in range(self.processes)]
         return self._procs
@@ -262,39 +290,49 @@ class NvdecProcessReader:
                 self.close()
         self._log()
 
-    def _receive(self, procs: list[_Process], number: int) -> SampleClips:
-        """The next sample of process ``number`` (restarting it if it died), its clips in memory of this process."""
+    def _next(self, procs: list[_Process], number: int) -> tuple[str, Any]:
+        """The next message of process ``number``, restarting the process when it died (its owed samples resent)."""
         while True:
             proc = procs[number]
             try:
                 with self._on_receiving_stream():  # the IPC event's wait lands on the receiving stream
-                    kind, payload = proc.results.get(timeout=POLL_SECONDS)
+                    return proc.results.get(timeout=POLL_SECONDS)
             except queue_module.Empty:
-                if not proc.process.is_alive():
-                    procs[number] = self._restart(proc)
-                continue
-            if kind == "error":
-                raise RuntimeError(f"nvdec reader process {number} failed:\n{payload}")
-            if kind != "item":
-                raise RuntimeError(f"nvdec reader process {number} ended with samples still owed ({kind})")
-            expected = proc.owed.popleft()
-            if payload.sample.index != expected.index:
-                raise RuntimeError(f"nvdec reader process {number} gave sample {payload.sample.index} for {expected.index}")
-            return self._own(payload)
+                pass
+            except Exception:  # noqa: BLE001 - a result sent before its sender died: its tensors died with it
+                proc.process.join(5 * POLL_SECONDS)
+                if proc.process.is_alive():
+                    raise
+            if not proc.process.is_alive():
+                procs[number] = self._restart(proc)
+
+    def _receive(self, procs: list[_Process], number: int) -> SampleClips:
+        """The next sample of process ``number``, its clips in memory of this process."""
+        kind, payload = self._next(procs, number)
+        if kind == "error":
+            raise RuntimeError(f"nvdec reader process {number} failed:\n{payload}")
+        if kind != "item":
+            raise RuntimeError(f"nvdec reader process {number} ended with samples still owed ({kind})")
+        expected = procs[number].owed.popleft()
+        if payload.sample.index != expected.index:
+            raise RuntimeError(f"nvdec reader process {number} gave sample {payload.sample.index} for {expected.index}")
+        return self._own(payload)
 
     def _own(self, item: SampleClips) -> SampleClips:
         """``item`` with its clips copied out of the sender's memory (which is released on return)."""
         if not self.cuda:
             return item
         with self._on_receiving_stream():
-            clips = [clip.clone() for clip in item.clips]
+            # clips read on the CPU (images, 10-bit, odd sizes: the probe sends them to PyAV) are host arrays, owned
+            clips = [clip.clone() if isinstance(clip, torch.Tensor) and clip.is_cuda else clip for clip in item.clips]
             copied = torch.cuda.Event()
             copied.record(self._receiving)
         # Waiting here (for the sender's conversion and this copy only: the receiving stream holds nothing else) is
         # what lets the sender's memory go at once, and keeps a sender that dies later from taking clips in use.
         copied.synchronize()
         for clip in clips:
-            clip.record_stream(self.consumer_stream)  # allocated on the receiving stream, used on the consumer's
+            if isinstance(clip, torch.Tensor) and clip.is_cuda:
+                clip.record_stream(self.consumer_stream)  # allocated on the receiving stream, used on the consumer's
         return dataclasses.replace(item, clips=clips)
 
     def _on_receiving_stream(self):
@@ -325,34 +363,18 @@ class NvdecProcessReader:
         return fresh
 
     def _finish(self, procs: list[_Process], number: int) -> None:
-        """After the last sample: the process's statistics (restarting it if it died after its last sample)."""
-        while True:
-            proc = procs[number]
-            try:
-                kind, payload = proc.results.get(timeout=POLL_SECONDS)
-            except queue_module.Empty:
-                if not proc.process.is_alive():
-                    procs[number] = self._restart(proc)
-                continue
-            if kind == "error":
-                raise RuntimeError(f"nvdec reader process {number} failed:\n{payload}")
-            if kind != "done":
-                raise RuntimeError(f"nvdec reader process {number} gave a sample beyond the ones it was sent")
-            proc.stats = payload
-            self._sum_stats(procs)
-            return
-
-    def _sum_stats(self, procs: list[_Process]) -> None:
-        """The reader statistics summed over the processes (each process's since it started)."""
-        counts, seconds, decoders, refused, peak = {"nvdec": 0, "cpu": 0}, {}, {}, {}, 0
-        for stats in (p.stats for p in procs if p.stats is not None):
-            for total, part in ((counts, stats["counts"]), (seconds, stats["seconds"]), (decoders, stats["decoders"])):
-                for key, value in part.items():
-                    total[key] = total.get(key, 0) + value
-            refused.update(stats["refused"])
-            peak = max(peak, stats["peak_ahead_bytes"])
-        self.counts, self.seconds, self.refused, self.peak_ahead_bytes = counts, seconds, refused, peak
-        self.decoder_counts.update(decoders)
+        """After the last sample: what process ``number`` did in the pass, added to the totals."""
+        kind, payload = self._next(procs, number)
+        if kind == "error":
+            raise RuntimeError(f"nvdec reader process {number} failed:\n{payload}")
+        if kind != "done":
+            raise RuntimeError(f"nvdec reader process {number} gave a sample beyond the ones it was sent")
+        for total, part in ((self.counts, payload["counts"]), (self.seconds, payload["seconds"]),
+                            (self.decoder_counts, payload["decoders"])):
+            for key, value in part.items():
+                total[key] = total.get(key, 0) + value
+        self.refused.update(payload["refused"])
+        self.peak_ahead_bytes = max(self.peak_ahead_bytes, payload["peak_ahead_bytes"])
 
     def _log(self) -> None:
         log.info(

@@ -37,7 +37,9 @@ NVDEC_CODECS = ("h264", "hevc", "vp9", "av1")
 #: A gap of at most this many frames between two wanted frames is decoded through rather than sought over (a seek
 #: restarts at the keyframe before the target, usually further back).
 MAX_GAP = 32
-RESIZE_KINDS = ("exact", "fused")
+RESIZE_KINDS = ("auto", "exact", "fused")
+"""How NV12 surfaces become clips (:func:`nv12_to_clip`); ``auto`` is ``fused`` on CUDA where Triton imports, else
+``exact`` (:func:`resolve_resize`): both give the same bytes."""
 #: How a session fetches frames: ``runs`` (seek to a run's first frame, then decode it sequentially) or ``index``
 #: (``get_batch_frames_by_index``, the reader of runs 7-10, whose frames were checked against PyAV on an H100).
 FRAME_ACCESS = ("runs", "index")
@@ -248,6 +250,20 @@ def pyav_nv12(source: VideoSource, wanted: Sequence[int]) -> np.ndarray:
     return np.stack(out)
 
 
+def resolve_resize(resize: str, device: torch.device | str) -> str:
+    """``exact`` or ``fused`` for a resize kind of :data:`RESIZE_KINDS`: ``auto`` takes the fused Triton kernel on a
+    CUDA device where Triton is installed. The two write the same bytes (the CUDA tests of ``tests/media/test_fused.py``
+    compare them bit for bit; BENCHMARKS.md runs 11 and 14: the same shards on the 128-source benchmark mix), and the
+    fused one is cheaper (run 14: a build at 61 % of encoder-only instead of 47 %)."""
+    if resize not in RESIZE_KINDS:
+        raise ValueError(f"resize must be one of {RESIZE_KINDS}, got {resize!r}")
+    if resize != "auto":
+        return resize
+    import importlib.util
+
+    return "fused" if torch.device(device).type == "cuda" and importlib.util.find_spec("triton") else "exact"
+
+
 def nv12_to_clip(nv12: torch.Tensor, info: StreamInfo, height: int, width: int, mode: str,
                  resize: str = "exact") -> torch.Tensor:
     """NV12 surfaces uint8 ``[T, 3H/2, W]`` -> a clip uint8 ``[T, height, width, 3]``: rotation applied, resized.
@@ -256,12 +272,11 @@ def nv12_to_clip(nv12: torch.Tensor, info: StreamInfo, height: int, width: int, 
     antialiased bilinear) - the frames of the ``pyav`` backend resized on the GPU. ``fused``: one Triton kernel
     from NV12 to the target size (:mod:`.fused`), for unrotated frames (rotated ones take the exact path).
     """
+    resize = resolve_resize(resize, nv12.device)
     if resize == "fused" and info.rotation % 360 == 0:
         from .fused import nv12_resize
 
         return nv12_resize(nv12, info.colourspace, info.full_range, height, width, mode)
-    if resize not in RESIZE_KINDS:
-        raise ValueError(f"resize must be one of {RESIZE_KINDS}, got {resize!r}")
     rgb = nv12_to_rgb(nv12, info.colourspace, info.full_range)  # [T, H, W, 3]
     if info.rotation % 360:
         # Counter-clockwise display rotation, as the CPU reader applies it with np.rot90 on [H, W, 3].

@@ -248,3 +248,35 @@ def test_kernel_compiles_for_hopper_with_only_the_intended_fused_multiply_adds()
         ops[contract] = Counter(re.findall(r"\b((?:mul|add|sub|fma)(?:\.rn)?\.f32)", compiled.asm["ptx"]))
     assert ops[True]["fma.rn.f32"] == 9 and ops[True]["mul.f32"] + ops[True]["mul.rn.f32"] == 9, ops[True]
     assert ops[False]["fma.rn.f32"] == 0 and not any(op.startswith("fma") for op in ops[False]), ops[False]
+
+
+def test_auto_resize_takes_the_kernel_on_cuda_where_triton_is_installed(monkeypatch):
+    """``auto`` (the builder's default) is ``fused`` only on a CUDA device with Triton importable, else ``exact``;
+    the explicit kinds stay as given, and an unknown one is refused."""
+    import importlib.util
+
+    from nemo_cosmos_tokenizer.media.nvdec import resolve_resize
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "triton" else None)
+    assert resolve_resize("auto", torch.device("cuda", 0)) == "fused"
+    assert resolve_resize("auto", "cpu") == "exact"
+    assert resolve_resize("exact", "cuda") == "exact" and resolve_resize("fused", "cpu") == "fused"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert resolve_resize("auto", "cuda") == "exact"
+    with pytest.raises(ValueError, match="resize must be one of"):
+        resolve_resize("nearest", "cuda")
+
+
+def test_the_resize_kind_is_not_part_of_the_frames_hash():
+    """The kinds write the same bytes (the CUDA tests above), so a build's fingerprint of its frames does not name
+    the kind: a build resumes under another one, and machines with and without Triton build one dataset."""
+    import types
+
+    from nemo_cosmos_tokenizer.data.build.plan import BuildContext
+    from nemo_cosmos_tokenizer.media.clips import ClipSpec
+
+    spec = ClipSpec(num_frames=9, height=32, width=48, temporal_compression=8, spatial_compression=8)
+    described = [BuildContext.frames_description(types.SimpleNamespace(
+        clip_spec=spec, config=types.SimpleNamespace(video_backend="nvdec", nvdec_resize=kind)))
+        for kind in ("auto", "exact", "fused")]
+    assert described[0] == described[1] == described[2] and described[0]["video_backend"] == "nvdec"

@@ -90,7 +90,7 @@ class _SampleReader:
 
 def _iter_samples(
     samples: Sequence[Sample], spec: ClipSpec, backend: str, num_workers: int, device: torch.device,
-    read: Callable = read_sample, storage=None, nvdec_decodes: int | None = None, nvdec_resize: str = "exact",
+    read: Callable = read_sample, storage=None, nvdec_decodes: int | None = None, nvdec_resize: str = "auto",
     nvdec_probe_threads: int | None = None, nvdec_processes: int = 0,
 ) -> Iterator[SampleClips]:
     if backend == "nvdec" and nvdec_processes:  # reader processes; clips arrive as CUDA tensors of this process

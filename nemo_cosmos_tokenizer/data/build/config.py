@@ -35,7 +35,7 @@ LAYOUTS = PRESETS + (COSMOS_AR,)
 #: The builder's video backends: the CPU readers of :mod:`..video`, and ``nvdec`` (GPU decoding, :mod:`..nvdec`).
 VIDEO_BACKENDS = BACKENDS + ("nvdec",)
 #: How the ``nvdec`` backend turns NV12 surfaces into clips (:func:`nemo_cosmos_tokenizer.media.nvdec.nv12_to_clip`).
-NVDEC_RESIZE_KINDS = ("exact", "fused")
+NVDEC_RESIZE_KINDS = ("auto", "exact", "fused")
 
 
 class ConfigMismatchError(RuntimeError):
@@ -165,14 +165,17 @@ class BuildConfig:
     """With ``video_backend="nvdec"``: read in this many processes of their own (:mod:`..nvdec_processes`; clips
     handed over on the GPU by CUDA IPC), so that the reader's threads and the encoder's do not share one interpreter
     lock; ``num_workers``, ``nvdec_decodes`` and ``nvdec_probe_threads`` are then divided among them. 0: threads of
-    the builder's process. Speed only: the output does not depend on it."""
+    the builder's process. On an H100 processes were slower than threads (BENCHMARKS.md run 14: 33-41 % of
+    encoder-only against 47-62 %; without MPS the GPU time-slices between CUDA contexts), but a process that NVDEC
+    aborts is restarted instead of ending the build. The output does not depend on it."""
 
-    nvdec_resize: str = "exact"
+    nvdec_resize: str = "auto"
     """With ``video_backend="nvdec"``: how NV12 surfaces become clips at the target size. ``exact``: swscale's
-    YUV->RGB arithmetic, then torch's float32 antialiased bilinear resize on the GPU (the tokens of earlier nvdec
-    builds). ``fused``: one Triton kernel from NV12 to the target size, written to repeat that arithmetic (needs
-    Triton); it is recorded in the config hash as a separate frame source until it is shown bit-identical on the
-    GPU."""
+    YUV->RGB arithmetic, then torch's float32 antialiased bilinear resize on the GPU. ``fused``: one Triton kernel
+    from NV12 to the target size that repeats that arithmetic: the same bytes (checked bit for bit on the GPU, and
+    the same shards on the benchmark's 128 sources in BENCHMARKS.md runs 11 and 14), faster (run 14: 61 % of
+    encoder-only instead of 47 %). ``auto``: ``fused`` where Triton is installed, else ``exact``. Speed only: not
+    part of the config hash."""
 
     fast: bool = False
     """Encode with :func:`nemo_cosmos_tokenizer.fast.optimize` (compiled on CUDA, checked against the eager network

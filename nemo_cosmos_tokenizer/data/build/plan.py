@@ -94,8 +94,8 @@ class BuildContext:
     def frames_description(self) -> dict[str, Any]:
         spec = dataclasses.asdict(self.clip_spec)
         spec["video_backend"] = self.config.video_backend
-        if self.config.video_backend == "nvdec" and self.config.nvdec_resize != "exact":
-            spec["nvdec_resize"] = self.config.nvdec_resize  # recorded only where it differs from earlier builds
+        # nvdec_resize is not here: its kinds write the same bytes (BuildConfig.nvdec_resize), so a build started with
+        # one resumes with the other, and machines with and without Triton build one dataset together.
         return spec
 
     def plan(self) -> dict[str, Any]:
