@@ -112,6 +112,10 @@ class TokenizerTrainConfig:
 
     # --------------------------------------------------------------------------------------------- losses
     l1_weight: float = 1.0
+    l2_weight: float = 0.0
+    """Mean squared error on pixels (not in NVIDIA's recipe, which has L1 and perceptual terms). PSNR is its
+    logarithm, and its gradient grows with the error, so it pulls hardest where a reconstruction is furthest off
+    (the demo's moving object) where L1 pulls every pixel alike."""
     perceptual_weight: float = 0.0
     """LPIPS-VGG16 perceptual loss weight (NVIDIA: 0.1 with VGG-19 features); needs the weight files below."""
     perceptual_start: int = 0
@@ -168,7 +172,7 @@ class TokenizerTrainConfig:
             if getattr(self, name) < 1:
                 raise TrainConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         non_negative = ("warmup_steps", "num_workers", "val_samples", "image_every", "perceptual_weight",
-                        "adversarial_weight", "adversarial_start", "perceptual_start", "l1_weight", "grad_clip",
+                        "adversarial_weight", "adversarial_start", "perceptual_start", "l1_weight", "l2_weight", "grad_clip",
                         "weight_decay", "min_lr")
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -179,8 +183,8 @@ class TokenizerTrainConfig:
             raise TrainConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}", "0 turns EMA off")
         if min(self.resolution) < 1:
             raise TrainConfigError(f"resolution must be positive, got {list(self.resolution)}")
-        if self.l1_weight == 0 and self.perceptual_weight == 0:
-            raise TrainConfigError("l1_weight and perceptual_weight are both 0: nothing supervises the decoder")
+        if self.l1_weight == 0 and self.l2_weight == 0 and self.perceptual_weight == 0:
+            raise TrainConfigError("l1_weight, l2_weight and perceptual_weight are all 0: nothing supervises the decoder")
         if self.init_ema and self.init is None:
             raise TrainConfigError("init_ema takes the EMA weights of --init, but no --init is given")
         if self.levels is not None:

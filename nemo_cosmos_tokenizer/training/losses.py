@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PerceptualLoss", "frames_of", "hinge_discriminator_loss", "hinge_generator_loss", "l1_loss"]
+__all__ = ["PerceptualLoss", "frames_of", "hinge_discriminator_loss", "hinge_generator_loss", "l1_loss", "l2_loss"]
 
 
 def frames_of(x: torch.Tensor) -> torch.Tensor:
@@ -40,6 +40,11 @@ def frames_of(x: torch.Tensor) -> torch.Tensor:
 def l1_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error over every element, in float32."""
     return (reconstruction.float() - target.float()).abs().mean()
+
+
+def l2_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over every element, in float32."""
+    return (reconstruction.float() - target.float()).square().mean()
 
 
 class PerceptualLoss(nn.Module):

@@ -24,7 +24,7 @@ from .checkpoints import rng_state, set_rng_state
 from .config import TokenizerTrainConfig, TrainConfigError
 from .data import ManifestError, index_samples, load_indexed, plan_directory
 from .discriminator import PatchDiscriminator
-from .losses import PerceptualLoss, hinge_discriminator_loss, hinge_generator_loss, l1_loss
+from .losses import PerceptualLoss, hinge_discriminator_loss, hinge_generator_loss, l1_loss, l2_loss
 from .model import prepare_model, set_train_mode, trainable_parameters
 from .validation import evaluate_clips
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TERMS", "Trainer", "ema_decay_at", "lr_at", "mean_over_processes"]
 
-TERMS = ("loss", "l1", "perceptual", "adversarial", "discriminator")
+TERMS = ("loss", "l1", "perceptual", "adversarial", "discriminator", "l2")
 
 
 def lr_at(config: TokenizerTrainConfig, step: int) -> float:
@@ -202,6 +202,10 @@ class Trainer:
         l1 = l1_loss(recon, x)
         loss = config.l1_weight * l1
         terms[1] = l1.detach()
+        if config.l2_weight > 0:
+            l2 = l2_loss(recon, x)
+            loss = loss + config.l2_weight * l2
+            terms[5] = l2.detach()
         if self.perceptual is not None and step >= config.perceptual_start:
             with self._autocast():
                 perceptual = self.perceptual(recon, x)

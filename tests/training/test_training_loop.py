@@ -293,3 +293,23 @@ def test_data_workers_are_capped_at_the_usable_cpus(monkeypatch):
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert [data_workers(n) for n in (0, 1, 2, 12)] == [0, 1, 2, 2]
+
+
+def test_mean_squared_error_term(clips_dir, tmp_path):
+    """``l2_weight`` adds the pixels' mean squared error to the loss and to the log; alone it trains the network
+    (the loss falls), and a config where no term supervises the decoder is refused."""
+    from nemo_cosmos_tokenizer.training.config import TrainConfigError
+
+    result = train_tokenizer(tiny_config(clips_dir, tmp_path / "l2", max_steps=8, l1_weight=0.0, l2_weight=1.0))
+    history = result.history
+    assert all("l2" in entry for entry in history)
+    # 0 x L1 + 1 x L2: the loss is the L2 term itself, bit for bit (0 * x is 0 and 0 + y is y in float32)
+    assert all(entry["loss"] == entry["l2"] for entry in history), history
+    losses = [entry["loss"] for entry in history]
+    assert sum(losses[-2:]) / 2 < 0.8 * sum(losses[:2]) / 2, losses  # as the L1 run above: halved in every run seen
+    both = train_tokenizer(tiny_config(clips_dir, tmp_path / "both", max_steps=2, l2_weight=0.5)).history
+    for entry in both:
+        # the logged terms are float32 means; their weighted sum is the loss up to a float32 rounding of each
+        assert abs(entry["loss"] - (entry["l1"] + 0.5 * entry["l2"])) <= 1e-6 * max(1.0, entry["loss"]), entry
+    with pytest.raises(TrainConfigError, match="nothing supervises the decoder"):
+        tiny_config(clips_dir, tmp_path / "none", l1_weight=0.0, l2_weight=0.0)
