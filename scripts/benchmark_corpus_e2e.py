@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="kernels chosen without timing (BuildConfig.deterministic, the default); --no-deterministic "
                         "times them (cudnn.benchmark, Inductor autotuning), which made builds of separate processes differ")
     p.add_argument("--decode-slots", type=int, default=None,
-                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 4; 7, one per engine of an "
-                        "H100, met NVDEC error 208 in a build of run 11)")
+                   help="NVDEC decodes in flight at once (BuildConfig.nvdec_decodes, default 7, one per engine of an "
+                        "H100)")
     p.add_argument("--frame-access", default="runs", choices=("runs", "index"),
                    help="--stages only: how the reader's NVDEC sessions fetch frames (runs: sequential runs of "
                         "frames; index: get_batch_frames_by_index, the reader of runs 7-10)")

@@ -126,9 +126,9 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
      "one encoder call; whole: each clip streamed as one causal sequence in bounded memory (long --num-frames)")),
     ("--num-workers", "num_workers", dict(type=int, help="decoding worker processes (default 0); nvdec: decoder threads (default 8)")),
     ("--nvdec-decodes", "nvdec_decodes", dict(type=int, metavar="N", help="nvdec: NVDEC decodes in flight at once "
-     "(default 4; 7, one per decode engine of an H100, met NVDEC error 208 beside the encoder)")),
+     "(default 7, one per decode engine of an H100)")),
     ("--nvdec-probe-threads", "nvdec_probe_threads", dict(type=int, metavar="N", help="nvdec: threads opening and "
-     "planning samples with PyAV ahead of the decoders (default 8)")),
+     "planning samples with PyAV ahead of the decoders (default 12)")),
     ("--nvdec-processes", "nvdec_processes", dict(type=int, metavar="N", help="nvdec: read in N processes of their "
      "own (clips handed over on the GPU), dividing --num-workers, --nvdec-decodes and --nvdec-probe-threads among "
      "them; slower than threads on an H100 but survives an NVDEC abort; 0 (default): threads of this process")),

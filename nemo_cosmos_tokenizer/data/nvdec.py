@@ -80,8 +80,8 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_THREADS", "INSTALL_HINT", "MAX_CONCURRENT_DECODES", "NVDEC_CODECS", "NvdecReader", "StreamInfo",
            "probe_stream", "require_nvdec", "stream_info"]
 
-#: Decoder threads, two per decode in flight, so that some probe files while others decode. 8 threads with 4 decodes
-#: ran every build of runs 9-11 on an H100; 14 threads with 7 decodes ended a build in PyNvVideoCodec's C++ abort
+#: Decoder threads. 8 threads with 4 decodes ran every build of runs 9-11 on an H100, 8 threads with 7 decodes the
+#: 13 builds of runs 13-14; 14 threads with 7 decodes ended a build in PyNvVideoCodec's C++ abort
 #: (``cuvidMapVideoFrame`` error 208) in run 11, as a per-thread cache of 4 decoders had in run 10.
 DEFAULT_THREADS = 8
 #: CUDA priority of the decode threads' streams (lower is sooner; torch maps it into the device's range). Their work
@@ -93,11 +93,13 @@ STREAM_PRIORITY = -1
 MEMORY_INPUT = "file"
 #: Threads that open and plan samples with PyAV (CPU work: ``av.open`` decodes a few frames of an H.264 stream to
 #: guess its reordering delay) ahead of the decoder threads, which then only decode and convert. In one thread per
-#: sample with the decode, probing was 2/3 of the threads' time (BENCHMARKS.md, issue 22).
-PROBE_THREADS = 8
-#: NVDEC calls in flight at once. An H100 has 7 decode engines and NVDEC alone scales to 7 sessions
-#: (``benchmark_corpus_e2e.py --ceiling``, BENCHMARKS.md run 11), but beside the encoder 7 met error 208 (above).
-MAX_CONCURRENT_DECODES = 4
+#: sample with the decode, probing was 2/3 of the threads' time (BENCHMARKS.md, issue 22). Runs 13-14 built with 12
+#: (and 16: 62 % of encoder-only against 60-61 % with 12, one build each).
+PROBE_THREADS = 12
+#: NVDEC calls in flight at once: one per decode engine of an H100 or H200 (7), where NVDEC alone peaks
+#: (``benchmark_corpus_e2e.py --ceiling``, BENCHMARKS.md runs 11 and 14); 7 instead of 4 raised a build 6 % in run 13,
+#: with 8 decoder threads and no error 208 in runs 13-14 (run 11 met it with 14 threads, above).
+MAX_CONCURRENT_DECODES = 7
 
 
 class _Avoided(Exception):

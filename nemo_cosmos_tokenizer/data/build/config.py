@@ -151,15 +151,16 @@ class BuildConfig:
     """DataLoader worker processes decoding videos while the model encodes (0: decode inline); with
     ``video_backend="nvdec"``, decoder threads (0: 8)."""
 
-    nvdec_decodes: int = 4
-    """With ``video_backend="nvdec"``: NVDEC decodes in flight at once. An H100 or H200 has 7 NVDEC engines and NVDEC alone scales to 7 sessions, but 7 beside the encoder
-    ended a build in NVDEC error 208 on an H100 (BENCHMARKS.md, run 11); 4 ran every build of runs 9-11 (``python
-    scripts/benchmark_corpus_e2e.py --ceiling`` measures the rate per session count). Speed only: the frames, and
-    so the output, do not depend on it."""
+    nvdec_decodes: int = 7
+    """With ``video_backend="nvdec"``: NVDEC decodes in flight at once, by default one per decode engine of an H100 or
+    H200, where NVDEC alone peaks (``python scripts/benchmark_corpus_e2e.py --ceiling`` measures the rate per session
+    count). With the default 8 decoder threads, 7 ran the 13 builds of BENCHMARKS.md runs 13-14 (4 gave 6 % less in
+    run 13); with 14 threads, 7 ended a build in NVDEC error 208 in run 11. Speed only: the output does not depend
+    on it."""
 
-    nvdec_probe_threads: int = 8
+    nvdec_probe_threads: int = 12
     """With ``video_backend="nvdec"``: threads opening and planning samples with PyAV (CPU work) ahead of the decoder
-    threads. Speed only: the output does not depend on it."""
+    threads (runs 13-14 built with 12). Speed only: the output does not depend on it."""
 
     nvdec_processes: int = 0
     """With ``video_backend="nvdec"``: read in this many processes of their own (:mod:`..nvdec_processes`; clips
