@@ -306,13 +306,18 @@ class NvdecProcessReader:
             if not proc.process.is_alive():
                 procs[number] = self._restart(proc)
 
-    def _receive(self, procs: list[_Process], number: int) -> SampleClips:
-        """The next sample of process ``number``, its clips in memory of this process."""
+    def _expect(self, procs: list[_Process], number: int, wanted: str, otherwise: str) -> Any:
+        """The payload of process ``number``'s next message, which must be of kind ``wanted``."""
         kind, payload = self._next(procs, number)
         if kind == "error":
             raise RuntimeError(f"nvdec reader process {number} failed:\n{payload}")
-        if kind != "item":
-            raise RuntimeError(f"nvdec reader process {number} ended with samples still owed ({kind})")
+        if kind != wanted:
+            raise RuntimeError(f"nvdec reader process {number} {otherwise} ({kind})")
+        return payload
+
+    def _receive(self, procs: list[_Process], number: int) -> SampleClips:
+        """The next sample of process ``number``, its clips in memory of this process."""
+        payload = self._expect(procs, number, "item", "ended with samples still owed")
         expected = procs[number].owed.popleft()
         if payload.sample.index != expected.index:
             raise RuntimeError(f"nvdec reader process {number} gave sample {payload.sample.index} for {expected.index}")
@@ -364,11 +369,7 @@ class NvdecProcessReader:
 
     def _finish(self, procs: list[_Process], number: int) -> None:
         """After the last sample: what process ``number`` did in the pass, added to the totals."""
-        kind, payload = self._next(procs, number)
-        if kind == "error":
-            raise RuntimeError(f"nvdec reader process {number} failed:\n{payload}")
-        if kind != "done":
-            raise RuntimeError(f"nvdec reader process {number} gave a sample beyond the ones it was sent")
+        payload = self._expect(procs, number, "done", "gave a sample beyond the ones it was sent")
         for total, part in ((self.counts, payload["counts"]), (self.seconds, payload["seconds"]),
                             (self.decoder_counts, payload["decoders"])):
             for key, value in part.items():
