@@ -211,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma list of Python switch intervals in ms (sys.setswitchinterval), each built; default "
                         "Python's 5 ms. A smaller one lets the encoder's thread take the GIL back sooner from the "
                         "reader's threads (the convoy effect --gil measures)")
+    p.add_argument("--wait-previous", default="1",
+                   help="comma list of 1/0, each built: whether a decoder thread waits on the host for its previous "
+                        "sample's conversion before decoding the next (nvdec.WAIT_FOR_PREVIOUS; the bytes must not "
+                        "change)")
     p.add_argument("--reader-processes", default="0",
                    help="comma list of BuildConfig.nvdec_processes values, each built: the reader in N processes of "
                         "its own (clips handed over by CUDA IPC), 0 threads of the builder's process; the first one "
@@ -300,14 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.repeat > 1 and kinds != ["files"]:
             raise SystemExit("--repeat applies to --inputs files only")
         default_switch = sys.getswitchinterval()
-        for kind, (stream, priority, memory, probes, slots, switch_ms, procs) in _variants(kinds, args):
+        for kind, (stream, priority, memory, probes, slots, switch_ms, procs, wait) in _variants(kinds, args):
             chunk_module.CONSUMER_STREAM, nvdec_module.STREAM_PRIORITY, nvdec_module.MEMORY_INPUT = stream, priority, memory
+            nvdec_module.WAIT_FOR_PREVIOUS = wait
             # How often a thread that wants the GIL takes it from one that holds it: the encoder's thread gives it up
             # at every kernel launch, and with 20 reader threads busy may wait up to one interval to get it back.
             sys.setswitchinterval(switch_ms / 1e3 if switch_ms else default_switch)
             variant = (f"stream={stream} priority={priority} probe_threads={probes} decode_slots={slots}"
                        + (f" switch={switch_ms:g}ms" if switch_ms else "")
-                       + (f" processes={procs}" if procs else "")
+                       + (f" processes={procs}" if procs else "") + ("" if wait else " no-wait-previous")
                        + (f" memory={memory}" if kind != "files" else ""))
             # A fresh folder per build, also across runs with the same --dir (a finished build would only be resumed,
             # in no time); the digests and differing documents then compare every build ever made there.
@@ -373,10 +378,10 @@ def _repeated_manifest(manifest: Path, repeat: int) -> Path:
     return path
 
 
-def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, int, int | None, float | None, int]]]:
+def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, int, int | None, float | None, int, bool]]]:
     """(input kind, (consumer stream, reader priority, memory input, probe threads, decode slots, switch interval in
-    ms or None for Python's, reader processes)) for each build: every combination of the listed values, the memory
-    inputs only for inputs held in memory (tar, s3)."""
+    ms or None for Python's, reader processes, wait for the previous sample)) for each build: every combination of
+    the listed values, the memory inputs only for inputs held in memory (tar, s3)."""
     from nemo_cosmos_tokenizer.data import nvdec
 
     streams = [v for v in args.consumer_streams.split(",") if v]
@@ -386,9 +391,10 @@ def _variants(kinds: list[str], args) -> list[tuple[str, tuple[str, int, str, in
     slots = [int(v) for v in args.decode_slots_list.split(",") if v] if args.decode_slots_list else [args.decode_slots]
     switches = [float(v) for v in args.switch_intervals.split(",") if v] if args.switch_intervals else [None]
     processes = _reader_processes(args)
-    return [(kind, (stream, priority, memory, probe, slot, switch, procs)) for kind in kinds for stream in streams
+    waits = [v.strip() not in ("0", "false", "no") for v in args.wait_previous.split(",") if v.strip()] or [True]
+    return [(kind, (stream, priority, memory, probe, slot, switch, procs, wait)) for kind in kinds for stream in streams
             for priority in priorities for memory in (memories if kind != "files" else memories[:1])
-            for probe in probes for slot in slots for switch in switches for procs in processes]
+            for probe in probes for slot in slots for switch in switches for procs in processes for wait in waits]
 
 
 def _reader_processes(args) -> list[int]:

@@ -96,6 +96,11 @@ MEMORY_INPUT = "file"
 #: sample with the decode, probing was 2/3 of the threads' time (BENCHMARKS.md, issue 22). Runs 13-14 built with 12
 #: (and 16: 62 % of encoder-only against 60-61 % with 12, one build each).
 PROBE_THREADS = 12
+#: Whether a decoder thread waits (on the host) for its previous sample's conversion before it decodes the next one.
+#: Belt and braces: the decoder refills its surfaces on the thread's stream, after the copies queued there (see the
+#: module docstring), so the surfaces are safe without it. ``benchmark_corpus_e2e.py --wait-previous 1,0`` measures
+#: what it costs and checks the bytes on a GPU; it stays on until that has run.
+WAIT_FOR_PREVIOUS = True
 #: NVDEC calls in flight at once: one per decode engine of an H100 or H200 (7), where NVDEC alone peaks
 #: (``benchmark_corpus_e2e.py --ceiling``, BENCHMARKS.md runs 11 and 14); 7 instead of 4 raised a build 6 % in run 13,
 #: with 8 decoder threads and no error 208 in runs 13-14 (run 11 met it with 14 threads, above).
@@ -308,9 +313,10 @@ class NvdecReader:
         return torch.cuda.stream(self._stream()) if self.cuda else contextlib.nullcontext()
 
     def _wait_for_previous(self) -> None:
-        """Wait (this thread only) until this thread's previous sample is converted: its surfaces are free again."""
+        """Wait (this thread only) until this thread's previous sample is converted: its surfaces are free again
+        (:data:`WAIT_FOR_PREVIOUS`)."""
         previous = getattr(self._local, "previous", None)
-        if previous is not None:
+        if previous is not None and WAIT_FOR_PREVIOUS:
             previous.synchronize()
             self._local.previous = None
 

@@ -309,11 +309,33 @@ def test_real_reader_fused_resize_equals_exact(media_dir):
     samples = read_manifest(media_dir / "captions.jsonl").samples
     spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=64, width=96,
                     temporal_compression=8, spatial_compression=2)
-    exact = list(NvdecReader(spec, "cuda", threads=7).iter_samples(samples))
+    exact = list(NvdecReader(spec, "cuda", threads=7, resize="exact").iter_samples(samples))
     reader = NvdecReader(spec, "cuda", threads=7, resize="fused")
     fused = list(reader.iter_samples(samples))
     assert reader.peak_ahead_bytes > 0
     for a, b in zip(exact, fused):
+        assert (a.failure and a.failure.reason) == (b.failure and b.failure.reason), a.sample.id
+        assert a.backend == b.backend and a.frame_indices == b.frame_indices, a.sample.id
+        for x, y in zip(a.clips, b.clips):
+            assert torch.equal(torch.as_tensor(x).cpu(), torch.as_tensor(y).cpu()), a.sample.id
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and NVDEC")
+def test_real_reader_without_the_host_wait_gives_the_same_clips(media_dir, monkeypatch):
+    """Without a decoder thread's host wait for its previous sample's conversion (``WAIT_FOR_PREVIOUS``), the
+    decoder refills its surfaces only after the copies queued on the thread's stream: the clips are the same, read
+    many times over by 7 threads so that decodes and conversions overlap."""
+    pytest.importorskip("PyNvVideoCodec")
+    from nemo_cosmos_tokenizer.data import nvdec as nvdec_module
+
+    samples = [s for s in read_manifest(media_dir / "captions.jsonl").samples if s.path.endswith(".mp4")] * 4
+    spec = ClipSpec(num_frames=9, clips_per_video=2, short_videos="shorten", height=64, width=96,
+                    temporal_compression=8, spatial_compression=2)
+    waited = list(NvdecReader(spec, "cuda", threads=7).iter_samples(samples))
+    monkeypatch.setattr(nvdec_module, "WAIT_FOR_PREVIOUS", False)
+    unwaited = list(NvdecReader(spec, "cuda", threads=7).iter_samples(samples))
+    for a, b in zip(waited, unwaited):
         assert (a.failure and a.failure.reason) == (b.failure and b.failure.reason), a.sample.id
         assert a.backend == b.backend and a.frame_indices == b.frame_indices, a.sample.id
         for x, y in zip(a.clips, b.clips):
