@@ -249,6 +249,10 @@ def main() -> int:
                         help="minutes: sample no new caption after this minus half a minute, so the report is written "
                              "inside a 10-minute device command (default 9.5; --cpu-smoke: none; 0: none)")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on CPU: checks the plumbing, no targets")
+    parser.add_argument("--compile", action="store_true",
+                        help="train both tokenizers with train-tokenizer --compile (torch.compile of the step's "
+                             "encoder and decoder passes: fewer host launches a step; each resumed chunk of the "
+                             "from-scratch run compiles again, from Inductor's cache)")
     args = parser.parse_args()
     for name in ("minutes", "max_steps", "finetune_steps", "gpt_steps", "captions"):
         value = getattr(args, name)
@@ -279,6 +283,8 @@ def main() -> int:
     tok_geometry = ["--num-frames", str(sizes.frames), "--resolution", f"{sizes.size},{sizes.size}"]  # list flags: a,b
     device = ["--device", sizes.device] if sizes.device != "auto" else []
     flags = dict((f[0], list(f[1:])) for f in sizes.tokenizer_flags)
+    if args.compile:
+        flags["--compile"] = []
 
     print(f"# 1. clips ({sizes.frames} frames, {sizes.size}x{sizes.size}) -> {work / 'clips'}")
     t0 = time.perf_counter()

@@ -145,7 +145,8 @@ class TokenizerTrainConfig:
     compile: bool = False
     """``torch.compile`` the encoder and decoder passes of each step (``dynamic=False``). A small network's step is
     bound by the host (~6,700 ATen calls a step for ``recipes/train_tokenizer_demo.yaml``), which compiling fuses;
-    the first step compiles (tens of seconds). If compiling fails, the run warns and goes on eagerly. Speed only:
+    the first step compiles (tens of seconds). If compiling fails, the run warns and goes on eagerly. CUDA only: on
+    a CPU it warns and trains eagerly (torch's Inductor crashed this network's compiled backward there). Speed only:
     a resumed run may change it."""
     seed: int = 0
     num_workers: int = 2

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TERMS", "Trainer", "ema_decay_at", "lr_at", "mean_over_processes"]
 
+#: Device types where ``compile`` compiles the step. On the CPU, torch 2.13's Inductor code for the demo network's
+#: backward aborted the process (glibc "corrupted double-linked list" / a segfault in a channels-last 1x1x1
+#: ``convolution_backward`` after a fused group-norm kernel) - no exception to fall back from - and a CPU step is
+#: not bound by the host anyway.
+COMPILE_DEVICE_TYPES = ("cuda",)
 TERMS = ("loss", "l1", "perceptual", "adversarial", "discriminator", "l2")
 
 
@@ -101,8 +106,13 @@ class Trainer:
         self.params = [p for _, p in trainable_parameters(self.net)]
         # The step's two passes; compiled wrappers of the same bound methods (same parameters) with ``compile``.
         self._encode, self._decode = self.net.encode_pre_quant, self.net.decode_latent
-        self._compile_unproven = config.compile  # until a compiled step has run: a failure then falls back to eager
-        if config.compile:
+        compiling = config.compile and self.device.type in COMPILE_DEVICE_TYPES
+        if config.compile and not compiling:
+            log.warning("--compile applies on %s devices only (on a CPU, torch's Inductor code for this network's "
+                        "backward crashed the process); training eagerly on %s", "/".join(COMPILE_DEVICE_TYPES),
+                        self.device)
+        self._compile_unproven = compiling  # until a compiled step has run: a failure then falls back to eager
+        if compiling:
             self._encode = torch.compile(self.net.encode_pre_quant, dynamic=False)
             self._decode = torch.compile(self.net.decode_latent, dynamic=False)
         self.opt = torch.optim.AdamW(self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)

@@ -224,6 +224,28 @@ def test_ema_warms_up_so_a_short_run_is_not_its_initial_weights(clips_dir, tmp_p
     assert gap > 100 * tol, (gap, tol)
 
 
+def _compile_on_cpu(monkeypatch):
+    """Let ``compile`` compile on the CPU, which the trainer leaves eager by default (COMPILE_DEVICE_TYPES): these
+    tests replace torch.compile by stand-ins that never reach Inductor's CPU code."""
+    from nemo_cosmos_tokenizer.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "COMPILE_DEVICE_TYPES", ("cuda", "cpu"))
+
+
+def test_compile_is_left_out_on_a_cpu(clips_dir, tmp_path, monkeypatch, caplog):
+    """On a CPU ``compile`` warns and trains eagerly (Inductor's CPU code for this network's backward aborted the
+    process with torch 2.13): torch.compile is never called and the run is the eager one."""
+    called = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: called.append(fn) or fn)
+    settings = dict(max_steps=2)
+    eager = train_tokenizer(tiny_config(clips_dir, tmp_path / "eager", **settings))
+    with caplog.at_level("WARNING", logger="nemo_cosmos_tokenizer.training.trainer"):
+        asked = train_tokenizer(tiny_config(clips_dir, tmp_path / "asked", compile=True, **settings))
+    assert called == [] and "--compile applies on cuda devices only" in caplog.text
+    keys = ("step", "loss", "grad_norm")
+    assert [{k: e[k] for k in keys} for e in asked.history] == [{k: e[k] for k in keys} for e in eager.history]
+
+
 def test_compiled_steps_train_the_same_network(clips_dir, tmp_path, monkeypatch):
     # Inductor's CPU code generation takes minutes on two cores; "aot_eager" traces the same two passes through
     # Dynamo and AOTAutograd (what decides which parameters the compiled step trains) and runs ATen's kernels. The
@@ -237,6 +259,7 @@ def test_compiled_steps_train_the_same_network(clips_dir, tmp_path, monkeypatch)
 
     settings = dict(max_steps=3, ema_decay=0.9)
     eager = train_tokenizer(tiny_config(clips_dir, tmp_path / "eager", **settings))
+    _compile_on_cpu(monkeypatch)
     monkeypatch.setattr(torch, "compile", aot_eager)
     fast = train_tokenizer(tiny_config(clips_dir, tmp_path / "compiled", compile=True, **settings))
     assert compiled == ["encode_pre_quant", "decode_latent"]
@@ -262,6 +285,7 @@ def test_a_compile_failure_trains_on_eagerly(clips_dir, tmp_path, monkeypatch, c
 
     settings = dict(max_steps=2)
     eager = train_tokenizer(tiny_config(clips_dir, tmp_path / "eager", **settings))
+    _compile_on_cpu(monkeypatch)
     monkeypatch.setattr(torch, "compile", broken)
     with caplog.at_level("WARNING", logger="nemo_cosmos_tokenizer.training.trainer"):
         fallen = train_tokenizer(tiny_config(clips_dir, tmp_path / "fallen", compile=True, **settings))
@@ -281,6 +305,7 @@ def test_an_error_after_compiled_steps_is_not_hidden(clips_dir, tmp_path, monkey
             return fn(*args, **kw)
         return run
 
+    _compile_on_cpu(monkeypatch)
     monkeypatch.setattr(torch, "compile", fails_on_second_step)
     with pytest.raises(RuntimeError, match="CUDA out of memory"):
         train_tokenizer(tiny_config(clips_dir, tmp_path / "run", max_steps=3, compile=True))
