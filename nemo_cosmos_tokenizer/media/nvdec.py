@@ -261,7 +261,11 @@ def resolve_resize(resize: str, device: torch.device | str) -> str:
         return resize
     import importlib.util
 
-    return "fused" if torch.device(device).type == "cuda" and importlib.util.find_spec("triton") else "exact"
+    device = torch.device(device)
+    if device.type != "cuda" or importlib.util.find_spec("triton") is None:
+        return "exact"
+    # Triton compiles for compute capability 7.0 (Volta) and later; older GPUs keep the exact path.
+    return "fused" if torch.cuda.get_device_capability(device) >= (7, 0) else "exact"
 
 
 def nv12_to_clip(nv12: torch.Tensor, info: StreamInfo, height: int, width: int, mode: str,

@@ -251,14 +251,20 @@ def test_kernel_compiles_for_hopper_with_only_the_intended_fused_multiply_adds()
 
 
 def test_auto_resize_takes_the_kernel_on_cuda_where_triton_is_installed(monkeypatch):
-    """``auto`` (the builder's default) is ``fused`` only on a CUDA device with Triton importable, else ``exact``;
+    """``auto`` (the builder's default) is ``fused`` only on a CUDA device of compute capability 7.0 or later with
+    Triton importable, else ``exact``;
     the explicit kinds stay as given, and an unknown one is refused."""
     import importlib.util
 
     from nemo_cosmos_tokenizer.media.nvdec import resolve_resize
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "triton" else None)
+    capability = [(9, 0)]
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability[0])
     assert resolve_resize("auto", torch.device("cuda", 0)) == "fused"
+    capability[0] = (6, 1)  # a Pascal GPU: Triton does not compile for it
+    assert resolve_resize("auto", torch.device("cuda", 0)) == "exact"
+    capability[0] = (9, 0)
     assert resolve_resize("auto", "cpu") == "exact"
     assert resolve_resize("exact", "cuda") == "exact" and resolve_resize("fused", "cpu") == "fused"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
