@@ -15,6 +15,9 @@ imports them from (so a move of the media readers changes one import block).
   random position. Image batches (``image_every``) take one random frame of any sample, images included.
 * A sample that cannot be read (too short, undecodable, missing) is skipped for the next one of the permutation,
   with a warning the first time: skipping is deterministic too.
+* **Cache** (``cache_mb`` > 0): each data-loading process keeps whole decoded videos (every frame, uint8) up to that
+  many MiB, so a small set is decoded once per process instead of once per epoch; clips are cut from the cached
+  frames exactly as from the decoder (the same frames: a test compares the batches).
 * **Held-out clips** are read exactly as the builder reads them (``read_sample``: the first clip, centre crop).
 """
 
@@ -80,7 +83,8 @@ class ClipBatches(torch.utils.data.Dataset):
 
     def __init__(self, samples: Sequence[Sample], *, batch_size: int, rank: int, world_size: int, num_frames: int,
                  resolution: tuple[int, int], temporal_compression: int, spatial_compression: int,
-                 fps: float | None, image_every: int, is_video_model: bool, seed: int) -> None:
+                 fps: float | None, image_every: int, is_video_model: bool, seed: int,
+                 cache_mb: int = 0) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} must be a multiple of the {world_size} processes")
         self.samples = list(samples)
@@ -94,6 +98,9 @@ class ClipBatches(torch.utils.data.Dataset):
         self.spec = ClipSpec(num_frames=num_frames, fps=fps, height=resolution[0], width=resolution[1],
                              temporal_compression=temporal_compression, spatial_compression=spatial_compression)
         self._failed: set[int] = set()
+        self.cache_bytes = cache_mb * 2**20
+        self._cache: dict[str, _DecodedVideo] = {}  # per data-loading process (each has its own copy)
+        self._cached_bytes = 0
         self._permutations: dict[tuple[int, bool], np.ndarray] = {}
 
     def is_image_step(self, step: int) -> bool:
@@ -145,7 +152,7 @@ class ClipBatches(torch.utils.data.Dataset):
         if sample.is_image:
             frames = torch.from_numpy(load_image(media)[None])  # [1, H, W, 3]
             return _crop(frames, height, width, rng)
-        source = open_video(media)
+        source = self._cached(sample) or open_video(media)
         begin, end = frame_range(sample, source.num_frames, source.fps)
         if images:
             indices = [int(rng.integers(begin, end))]
@@ -156,6 +163,37 @@ class ClipBatches(torch.utils.data.Dataset):
             indices = (first - first[0] + start).tolist()
         frames = torch.from_numpy(np.ascontiguousarray(source.get_frames(indices)))  # [T, H, W, 3]
         return _crop(frames, height, width, rng)
+
+    def _cached(self, sample: Sample) -> "_DecodedVideo | None":
+        """The whole decoded video of ``sample`` from this process's cache (decoded and kept while the cache has
+        room), or ``None`` without a cache or once it is full."""
+        if self.cache_bytes <= 0:
+            return None
+        video = self._cache.get(sample.id)
+        if video is not None or self._cached_bytes >= self.cache_bytes:
+            return video
+        source = open_video(load_media(sample))
+        frames = np.ascontiguousarray(source.get_frames(list(range(source.num_frames))))  # [N, H, W, 3] uint8
+        video = _DecodedVideo(frames, source.fps)
+        if self._cached_bytes + frames.nbytes <= self.cache_bytes:
+            self._cache[sample.id] = video
+            self._cached_bytes += frames.nbytes
+        return video
+
+
+@dataclasses.dataclass(frozen=True)
+class _DecodedVideo:
+    """Every frame of a video (uint8 ``[N, H, W, 3]``), read like the decoder it came from."""
+
+    frames: np.ndarray
+    fps: float
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        return self.frames[np.asarray(indices, dtype=np.int64)]  # a copy: the cache is never handed out
 
 
 def read_eval_clips(samples: Sequence[Sample], *, num_frames: int, resolution: tuple[int, int],

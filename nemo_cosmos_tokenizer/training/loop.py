@@ -122,7 +122,8 @@ def _run(trainer: Trainer) -> TrainResult:
         train_samples, batch_size=config.batch_size, rank=env.rank, world_size=env.world_size,
         num_frames=config.num_frames if arch.is_video else 1, resolution=config.resolution,
         temporal_compression=arch.temporal_compression, spatial_compression=arch.spatial_compression,
-        fps=config.fps, image_every=config.image_every, is_video_model=arch.is_video, seed=config.seed)
+        fps=config.fps, image_every=config.image_every, is_video_model=arch.is_video, seed=config.seed,
+        cache_mb=config.cache_mb)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, config.max_steps),
                                          num_workers=data_workers(config.num_workers),
                                          pin_memory=device.type == "cuda")

@@ -113,8 +113,10 @@ class Trainer:
                         self.device)
         self._compile_unproven = compiling  # until a compiled step has run: a failure then falls back to eager
         if compiling:
-            self._encode = torch.compile(self.net.encode_pre_quant, dynamic=False)
-            self._decode = torch.compile(self.net.decode_latent, dynamic=False)
+            self._encode = torch.compile(self.net.encode_pre_quant, dynamic=False, mode=config.compile_mode)
+            self._decode = torch.compile(self.net.decode_latent, dynamic=False, mode=config.compile_mode)
+        # CUDA graphs reuse their output memory on the next replay: each step tells them a new step began.
+        self._graphed = compiling and config.compile_mode == "reduce-overhead"
         self.opt = torch.optim.AdamW(self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
         self.ema_net = None
         if config.ema_decay > 0:
@@ -198,6 +200,8 @@ class Trainer:
 
     def step(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, float]:
         config, net = self.config, self.net
+        if self._graphed:
+            torch.compiler.cudagraph_mark_step_begin()
         try:
             recon = self._reconstruct(x)
         except Exception as err:  # noqa: BLE001 - any compiler failure: the eager passes are the same network
@@ -206,6 +210,7 @@ class Trainer:
             log.warning("torch.compile failed (%s: %s); training on without compiling", type(err).__name__,
                         str(err).splitlines()[0] if str(err) else "")
             self._encode, self._decode = net.encode_pre_quant, net.decode_latent
+            self._graphed = False
             recon = self._reconstruct(x)
         self._compile_unproven = False
         terms = torch.zeros(len(TERMS), device=self.device)

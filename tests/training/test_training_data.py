@@ -47,3 +47,22 @@ def test_unreadable_sample_is_skipped(clips_dir, tmp_path, caplog):
             assert batches[step][0].shape == (4, 5, 32, 32, 3)
     assert "skipping a_broken.mp4" in caplog.text
     assert caplog.text.count("skipping a_broken.mp4") == 1  # recorded once
+
+
+def test_cached_videos_give_the_same_batches(clips_dir, tmp_path):
+    """Clips cut from a cache of whole decoded videos equal the decoder's, step for step (image steps too), and the
+    cache stops growing at its size."""
+    samples = index_samples(str(clips_dir), tmp_path / "plan")
+    plain = _batches(samples, image_every=3)
+    cached = ClipBatches(samples, batch_size=4, rank=0, world_size=1, image_every=3, cache_mb=64, **SETTINGS)
+    for step in range(6):  # 24 slots over the set's videos: each is read from the cache at least once
+        a, b = plain[step], cached[step]
+        assert a[1] == b[1] and torch.equal(a[0], b[0]), step
+    assert 0 < len(cached._cache) and cached._cached_bytes <= 64 * 2**20
+    one = max(v.frames.nbytes for v in cached._cache.values())
+    small = ClipBatches(samples, batch_size=4, rank=0, world_size=1, image_every=0, cache_mb=1, **SETTINGS)
+    small.cache_bytes = one  # room for one video: the others are decoded each time
+    videos = _batches(samples)
+    for step in range(3):
+        assert torch.equal(small[step][0], videos[step][0]), step
+    assert len(small._cache) == 1

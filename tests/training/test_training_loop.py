@@ -277,6 +277,25 @@ def test_compiled_steps_train_the_same_network(clips_dir, tmp_path, monkeypatch)
     assert max(float((c[k] - e[k]).abs().max()) for k in c) <= bound
 
 
+def test_reduce_overhead_marks_each_step_for_the_cuda_graphs(clips_dir, tmp_path, monkeypatch):
+    """``compile_mode`` reaches torch.compile; with ``reduce-overhead`` (CUDA graphs, whose outputs are overwritten
+    by the next replay) every step starts with ``cudagraph_mark_step_begin``, and the default mode never calls it."""
+    modes, marks = [], []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: modes.append(kwargs.get("mode")) or fn)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    _compile_on_cpu(monkeypatch)
+    train_tokenizer(tiny_config(clips_dir, tmp_path / "graphed", compile=True, compile_mode="reduce-overhead",
+                                max_steps=3))
+    assert modes == ["reduce-overhead", "reduce-overhead"] and len(marks) == 3
+    modes.clear(), marks.clear()
+    train_tokenizer(tiny_config(clips_dir, tmp_path / "fused", compile=True, max_steps=2))
+    assert modes == ["default", "default"] and marks == []
+    from nemo_cosmos_tokenizer.training.config import TrainConfigError
+
+    with pytest.raises(TrainConfigError, match="compile_mode must be one of"):
+        tiny_config(clips_dir, tmp_path / "bad", compile=True, compile_mode="fastest")
+
+
 def test_a_compile_failure_trains_on_eagerly(clips_dir, tmp_path, monkeypatch, caplog):
     def broken(fn, **kwargs):
         def fails(*args, **kw):
