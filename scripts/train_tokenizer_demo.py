@@ -25,12 +25,18 @@ Exit status 1 if an id changed in the decoder-only fine-tune, or (not with --cpu
 held-out PSNR >= 28 dB, fine-tuned PSNR above the start, >= 80 % of samples showing the caption's colour and
 direction.
 
-Use a fresh --work-dir: each training command resumes from the checkpoints it finds there.
+Rerunning the command in the same --work-dir reuses the tokenizer trained from scratch there (its steps and minutes
+are kept in ``tokenizer/demo_stage.json``) and goes on from step 3; --stop-after tokenizer ends after step 2, so a
+machine whose commands are limited in time can run the demo as two commands. Each training command also resumes
+from the checkpoints it finds; use a fresh --work-dir for a new run.
 
 examples:
   python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-demo --out $OUT       # < 10 min on one H100 (estimate)
   python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-demo --minutes 8 --stop-psnr 0 --gpt-steps 1000
   python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-smoke --cpu-smoke     # the plumbing, minutes on a CPU
+  # two commands of at most 10 minutes each: the tokenizer, then the rest (reusing it)
+  python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-demo --minutes 8 --stop-after tokenizer
+  python scripts/train_tokenizer_demo.py --work-dir /tmp/tok-demo --minutes 8 --out $OUT
 """
 
 from __future__ import annotations
@@ -155,7 +161,10 @@ def train_from_scratch(base: list[str], out_dir: Path, sizes: Sizes, minutes: fl
         if stop_psnr > 0 and psnr is not None and psnr >= stop_psnr:
             return result, steps, f"validation PSNR {psnr:.2f} >= {stop_psnr:g} dB"
         left = minutes * 60 - (time.perf_counter() - began) - fixed
-        extra = int(rate * min(left, sizes.chunk_seconds)) // 50 * 50
+        # Chunks only to look at the validation PSNR between them: without a target, the rest in one run (each run
+        # starts again: start-up and, with --compile, compiling from the cache).
+        chunk = sizes.chunk_seconds if stop_psnr > 0 else left
+        extra = int(rate * min(left, chunk)) // 50 * 50
         if extra < 50:
             return result, steps, f"the {minutes:g}-minute budget"
         steps += extra
@@ -253,6 +262,8 @@ def main() -> int:
                         help="train both tokenizers with train-tokenizer --compile (torch.compile of the step's "
                              "encoder and decoder passes: fewer host launches a step; each resumed chunk of the "
                              "from-scratch run compiles again, from Inductor's cache)")
+    parser.add_argument("--stop-after", choices=("tokenizer",),
+                        help="end after training the tokenizer from scratch (a rerun of the command reuses it)")
     args = parser.parse_args()
     for name in ("minutes", "max_steps", "finetune_steps", "gpt_steps", "captions"):
         value = getattr(args, name)
@@ -304,8 +315,29 @@ def main() -> int:
     base = [py, "scripts/train_tokenizer.py", "--config", "recipes/train_tokenizer_demo.yaml", "--input",
             train["manifest"], "--val-input", val["manifest"], "--output-dir", str(scratch_dir), *tok_geometry,
             *device, *_flat(flags)]
-    scratch_cli, steps, stopped = train_from_scratch(base, scratch_dir, sizes, minutes, args.max_steps,
-                                                     args.stop_psnr, batch, log, timings)
+    stage = scratch_dir / "demo_stage.json"
+    if stage.exists():
+        done = json.loads(stage.read_text())
+        scratch_cli, steps, stopped = done["cli"], done["steps"], done["stopped_by"]
+        timings["tokenizer"] = done["seconds"]
+        print(f"  reusing the tokenizer this work dir holds ({steps} steps in {done['seconds'] / 60:.1f} min, stopped "
+              f"by {stopped}; delete {scratch_dir} to train it again)")
+    else:
+        scratch_cli, steps, stopped = train_from_scratch(base, scratch_dir, sizes, minutes, args.max_steps,
+                                                         args.stop_psnr, batch, log, timings)
+        tmp = stage.with_name(stage.name + ".tmp")
+        tmp.write_text(json.dumps({"cli": scratch_cli, "steps": steps, "stopped_by": stopped,
+                                   "seconds": timings["tokenizer"]}, indent=1) + "\n")
+        tmp.replace(stage)
+    if args.stop_after == "tokenizer":
+        print(f"# stopped after the tokenizer (--stop-after tokenizer): {steps} steps, held-out scores follow in the "
+              f"next run of this command; validation: {scratch_cli.get('eval')}")
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            for name, path in (("tokenizer_train_log.jsonl", scratch_dir / "train_log.jsonl"), ("demo.log", log)):
+                if path.exists():
+                    shutil.copy(path, Path(args.out) / name)
+        return 0
     scratch = str(scratch_cli["final_dir"])
     dev = "cuda" if sizes.device == "auto" and _cuda() else ("cpu" if sizes.device == "auto" else sizes.device)
     scratch_score = score(scratch, heldout["manifest"], dev)

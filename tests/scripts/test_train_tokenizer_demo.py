@@ -114,9 +114,19 @@ def _training_library_missing() -> str | None:
 def test_cpu_smoke_runs_end_to_end(tmp_path):
     work, out = tmp_path / "work", tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--work-dir", str(work), "--cpu-smoke", "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=900)
+    command = [sys.executable, str(SCRIPT), "--work-dir", str(work), "--cpu-smoke", "--out", str(out)]
+    # As two commands (a machine that limits each command's minutes): the tokenizer, then the rest reusing it.
+    first = subprocess.run([*command, "--stop-after", "tokenizer"], env=env, capture_output=True, text=True,
+                           timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert (work / "tokenizer" / "demo_stage.json").exists() and not (out / "report.json").exists()
+    assert not (work / "tokens").exists()  # nothing after step 2 ran
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "reusing the tokenizer this work dir holds (4 steps" in proc.stdout
+    trained = [line for line in (work / "demo.log").read_text().splitlines()
+               if line.startswith("$ ") and str(work / "tokenizer") + " " in line + " "]
+    assert len(trained) == 1, trained  # the from-scratch training command ran in the first command only
     report = json.loads((out / "report.json").read_text())
     # The decoder-only fine-tune kept every id and the frozen weights, even in 3 steps with EMA on.
     assert report["finetune"]["ids"] == {"heldout": True, "other_heldout": True, "frozen_weights_equal": True}
