@@ -164,20 +164,22 @@ class ClipBatches(torch.utils.data.Dataset):
         frames = torch.from_numpy(np.ascontiguousarray(source.get_frames(indices)))  # [T, H, W, 3]
         return _crop(frames, height, width, rng)
 
-    def _cached(self, sample: Sample) -> "_DecodedVideo | None":
+    def _cached(self, sample: Sample):
         """The whole decoded video of ``sample`` from this process's cache (decoded and kept while the cache has
-        room), or ``None`` without a cache or once it is full."""
+        room for it), the opened video where it has none, or ``None`` without a cache or once it is full."""
         if self.cache_bytes <= 0:
             return None
         video = self._cache.get(sample.id)
         if video is not None or self._cached_bytes >= self.cache_bytes:
             return video
         source = open_video(load_media(sample))
+        frame_bytes = source.get_frames([0]).nbytes  # the source has no size of its own; one frame tells it
+        if self._cached_bytes + source.num_frames * frame_bytes > self.cache_bytes:
+            return source  # no room for all of it: decode only the frames this clip needs
         frames = np.ascontiguousarray(source.get_frames(list(range(source.num_frames))))  # [N, H, W, 3] uint8
         video = _DecodedVideo(frames, source.fps)
-        if self._cached_bytes + frames.nbytes <= self.cache_bytes:
-            self._cache[sample.id] = video
-            self._cached_bytes += frames.nbytes
+        self._cache[sample.id] = video
+        self._cached_bytes += frames.nbytes
         return video
 
 
