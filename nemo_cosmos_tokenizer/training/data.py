@@ -101,6 +101,7 @@ class ClipBatches(torch.utils.data.Dataset):
         self.cache_bytes = cache_mb * 2**20
         self._cache: dict[str, _DecodedVideo] = {}  # per data-loading process (each has its own copy)
         self._cached_bytes = 0
+        self._too_large: set[str] = set()  # videos that did not fit the room left: read frame by frame
         self._permutations: dict[tuple[int, bool], np.ndarray] = {}
 
     def is_image_step(self, step: int) -> bool:
@@ -170,12 +171,13 @@ class ClipBatches(torch.utils.data.Dataset):
         if self.cache_bytes <= 0:
             return None
         video = self._cache.get(sample.id)
-        if video is not None or self._cached_bytes >= self.cache_bytes:
+        if video is not None or self._cached_bytes >= self.cache_bytes or sample.id in self._too_large:
             return video
         source = open_video(load_media(sample))
         frame_bytes = source.get_frames([0]).nbytes  # the source has no size of its own; one frame tells it
         if self._cached_bytes + source.num_frames * frame_bytes > self.cache_bytes:
-            return source  # no room for all of it: decode only the frames this clip needs
+            self._too_large.add(sample.id)  # the room only shrinks: never measured again
+            return source  # decode only the frames this clip needs
         frames = np.ascontiguousarray(source.get_frames(list(range(source.num_frames))))  # [N, H, W, 3] uint8
         video = _DecodedVideo(frames, source.fps)
         self._cache[sample.id] = video
